@@ -1,0 +1,26 @@
+"""User-facing errors: each names the field, the value and what is allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class AplabError(Exception):
+    """Base class of every error aplab raises on purpose (the CLI turns it into exit status 2)."""
+
+
+class ConfigError(AplabError, ValueError):
+    """A bad value for a named field; the message says the field, the value and what is allowed."""
+
+    def __init__(self, field: str, value: object, allowed: str):
+        self.field, self.value, self.allowed = field, value, allowed
+        super().__init__(f"{field}={value!r} is not allowed: {allowed}")
+
+
+class TrackingUnavailable(AplabError):
+    """The tracking server cannot be reached."""
+
+
+def one_of(choices: Iterable[object]) -> str:
+    """Render a list of choices for an error message."""
+    return "one of " + ", ".join(repr(c) if not isinstance(c, str) else c for c in choices)

@@ -1,0 +1,43 @@
+"""Class-conditional (asymmetric) flip maps: source class -> target class, per dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import Registry
+
+#: Fine -> coarse (superclass) index of the 100 CIFAR-100 classes, as in the dataset's own meta files.
+CIFAR100_COARSE = np.array([
+    4, 1, 14, 8, 0, 6, 7, 7, 18, 3, 3, 14, 9, 18, 7, 11, 3, 9, 7, 11,
+    6, 11, 5, 10, 7, 6, 13, 15, 3, 15, 0, 11, 1, 10, 12, 14, 16, 9, 11, 5,
+    5, 19, 8, 8, 15, 13, 14, 17, 18, 10, 16, 4, 17, 4, 2, 0, 17, 4, 18, 17,
+    10, 3, 2, 12, 12, 16, 12, 1, 9, 19, 2, 10, 0, 1, 16, 12, 9, 13, 15, 13,
+    16, 19, 2, 4, 6, 19, 5, 5, 8, 19, 18, 1, 2, 15, 6, 0, 17, 8, 14, 13,
+], dtype=np.int64)
+
+
+def circular_within_groups(groups: list[list[int]]) -> dict[int, int]:
+    """Each class flips to the next class of its group, the last one back to the first."""
+    return {g[i]: g[(i + 1) % len(g)] for g in groups for i in range(len(g))}
+
+
+def cifar100_consecutive_groups() -> list[list[int]]:
+    """The field's CIFAR-100 map: 20 groups of 5 consecutive indices (NOT the real superclasses)."""
+    return [list(range(start, start + 5)) for start in range(0, 100, 5)]
+
+
+def cifar100_superclass_groups() -> list[list[int]]:
+    """The true CIFAR-100 superclasses, each as its 5 fine classes in index order."""
+    return [np.flatnonzero(CIFAR100_COARSE == c).tolist() for c in range(20)]
+
+
+#: name -> (number of classes, {source: target})
+ASYMMETRIC_MAPS: Registry[tuple[int, dict[int, int]]] = Registry("asymmetric noise map")
+ASYMMETRIC_MAPS.register("mnist", (10, {7: 1, 2: 7, 5: 6, 6: 5, 3: 8}))
+# truck -> automobile, bird -> airplane, cat <-> dog, deer -> horse
+ASYMMETRIC_MAPS.register("cifar10", (10, {9: 1, 2: 0, 3: 5, 5: 3, 4: 7}))
+ASYMMETRIC_MAPS.register("cifar100", (100, circular_within_groups(cifar100_consecutive_groups())))
+ASYMMETRIC_MAPS.register("cifar100_superclass", (100, circular_within_groups(cifar100_superclass_groups())))
+
+#: Datasets whose classes are those of a mapped dataset (the embedded digits are the digits 0-9).
+MAP_ALIASES = {"digits": "mnist"}
