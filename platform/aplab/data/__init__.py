@@ -1,0 +1,10 @@
+"""Datasets: sources (clean train/test), the stratified validation split, and on-device augmentation."""
+
+from __future__ import annotations
+
+from .augment import AUGMENTATIONS, AugmentSpec, augment_batch, normalize
+from .sources import Dataset, ImageFiles, ImageTensors, available_datasets, default_data_dir, load_dataset
+from .split import stratified_split
+
+__all__ = ["AUGMENTATIONS", "AugmentSpec", "Dataset", "ImageFiles", "ImageTensors", "augment_batch",
+           "available_datasets", "default_data_dir", "load_dataset", "normalize", "stratified_split"]
