@@ -1,0 +1,173 @@
+"""The ``aplab`` command: train | quickstart | study | pipeline | report | sync | ui | losses.
+
+Every user mistake ends with one line ``aplab: error: ...`` and exit status 2, before anything runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .config import RunConfig, apply, from_dict, load_yaml, parse_override
+from .errors import AplabError
+
+#: --flag -> dotted config field, for the fields people change most.
+TRAIN_FLAGS: dict[str, tuple[str, type | None, str]] = {
+    "dataset": ("data.name", str, "dataset (digits, mnist, cifar10, cifar100, webvision_mini)"),
+    "model": ("model.name", str, "model (cnn4, cnn8, resnet34, resnet50, any timm resnet)"),
+    "loss": ("loss.name", str, "loss, e.g. ce, gce, sce, nce+rce"),
+    "noise": ("noise.spec", str, "label noise, e.g. symmetric:0.4, asymmetric:0.3, none"),
+    "seed": ("runtime.seed", int, "seed of weights, noise, split and order"),
+    "epochs": ("optim.epochs", int, "epochs (default: the paper's for the dataset)"),
+    "alpha": ("loss.alpha", float, "weight of the first (active) term"),
+    "beta": ("loss.beta", float, "weight of the second (passive) term"),
+    "fidelity": ("loss.fidelity", str, "code (authors' code constants, default) or paper (paper text)"),
+    "data-dir": ("data.data_dir", str, "data directory (default $APLAB_DATA or ~/.cache/aplab/data)"),
+    "tracking-uri": ("tracking.uri", str, "MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"),
+    "experiment": ("tracking.experiment", str, "MLflow experiment name"),
+    "workdir": ("tracking.workdir", str, "folder of run checkpoints and state (default aplab_runs)"),
+    "precision": ("runtime.precision", str, "auto, fp32 or bf16"),
+    "device": ("runtime.device", str, "auto, cpu, cuda or cuda:N"),
+}
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags shared by every command that builds run configs."""
+    for flag, (_, kind, text) in TRAIN_FLAGS.items():
+        parser.add_argument(f"--{flag}", type=kind, help=text)
+    parser.add_argument("--config", help="YAML file of config sections (data, noise, model, loss, optim, runtime, tracking)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config field, e.g. --set optim.lr=0.05 (repeatable)")
+    parser.add_argument("--clean-val", action="store_true", help="validate on clean labels (an oracle, for analysis)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--offline", action="store_true", help="log locally only; push later with `aplab sync`")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """--config file, then the flags, then --set overrides, in that order of precedence (last wins)."""
+    cfg = from_dict(load_yaml(args.config)) if args.config else RunConfig()
+    for flag, (path, _, _) in TRAIN_FLAGS.items():
+        value = getattr(args, flag.replace("-", "_"), None)
+        if value is not None:
+            apply(cfg, path, value)
+    for flag, path in (("clean_val", "data.clean_val"), ("compile", "runtime.compile"), ("offline", "tracking.offline")):
+        if getattr(args, flag, False):
+            apply(cfg, path, True)
+    for item in args.set:
+        apply(cfg, *parse_override(item))
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    result = train(config_from_args(args), progress=not args.no_progress)
+    where = f"run {result.run_id}" if result.run_id else f"offline run in {result.run_dir}"
+    if result.status == "SKIPPED":
+        print(f"already finished: {where} (config {result.config_hash}); nothing to do")
+    summary = "  ".join(f"{k} {100 * v:.2f}%" if "acc" in k else f"{k} {v:g}" for k, v in result.summary.items())
+    print(f"{result.status.lower()}: {where}  {summary}")
+    print(f"run folder: {result.run_dir}")
+    return 0 if result.status in ("FINISHED", "SKIPPED") else 1
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from .pipeline import run_quickstart
+
+    return run_quickstart(args)
+
+
+def cmd_losses(args: argparse.Namespace) -> int:
+    from .losses import loss_table
+
+    print(loss_table(), end="")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from .tracking import default_uri
+    from .tracking.mlflow_tracker import open_ui
+
+    return open_ui(default_uri(args.tracking_uri), args.port)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .tracking import make_tracker
+    from .train import sync
+
+    tracker = make_tracker(args.tracking_uri)
+    folders = [Path(p) for p in args.run_dirs] or sorted(p.parent for p in Path(args.workdir).rglob("state.json"))
+    for folder in folders:
+        result = sync(folder, tracker)
+        print(f"{folder}: {result.status.lower()} run {result.run_id}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aplab", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train one run (the paper's settings by default)")
+    add_config_arguments(train)
+    train.set_defaults(handler=cmd_train)
+
+    quick = commands.add_parser("quickstart", help="CE vs NCE+RCE under heavy noise on the embedded digits")
+    quick.add_argument("--tracking-uri")
+    quick.add_argument("--experiment", default="aplab-quickstart")
+    quick.add_argument("--workdir", default="aplab_runs")
+    quick.add_argument("--out", default="aplab_out/quickstart", help="folder of the table and plots")
+    quick.add_argument("--workers", type=int, default=1)
+    quick.set_defaults(handler=cmd_quickstart)
+
+    table = commands.add_parser("losses", help="print the table of losses (from their metadata)")
+    table.set_defaults(handler=cmd_losses)
+
+    ui = commands.add_parser("ui", help="open the MLflow UI on the tracking store")
+    ui.add_argument("--tracking-uri")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(handler=cmd_ui)
+
+    sync = commands.add_parser("sync", help="push offline runs (or runs finished during an outage) to the tracker")
+    sync.add_argument("run_dirs", nargs="*", help="run folders (default: every run under --workdir)")
+    sync.add_argument("--tracking-uri")
+    sync.add_argument("--workdir", default="aplab_runs")
+    sync.set_defaults(handler=cmd_sync)
+
+    for register in EXTRA_COMMANDS:
+        register(commands)
+    return parser
+
+
+#: Sub-command registrars contributed by other modules (study, pipeline, report).
+EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def _load_extra_commands() -> None:
+    for module in ("study.cli", "pipeline.cli", "report.cli"):
+        try:
+            imported = __import__(f"aplab.{module}", fromlist=["register"])
+        except ModuleNotFoundError:
+            continue
+        if imported.register not in EXTRA_COMMANDS:
+            EXTRA_COMMANDS.append(imported.register)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_extra_commands()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except AplabError as err:
+        print(f"aplab: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("aplab: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

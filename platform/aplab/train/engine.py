@@ -1,0 +1,125 @@
+"""The training engine: epochs of SGD with clipping, evaluation, and one host sync per epoch."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .batches import DeviceBatches
+from .runtime import Runtime
+
+TRAIN_SUMS = ("loss", "acc_noisy", "acc_clean", "flipped_noisy", "flipped_clean", "count", "flipped")
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite; the run stops as FAILED."""
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    acc: float
+    confusion: torch.Tensor | None = None
+
+
+class Engine:
+    """Owns the model, loss, optimizer and schedule; knows nothing of data sources or tracking."""
+
+    def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler: torch.optim.lr_scheduler.LRScheduler, runtime: Runtime, grad_clip: float,
+                 num_classes: int, compiled: nn.Module | None = None):
+        self.model = model
+        self.forward = compiled or model
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.runtime = runtime
+        self.grad_clip = grad_clip
+        self.num_classes = num_classes
+
+    def train_epoch(self, batches: DeviceBatches) -> torch.Tensor:
+        """One pass over the training batches; returns the device tensor of TRAIN_SUMS (no sync)."""
+        self.model.train()
+        device = self.runtime.device
+        sums = torch.zeros(len(TRAIN_SUMS), device=device, dtype=torch.float64)
+        for batch in batches:
+            with self.runtime.autocast():
+                logits = self.forward(batch.images)
+            loss = self.loss_fn(logits, batch.labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            self.optimizer.step()
+            with torch.no_grad():
+                pred = logits.argmax(dim=1)
+                flipped = batch.flipped
+                sums += torch.stack([
+                    loss.detach().double() * batch.labels.shape[0],
+                    (pred == batch.labels).sum().double(),
+                    (pred == batch.clean).sum().double(),
+                    ((pred == batch.labels) & flipped).sum().double(),
+                    ((pred == batch.clean) & flipped).sum().double(),
+                    (batch.labels >= 0).sum().double(),
+                    flipped.sum().double(),
+                ])
+        self.scheduler.step()
+        return sums
+
+    @torch.no_grad()
+    def evaluate(self, batches: DeviceBatches, confusion: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Cross-entropy sum, correct count and size (device tensor), and optionally the confusion matrix."""
+        self.model.eval()
+        device = self.runtime.device
+        sums = torch.zeros(3, device=device, dtype=torch.float64)
+        matrix = torch.zeros(self.num_classes * self.num_classes, device=device, dtype=torch.int64) if confusion else None
+        for batch in batches:
+            with self.runtime.autocast():
+                logits = self.forward(batch.images)
+            logits = logits.float()
+            pred = logits.argmax(dim=1)
+            sums += torch.stack([
+                F.cross_entropy(logits, batch.labels, reduction="sum").double(),
+                (pred == batch.labels).sum().double(),
+                (batch.labels >= 0).sum().double(),
+            ])
+            if matrix is not None:
+                matrix += torch.bincount(batch.labels * self.num_classes + pred, minlength=matrix.numel())
+        return sums, (matrix.view(self.num_classes, self.num_classes) if matrix is not None else None)
+
+    def epoch(self, train: DeviceBatches, val: DeviceBatches | None, test: DeviceBatches,
+              epoch: int, epochs: int, confusion: bool = False) -> tuple[dict[str, float], torch.Tensor | None]:
+        """Train one epoch and evaluate; the metrics dict costs exactly one host synchronisation."""
+        start = time.perf_counter()
+        if hasattr(self.loss_fn, "on_epoch_start"):
+            self.loss_fn.on_epoch_start(epoch - 1, epochs)
+        lr = self.optimizer.param_groups[0]["lr"]
+        train_sums = self.train_epoch(train)
+        val_sums = self.evaluate(val)[0] if val is not None and len(val) else torch.zeros(3, device=train_sums.device,
+                                                                                          dtype=torch.float64)
+        test_sums, matrix = self.evaluate(test, confusion=confusion)
+        values = torch.cat([train_sums, val_sums, test_sums]).tolist()  # the one host sync of the epoch
+        seconds = time.perf_counter() - start
+        t = dict(zip(TRAIN_SUMS, values[: len(TRAIN_SUMS)]))
+        v_loss, v_correct, v_n, s_loss, s_correct, s_n = values[len(TRAIN_SUMS):]
+        if not torch.isfinite(torch.tensor(t["loss"])):
+            raise NonFiniteLoss(f"training loss is {t['loss'] / max(t['count'], 1)} at epoch {epoch}")
+        metrics = {
+            "train/loss": t["loss"] / t["count"],
+            "train/acc_noisy": t["acc_noisy"] / t["count"],
+            "train/acc_clean": t["acc_clean"] / t["count"],
+            "train/memorised": t["flipped_noisy"] / t["flipped"] if t["flipped"] else 0.0,
+            "train/corrected": t["flipped_clean"] / t["flipped"] if t["flipped"] else 0.0,
+            "test/loss": s_loss / s_n,
+            "test/acc": s_correct / s_n,
+            "lr": lr,
+            "time/epoch_s": seconds,
+            "time/images_per_s": t["count"] / seconds,
+        }
+        if v_n:
+            metrics.update({"val/loss": v_loss / v_n, "val/acc": v_correct / v_n})
+        return metrics, matrix

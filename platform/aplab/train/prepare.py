@@ -1,0 +1,73 @@
+"""The one-way data flow of a run: dataset source -> noise -> stratified split -> device batches."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import noise
+from ..config import RunConfig
+from ..data import AUGMENTATIONS, Dataset, ImageTensors, load_dataset, stratified_split
+from ..errors import ConfigError
+from .batches import DeviceBatches
+from .runtime import Runtime
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Clean data, its noisy training labels, and the train/validation split of the noisy set."""
+
+    dataset: Dataset
+    noisy: noise.NoisyLabels
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    clean_val: bool
+
+    @property
+    def labels_digest(self) -> str:
+        """The identity of the noisy training set: a hash of its labels."""
+        return hashlib.sha256(self.noisy.labels.tobytes()).hexdigest()[:16]
+
+
+def prepare_data(cfg: RunConfig) -> PreparedData:
+    """Load the dataset, corrupt its training labels with the run's seed, split off validation."""
+    dataset = load_dataset(cfg.data.name, cfg.data.data_dir, download=cfg.data.download)
+    if not isinstance(dataset.train, ImageTensors):
+        raise ConfigError("data.name", cfg.data.name, "a dataset held in memory (file-based datasets such as "
+                          "webvision_mini load, but training them needs the file loader, not yet built)")
+    clean = dataset.train.labels
+    features = None
+    if cfg.noise.spec.startswith("instance"):
+        features = dataset.train.images.reshape(len(clean), -1).float().numpy() / 255.0
+    noisy = noise.corrupt(clean, cfg.noise.spec, dataset.num_classes, seed=cfg.runtime.seed,
+                          dataset=cfg.data.name, features=features)
+    train_idx, val_idx = stratified_split(noisy.labels, cfg.data.val_fraction, seed=cfg.runtime.seed)
+    return PreparedData(dataset, noisy, train_idx, val_idx, cfg.data.clean_val)
+
+
+def make_batches(data: PreparedData, cfg: RunConfig, runtime: Runtime) -> tuple[DeviceBatches, DeviceBatches | None, DeviceBatches]:
+    """Device-resident train (augmented, shuffled), validation and test batches."""
+    train_set, test_set = data.dataset.train, data.dataset.test
+    assert isinstance(train_set, ImageTensors) and isinstance(test_set, ImageTensors)
+    clean = torch.from_numpy(train_set.labels)
+    noisy = torch.from_numpy(data.noisy.labels)
+    flipped = torch.from_numpy(data.noisy.flipped)
+    common = dict(mean=data.dataset.mean, std=data.dataset.std, device=runtime.device,
+                  channels_last=runtime.channels_last)
+
+    def subset(idx: np.ndarray, labels: torch.Tensor, **kw) -> DeviceBatches:
+        index = torch.from_numpy(idx)
+        return DeviceBatches(train_set.images[index], labels[index], clean[index], flipped[index], **common, **kw)
+
+    augment = AUGMENTATIONS.get(cfg.data.augment, "data.augment")
+    train = subset(data.train_idx, noisy, batch_size=cfg.optim.batch_size, augment=augment, shuffle=True)
+    val = None
+    if data.val_idx.size:
+        val = subset(data.val_idx, clean if data.clean_val else noisy, batch_size=cfg.runtime.eval_batch_size)
+    test_labels = torch.from_numpy(test_set.labels)
+    test = DeviceBatches(test_set.images, test_labels, test_labels, torch.zeros_like(test_labels, dtype=torch.bool),
+                         batch_size=cfg.runtime.eval_batch_size, **common)
+    return train, val, test

@@ -1,0 +1,125 @@
+"""Keeps a run's tracking in step with its local state, through tracking outages.
+
+Every epoch's metrics live in the run folder first (state.json); the recorder pushes the epochs the
+server has not seen yet, so an outage delays metrics but never loses or doubles them. ``aplab sync``
+replays the same pushes later for runs made offline or finished while the server was away.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..tracking import DatasetRecord, Tracker
+from .checkpoint import read_json, write_json
+
+STATE_FILE = "state.json"
+SENTINEL_METRIC = "train/loss"  # logged every epoch; its history tells which epochs reached the server
+
+
+class RunRecorder:
+    """Local state of one run (state.json) plus best-effort pushes to its tracker."""
+
+    def __init__(self, run_dir: Path, tracker: Tracker | None, state: dict[str, Any]):
+        self.run_dir = run_dir
+        self.tracker = tracker
+        self.state = state
+        self._warned = False
+
+    @classmethod
+    def load(cls, run_dir: Path, tracker: Tracker | None) -> RunRecorder | None:
+        state = read_json(run_dir / STATE_FILE)
+        return cls(run_dir, tracker, state) if state is not None else None
+
+    @property
+    def run_id(self) -> str | None:
+        return self.state.get("run_id")
+
+    def save(self) -> None:
+        write_json(self.run_dir / STATE_FILE, self.state)
+
+    def _try(self, what: str, call) -> bool:
+        if self.tracker is None:
+            return False
+        try:
+            call()
+            if self._warned:
+                print(f"[aplab] tracking server is back; {what} delivered", file=sys.stderr)
+                self._warned = False
+            return True
+        except Exception as err:  # an outage must never cost the training run
+            if not self._warned:
+                print(f"[aplab] tracking unavailable ({type(err).__name__}: {str(err)[:120]}); "
+                      "training goes on, metrics are kept in the run folder and sent when it is back",
+                      file=sys.stderr)
+                self._warned = True
+            return False
+
+    def ensure_run(self) -> bool:
+        """Create the tracked run (params, tags, dataset input) if it does not exist yet; False during an outage."""
+        if self.run_id is not None:
+            return True
+        if self.tracker is None:
+            return False
+        state, tracker = self.state, self.tracker
+
+        def create() -> None:
+            run_id = tracker.start_run(state["experiment"], state["run_name"], state["tags"], state.get("parent_run_id"))
+            tracker.log_params(run_id, state["params"])
+            tracker.log_dataset(run_id, DatasetRecord(**state["dataset"]))
+            state["run_id"] = run_id
+
+        return self._try("run creation", create)
+
+    def reconcile(self) -> None:
+        """After a crash, ask the server which epochs it has, so none is sent twice."""
+        if self.run_id is None or self.tracker is None:
+            return
+        steps: list[int] = []
+        if self._try("history", lambda: steps.extend(s for s, _ in self.tracker.metric_history(self.run_id, SENTINEL_METRIC))):
+            self.state["synced_step"] = max(steps, default=0)
+
+    def push_pending(self) -> bool:
+        """Send every recorded epoch after ``synced_step``; True when the server is up to date."""
+        if self.run_id is None:
+            return False
+        pending = [(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
+                   for row in self.state["history"] if row["epoch"] > self.state.get("synced_step", 0)]
+        if not pending:
+            return True
+        if self._try(f"epochs {pending[0][0]}-{pending[-1][0]}", lambda: self.tracker.log_metrics(self.run_id, pending)):
+            self.state["synced_step"] = pending[-1][0]
+            return True
+        return False
+
+    def push_artifacts(self) -> bool:
+        """Upload the run's artifact folder once; remembered in the state."""
+        if self.state.get("artifacts_synced") or self.run_id is None:
+            return bool(self.state.get("artifacts_synced"))
+        folder = self.run_dir / "artifacts"
+
+        def upload() -> None:
+            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                parent = path.parent.relative_to(folder).as_posix()
+                self.tracker.log_artifact(self.run_id, path, None if parent == "." else parent)
+
+        self.state["artifacts_synced"] = self._try("artifacts", upload)
+        return self.state["artifacts_synced"]
+
+    def push_end(self) -> bool:
+        """Final metrics, tags and status, once the epochs and artifacts are through."""
+        if self.state.get("end_synced") or self.run_id is None:
+            return bool(self.state.get("end_synced"))
+        status = self.state["status"]
+        summary = self.state.get("summary", {})
+        last_epoch = self.state["history"][-1]["epoch"] if self.state["history"] else 0
+
+        def finish() -> None:
+            if summary:
+                self.tracker.log_metrics(self.run_id, [(last_epoch, summary)])
+            self.tracker.set_tags(self.run_id, self.state.get("end_tags", {}))
+            self.tracker.end_run(self.run_id, status)
+
+        self.state["end_synced"] = self._try("final status", finish)
+        return self.state["end_synced"]

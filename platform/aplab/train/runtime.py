@@ -1,0 +1,46 @@
+"""Where and how a run computes: device, precision (bf16 autocast), memory format, seeding."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..config import RuntimeConfig
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    precision: str  # "fp32" or "bf16"
+    channels_last: bool
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast for the model's forward pass; losses switch it off and compute in float32."""
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def select_runtime(cfg: RuntimeConfig) -> Runtime:
+    """Resolve "auto": CUDA when present with bf16 and channels_last, else CPU in fp32."""
+    if cfg.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(cfg.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("runtime.device", cfg.device, "cpu or auto: this machine has no CUDA device")
+    precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    return Runtime(device, precision, channels_last)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy's legacy global state and torch (CPU and CUDA) for weight init and losses."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
