@@ -225,6 +225,7 @@ def resolve(config: RunConfig) -> RunConfig:
     """Fill unset fields from the dataset preset and validate everything; returns a new config."""
     from . import losses, noise
     from .data import AUGMENTATIONS, available_datasets
+    from .data.files import FILE_TRANSFORMS
     from .models import available_models
     from .presets import PRESETS, loss_params, preset_for
 
@@ -270,8 +271,9 @@ def resolve(config: RunConfig) -> RunConfig:
     models = available_models()
     if cfg.model.name not in models and not str(cfg.model.name).startswith("resnet"):
         raise ConfigError("model.name", cfg.model.name, one_of(models) + did_you_mean(cfg.model.name, models))
-    if cfg.data.augment not in AUGMENTATIONS:
-        raise ConfigError("data.augment", cfg.data.augment, one_of(AUGMENTATIONS.names()))
+    augmentations = [*AUGMENTATIONS.names(), *FILE_TRANSFORMS.names()]
+    if cfg.data.augment not in augmentations:
+        raise ConfigError("data.augment", cfg.data.augment, one_of(augmentations))
     _require(0.0 <= cfg.data.val_fraction < 1.0, "data.val_fraction", cfg.data.val_fraction, "a number in [0, 1)")
     _require(o.epochs >= 1, "optim.epochs", o.epochs, "an integer >= 1")
     _require(o.batch_size >= 1, "optim.batch_size", o.batch_size, "an integer >= 1")

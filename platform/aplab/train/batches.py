@@ -61,3 +61,32 @@ class DeviceBatches:
             if self.shuffle and index.numel() == 1 and n > 1:
                 break  # BatchNorm cannot train on a batch of one; that sample is seen next epoch
             yield Batch(self._prepare(self.images[index]), self.labels[index], self.clean[index], self.flipped[index])
+
+
+class FileBatches:
+    """One split of a file-based dataset (WebVision): decoded and transformed by DataLoader workers."""
+
+    def __init__(self, paths: list[str], indices, labels: torch.Tensor, clean: torch.Tensor, flipped: torch.Tensor,
+                 transform, batch_size: int, device: torch.device, shuffle: bool = False, channels_last: bool = False,
+                 workers: int = 4):
+        from ..data.files import file_loader
+
+        self.loader = file_loader(paths, indices, transform, batch_size, shuffle, seed=0, workers=workers)
+        self.generator = self.loader.generator
+        self.labels, self.clean, self.flipped = labels.to(device), clean.to(device), flipped.to(device)
+        self.device = device
+        self.channels_last = channels_last
+
+    def __len__(self) -> int:
+        return len(self.loader.dataset)
+
+    def seed(self, seed: int) -> None:
+        self.generator.manual_seed(seed)
+
+    def __iter__(self) -> Iterator[Batch]:
+        from ..data.files import iterate
+
+        for images, index in iterate(self.loader, self.device):
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield Batch(images, self.labels[index], self.clean[index], self.flipped[index])

@@ -10,9 +10,10 @@ import torch
 
 from .. import noise
 from ..config import RunConfig
-from ..data import AUGMENTATIONS, Dataset, ImageTensors, load_dataset, stratified_split
+from ..data import AUGMENTATIONS, Dataset, ImageFiles, ImageTensors, load_dataset, stratified_split
+from ..data.files import FILE_TRANSFORMS, evaluation_transform
 from ..errors import ConfigError
-from .batches import DeviceBatches
+from .batches import DeviceBatches, FileBatches
 from .runtime import Runtime
 
 
@@ -35,12 +36,11 @@ class PreparedData:
 def prepare_data(cfg: RunConfig) -> PreparedData:
     """Load the dataset, corrupt its training labels with the run's seed, split off validation."""
     dataset = load_dataset(cfg.data.name, cfg.data.data_dir, download=cfg.data.download)
-    if not isinstance(dataset.train, ImageTensors):
-        raise ConfigError("data.name", cfg.data.name, "a dataset held in memory (file-based datasets such as "
-                          "webvision_mini load, but training them needs the file loader, not yet built)")
     clean = dataset.train.labels
     features = None
     if cfg.noise.spec.startswith("instance"):
+        if not isinstance(dataset.train, ImageTensors):
+            raise ConfigError("noise.spec", cfg.noise.spec, "a kind other than instance for a file-based dataset")
         features = dataset.train.images.reshape(len(clean), -1).float().numpy() / 255.0
     noisy = noise.corrupt(clean, cfg.noise.spec, dataset.num_classes, seed=cfg.runtime.seed,
                           dataset=cfg.data.name, features=features)
@@ -48,10 +48,12 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
     return PreparedData(dataset, noisy, train_idx, val_idx, cfg.data.clean_val)
 
 
-def make_batches(data: PreparedData, cfg: RunConfig, runtime: Runtime) -> tuple[DeviceBatches, DeviceBatches | None, DeviceBatches]:
-    """Device-resident train (augmented, shuffled), validation and test batches."""
+def make_batches(data: PreparedData, cfg: RunConfig, runtime: Runtime):
+    """Train (augmented, shuffled), validation and test batches: device-resident, or read from files."""
     train_set, test_set = data.dataset.train, data.dataset.test
-    assert isinstance(train_set, ImageTensors) and isinstance(test_set, ImageTensors)
+    if isinstance(train_set, ImageFiles):
+        return make_file_batches(data, cfg, runtime)
+    assert isinstance(test_set, ImageTensors)
     clean = torch.from_numpy(train_set.labels)
     noisy = torch.from_numpy(data.noisy.labels)
     flipped = torch.from_numpy(data.noisy.flipped)
@@ -70,4 +72,30 @@ def make_batches(data: PreparedData, cfg: RunConfig, runtime: Runtime) -> tuple[
     test_labels = torch.from_numpy(test_set.labels)
     test = DeviceBatches(test_set.images, test_labels, test_labels, torch.zeros_like(test_labels, dtype=torch.bool),
                          batch_size=cfg.runtime.eval_batch_size, **common)
+    return train, val, test
+
+
+def make_file_batches(data: PreparedData, cfg: RunConfig, runtime: Runtime):
+    """DataLoader-backed batches for datasets read from disk (WebVision)."""
+    dataset = data.dataset
+    train_set, test_set = dataset.train, dataset.test
+    assert isinstance(train_set, ImageFiles) and isinstance(test_set, ImageFiles)
+    size, stats = dataset.image_size, (dataset.mean, dataset.std)
+    clean = torch.from_numpy(train_set.labels)
+    noisy = torch.from_numpy(data.noisy.labels)
+    flipped = torch.from_numpy(data.noisy.flipped)
+    evaluation = evaluation_transform(size, *stats)
+
+    def subset(idx, labels, transform, batch_size, shuffle):
+        return FileBatches(train_set.paths, idx, labels[idx], clean[idx], flipped[idx], transform, batch_size,
+                           runtime.device, shuffle=shuffle, channels_last=runtime.channels_last)
+
+    train = subset(data.train_idx, noisy, FILE_TRANSFORMS.get(cfg.data.augment, "data.augment")(size, *stats),
+                   cfg.optim.batch_size, True)
+    val = subset(data.val_idx, clean if data.clean_val else noisy, evaluation, cfg.runtime.eval_batch_size,
+                 False) if data.val_idx.size else None
+    test_labels = torch.from_numpy(test_set.labels)
+    test = FileBatches(test_set.paths, np.arange(len(test_set.paths)), test_labels, test_labels,
+                       torch.zeros_like(test_labels, dtype=torch.bool), evaluation, cfg.runtime.eval_batch_size,
+                       runtime.device, channels_last=runtime.channels_last)
     return train, val, test

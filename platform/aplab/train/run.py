@@ -160,6 +160,9 @@ class TrainingRun:
                 raise RuntimeError("could not create the tracked run")
             recorder.save()
 
+        monitors: list = []
+        if cfg.tracking.system_metrics and self.tracker is not None and recorder.run_id is not None:
+            recorder._try("system metrics", lambda: monitors.append(self.tracker.start_system_metrics(recorder.run_id)))
         epochs = cfg.optim.epochs
         bar = tqdm(range(start, epochs + 1), desc=recorder.state["run_name"], unit="epoch", initial=start - 1,
                    total=epochs, disable=not self.progress, leave=False, file=sys.stderr)
@@ -183,6 +186,8 @@ class TrainingRun:
             raise
         finally:
             bar.close()
+            for monitor in filter(None, monitors):
+                recorder._try("system metrics", monitor.finish)
         self._finalise(engine, recorder, matrix, data)
         return self._finish_sync(recorder)
 

@@ -1,0 +1,96 @@
+"""Run configs: presets, overrides, validation messages and the run identity hash."""
+
+from __future__ import annotations
+
+import pytest
+
+from aplab.config import RunConfig, apply, config_hash, from_dict, load_yaml, parse_override, resolve
+
+
+def cfg_with(**flat) -> RunConfig:
+    cfg = RunConfig()
+    for key, value in flat.items():
+        apply(cfg, key.replace("__", "."), value)
+    return cfg
+
+
+def test_cifar10_defaults_are_the_papers_settings():
+    cfg = resolve(cfg_with(data__name="cifar10", loss__name="nce+rce", noise__spec="symmetric:0.4"))
+    assert (cfg.model.name, cfg.optim.epochs, cfg.optim.lr, cfg.optim.weight_decay) == ("cnn8", 120, 0.01, 1e-4)
+    assert (cfg.optim.batch_size, cfg.optim.momentum, cfg.optim.grad_clip, cfg.optim.schedule) == (128, 0.9, 5.0, "cosine")
+    assert (cfg.loss.alpha, cfg.loss.beta) == (1.0, 1.0) and cfg.data.augment == "crop_flip"
+
+
+def test_presets_follow_the_code_by_default_and_the_paper_text_on_request():
+    code = resolve(cfg_with(data__name="mnist", loss__name="nce+rce"))
+    paper = resolve(cfg_with(data__name="mnist", loss__name="nce+rce", loss__fidelity="paper"))
+    assert (code.loss.alpha, code.loss.beta) == (1.0, 10.0)
+    assert (paper.loss.alpha, paper.loss.beta) == (1.0, 100.0)
+    assert resolve(cfg_with(data__name="cifar100")).model.name == "resnet50"
+    assert resolve(cfg_with(data__name="cifar100", loss__fidelity="paper")).model.name == "resnet34"
+    c100 = resolve(cfg_with(data__name="cifar100", loss__name="ngce+mae"))
+    assert (c100.loss.alpha, c100.loss.beta, c100.loss.q, c100.optim.lr) == (10.0, 0.1, 0.7, 0.1)
+    sce = resolve(cfg_with(data__name="cifar100", loss__name="sce"))
+    assert (sce.loss.alpha, sce.loss.beta) == (6.0, 0.1)
+    web = resolve(cfg_with(data__name="webvision_mini", loss__name="nce+mae"))
+    assert (web.loss.alpha, web.loss.beta, web.optim.nesterov, web.optim.batch_size) == (50.0, 1.0, True, 512)
+
+
+def test_explicit_values_win_over_presets():
+    cfg = resolve(cfg_with(data__name="cifar10", loss__name="nce+rce", loss__beta=10.0, optim__epochs=3))
+    assert cfg.loss.beta == 10.0 and cfg.optim.epochs == 3 and cfg.loss.alpha == 1.0
+
+
+def test_parameters_a_loss_does_not_take_are_rejected():
+    with pytest.raises(ValueError, match=r"^loss.alpha=2.0 .*takes"):
+        resolve(cfg_with(loss__name="ce", loss__alpha=2.0))
+
+
+def test_overrides_are_typed_and_unknown_keys_list_the_choices():
+    assert parse_override("optim.lr=0.05") == ("optim.lr", 0.05)
+    assert parse_override("data.clean_val=true") == ("data.clean_val", True)
+    with pytest.raises(ValueError, match=r"^config key='optim.lrr'.*optim.lr.*did you mean 'optim.lr'"):
+        apply(RunConfig(), "optim.lrr", 0.1)
+    with pytest.raises(ValueError, match=r"^optim.epochs='ten' .*integer"):
+        apply(RunConfig(), "optim.epochs", "ten")
+    with pytest.raises(ValueError, match=r"^--set="):
+        parse_override("optim.lr")
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("data.name", "cifar11", "did you mean 'cifar10'"),
+    ("model.name", "cnn5", "cnn4"),
+    ("loss.name", "nce+rcee", "rcee"),
+    ("noise.spec", "symmetric:1.5", "[0, 1)"),
+    ("optim.epochs", 0, ">= 1"),
+    ("runtime.precision", "fp16", "bf16"),
+])
+def test_bad_values_name_the_field_and_what_is_allowed(field, value, expected):
+    cfg = RunConfig()
+    apply(cfg, field, value)
+    with pytest.raises(ValueError) as err:
+        resolve(cfg)
+    assert str(err.value).startswith(f"{field}=") and expected in str(err.value)
+
+
+def test_yaml_files_load_and_malformed_yaml_names_the_file(tmp_path):
+    good = tmp_path / "run.yaml"
+    good.write_text("data:\n  name: digits\nloss:\n  name: gce\n  q: 0.5\n")
+    cfg = from_dict(load_yaml(good))
+    assert cfg.loss.name == "gce" and cfg.loss.q == 0.5
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [name: digits\n")
+    with pytest.raises(ValueError, match=r"^config file='.*bad.yaml line"):
+        load_yaml(bad)
+    with pytest.raises(ValueError, match="config key"):
+        from_dict({"data": {"nme": "digits"}})
+
+
+def test_config_hash_is_the_identity_of_the_results():
+    base = resolve(cfg_with(loss__name="nce+rce", noise__spec="symmetric:0.4"))
+    same = resolve(cfg_with(loss__name="nce+rce", noise__spec="symmetric:0.4", tracking__experiment="other",
+                            runtime__eval_batch_size=7))
+    other_seed = resolve(cfg_with(loss__name="nce+rce", noise__spec="symmetric:0.4", runtime__seed=1))
+    assert config_hash(base) == config_hash(same)
+    assert config_hash(base) != config_hash(other_seed)
+    assert len(config_hash(base)) == 16
