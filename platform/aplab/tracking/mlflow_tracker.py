@@ -6,6 +6,7 @@ HTTP retries are kept short so an outage costs seconds, not minutes, per call.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunT
 from ..errors import TrackingUnavailable  # noqa: E402
 from .base import DatasetRecord, RunRecord  # noqa: E402
 
+logging.getLogger("mlflow").setLevel(logging.WARNING)  # keep the per-epoch line the only chatter
+
 BATCH = 100  # MLflow's limit on params per log_batch call
 MLFLOW_VERSION = mlflow.__version__
 
@@ -38,8 +41,15 @@ class MlflowTracker:
 
     def __init__(self, uri: str):
         self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri)
+        self._client: MlflowClient | None = None
         self._experiments: dict[str, str] = {}
+
+    @property
+    def client(self) -> MlflowClient:
+        """Created on first use: a SQLite store file appears only when something is logged."""
+        if self._client is None:
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
 
     def check(self, timeout: float = 5.0) -> None:
         """Fail fast (under ``timeout`` seconds per try) when a tracking server cannot be reached."""

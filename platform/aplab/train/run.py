@@ -136,10 +136,10 @@ class TrainingRun:
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> RunResult:
         cfg = self.cfg
-        if self.tracker is not None:
-            self.tracker.check()  # fail fast, before any data, run or checkpoint exists
         runtime = select_runtime(cfg.runtime)
-        data = prepare_data(cfg)
+        data = prepare_data(cfg)  # a missing or bad dataset fails here, before the tracker is touched
+        if self.tracker is not None:
+            self.tracker.check()  # fail fast, before any run or checkpoint exists
         recorder = RunRecorder.load(self.run_dir, self.tracker)
         if recorder is not None and recorder.state.get("tracking_uri") != self.uri:
             recorder = None  # same config, another tracking store: a new run
