@@ -14,6 +14,7 @@ CIFAR100_COARSE = np.array([
     10, 3, 2, 12, 12, 16, 12, 1, 9, 19, 2, 10, 0, 1, 16, 12, 9, 13, 15, 13,
     16, 19, 2, 4, 6, 19, 5, 5, 8, 19, 18, 1, 2, 15, 6, 0, 17, 8, 14, 13,
 ], dtype=np.int64)
+CIFAR100_COARSE.setflags(write=False)
 
 
 def circular_within_groups(groups: list[list[int]]) -> dict[int, int]:
