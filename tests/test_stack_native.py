@@ -91,3 +91,130 @@ def test_two_processes_fill_one_optuna_study_on_postgres(optuna_storage, postgre
         f"WHERE study_name = '{name}' AND state = 'COMPLETE'",
     )
     assert complete == ["6"]
+
+
+# --- aplab itself against the stack -------------------------------------------------------------
+
+import csv  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false"}
+
+
+def aplab_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "aplab.cli", *args]
+
+
+def run_aplab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(aplab_command(*args), cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc
+
+
+def steps_of(rest, run_id: str, key: str) -> list[int]:
+    return sorted(int(m["step"]) for m in rest.metric_history(run_id, key))
+
+
+def test_aplab_train_logs_a_complete_run_to_the_server(mlflow_server, mlflow_rest, tmp_path):
+    exp = f"train-{uuid.uuid4().hex[:8]}"
+    run_aplab("train", "--dataset", "digits", "--loss", "nce+rce", "--noise", "symmetric:0.4", "--epochs", "2",
+              "--tracking-uri", mlflow_server.url, "--experiment", exp, "--workdir", str(tmp_path / "runs"),
+              "--no-progress", cwd=tmp_path)
+    (run,) = mlflow_rest.search_runs([mlflow_rest.experiment_by_name(exp)["experiment_id"]])
+    run_id = run["info"]["run_id"]
+    assert run["info"]["status"] == "FINISHED"
+    params = {p["key"]: p["value"] for p in run["data"]["params"]}
+    assert params["loss.name"] == "nce+rce" and params["noise.spec"] == "symmetric:0.4"
+    for key in ("train/loss", "train/memorised", "val/acc", "test/acc"):
+        assert steps_of(mlflow_rest, run_id, key) == [1, 2], key
+    artifacts = set(mlflow_rest.artifact_paths(run_id))
+    assert {"config.yaml", "metrics.csv", "curves.png", "confusion.png", "transition.csv", "transition.png",
+            "model/state_dict.pt"} <= artifacts
+    rows = list(csv.DictReader(io.StringIO(mlflow_rest.download_artifact(run_id, "metrics.csv").decode())))
+    history = sorted(mlflow_rest.metric_history(run_id, "val/acc"), key=lambda m: int(m["step"]))
+    assert [float(r["val/acc"]) for r in rows] == pytest.approx([m["value"] for m in history])
+    transition = np.loadtxt(io.StringIO(mlflow_rest.download_artifact(run_id, "transition.csv").decode()),
+                            delimiter=",")
+    assert np.allclose(transition.sum(axis=1), 1.0, atol=1e-5) and np.allclose(np.diag(transition), 0.6, atol=0.02)
+    assert mlflow_rest.download_artifact(run_id, "curves.png")[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_aplab_study_on_postgres_nests_every_trial_under_one_parent(mlflow_server, mlflow_rest, optuna_storage, tmp_path):
+    import optuna
+
+    exp, name = f"study-{uuid.uuid4().hex[:8]}", f"grid-{uuid.uuid4().hex[:8]}"
+    run_aplab("study", "--space", str(REPO / "search_spaces" / "apl_paper_grid.yaml"), "--dataset", "digits",
+              "--loss", "nce+rce", "--noise", "symmetric:0.4", "--set", "optim.epochs=1", "--storage", optuna_storage,
+              "--workers", "2", "--tracking-uri", mlflow_server.url, "--experiment", exp, "--study-name", name,
+              "--workdir", str(tmp_path / "runs"), cwd=tmp_path)
+    trials = optuna.load_study(study_name=name, storage=optuna_storage).get_trials()
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 12
+    assert len({(t.params["loss.alpha"], t.params["loss.beta"]) for t in complete}) == 12
+    runs = mlflow_rest.search_runs([mlflow_rest.experiment_by_name(exp)["experiment_id"]])
+    tags = {r["info"]["run_id"]: {t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs}
+    parents = [run_id for run_id, t in tags.items() if "mlflow.parentRunId" not in t]
+    assert len(parents) == 1
+    assert sum(t.get("mlflow.parentRunId") == parents[0] for t in tags.values()) == 12
+
+
+def wait_for_epoch(run_dir_root: Path, epoch: int, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for state in run_dir_root.rglob("state.json"):
+            try:
+                history = json.loads(state.read_text())["history"]
+            except (json.JSONDecodeError, KeyError):
+                continue
+            if history and history[-1]["epoch"] >= epoch:
+                return
+        assert process.poll() is None, process.communicate()[0][-3000:]
+        time.sleep(0.1)
+    raise AssertionError(f"epoch {epoch} not reached in {timeout} s")
+
+
+def test_a_server_outage_mid_run_costs_no_epoch(mlflow_server, mlflow_rest, tmp_path):
+    """The real server is stopped mid-run: training goes on, and every epoch reaches it exactly once."""
+    exp = f"outage-{uuid.uuid4().hex[:8]}"
+    epochs = 10
+    runs = tmp_path / "runs"
+    command = aplab_command("train", "--dataset", "digits", "--loss", "nce+rce", "--noise", "symmetric:0.4",
+                            "--epochs", str(epochs), "--set", "optim.batch_size=8", "--tracking-uri",
+                            mlflow_server.url, "--experiment", exp, "--workdir", str(runs), "--no-progress")
+    process = subprocess.Popen(command, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    try:
+        wait_for_epoch(runs, 2, process)
+        mlflow_server.stop()
+        stopped_at = json.loads(next(runs.rglob("state.json")).read_text())["history"][-1]["epoch"]
+        wait_for_epoch(runs, stopped_at + 2, process)  # training goes on without the server
+    finally:
+        mlflow_server.start()
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output[-3000:]
+    assert "tracking unavailable" in output
+    run_aplab("sync", "--tracking-uri", mlflow_server.url, "--workdir", str(runs), cwd=tmp_path)  # idempotent
+    (run,) = mlflow_rest.search_runs([mlflow_rest.experiment_by_name(exp)["experiment_id"]])
+    run_id = run["info"]["run_id"]
+    for key in ("train/loss", "val/acc", "test/acc"):
+        assert steps_of(mlflow_rest, run_id, key) == list(range(1, epochs + 1)), key  # none missing or doubled
+    assert mlflow_rest.get_run(run_id)["info"]["status"] == "FINISHED"
+    assert "curves.png" in set(mlflow_rest.artifact_paths(run_id))
+
+
+def test_an_unreachable_server_fails_fast_before_training(tmp_path):
+    start = time.time()
+    proc = subprocess.run(aplab_command("train", "--dataset", "digits", "--epochs", "1", "--tracking-uri",
+                                        "http://127.0.0.1:9", "--workdir", str(tmp_path / "runs")),
+                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "unreachable" in proc.stderr
+    assert time.time() - start < 10 + 8  # the check itself is under 10 s; python start-up is extra here
+    assert not (tmp_path / "runs").exists()

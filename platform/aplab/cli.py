@@ -71,6 +71,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = "  ".join(f"{k} {100 * v:.2f}%" if "acc" in k else f"{k} {v:g}" for k, v in result.summary.items())
     print(f"{result.status.lower()}: {where}  {summary}")
     print(f"run folder: {result.run_dir}")
+    if not result.synced and not args.offline:
+        print(f"the tracking server has not received everything yet: run `aplab sync {result.run_dir}`")
     return 0 if result.status in ("FINISHED", "SKIPPED") else 1
 
 

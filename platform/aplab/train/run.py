@@ -40,6 +40,7 @@ class RunResult:
     run_dir: Path
     summary: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
+    synced: bool = True  # False while the tracker has not received everything (see `aplab sync`)
 
 
 @functools.cache
@@ -246,9 +247,7 @@ class TrainingRun:
         if recorder.ensure_run():
             recorder.push_pending() and recorder.push_artifacts() and recorder.push_end()
         recorder.save()
-        state = recorder.state
-        return RunResult("SKIPPED" if skipped else state["status"], state.get("run_id"), state["config_hash"],
-                         self.run_dir, state.get("summary", {}), state["history"])
+        return result_of(recorder, skipped)
 
 
 def train(cfg: RunConfig, tracker: Tracker | None = None, **kwargs) -> RunResult:
@@ -273,5 +272,10 @@ def sync(run_dir: Path, tracker: Tracker) -> RunResult:
         if recorder.state["status"] in ("FINISHED", "FAILED") and done:
             recorder.push_artifacts() and recorder.push_end()
     recorder.save()
-    s = recorder.state
-    return RunResult(s["status"], s.get("run_id"), s["config_hash"], run_dir, s.get("summary", {}), s["history"])
+    return result_of(recorder)
+
+
+def result_of(recorder: RunRecorder, skipped: bool = False) -> RunResult:
+    state = recorder.state
+    return RunResult("SKIPPED" if skipped else state["status"], state.get("run_id"), state["config_hash"],
+                     recorder.run_dir, state.get("summary", {}), state["history"], synced=bool(state.get("end_synced")))
