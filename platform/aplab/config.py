@@ -134,6 +134,11 @@ def _coerce(path: str, value: Any, current: Any, annotation: str) -> Any:
             raise ConfigError(path, value, "an integer")
         return int(value)
     if annotation.startswith("float"):
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 as text
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(path, value, "a number")
         return float(value)

@@ -1,0 +1,156 @@
+"""One trial: the space's values over the base config -> one child MLflow run -> the objective.
+
+Validation accuracy chooses (never test accuracy). Each epoch's objective goes to the pruner; a
+pruned trial ends its run as KILLED with a tag, a non-finite loss ends it FAILED with the reason
+(``aplab.train`` records it), and the study goes on in both cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import RunConfig, apply, config_hash, resolve
+from ..registry import Registry
+from ..tracking import Tracker
+from .space import SearchSpace, apply_params
+
+TAG_STUDY = "study"
+TAG_ROLE = "study.role"  # "study" (the parent run), "trial" or "refit"
+TAG_TRIAL = "trial.number"
+TAG_STATE = "trial.state"  # RUNNING, COMPLETE, PRUNED or FAIL (Optuna's names)
+
+# Optuna system attributes a worker writes on the trial it runs (what tells a dead worker's trial).
+ATTR_HOST = "aplab.host"
+ATTR_PID = "aplab.pid"
+ATTR_PID_START = "aplab.pid_start"  # the process's start time: a reused pid is not the same worker
+ATTR_HEARTBEAT = "aplab.heartbeat"  # unix time, refreshed while the trial runs
+ATTR_RETRY = "aplab.retry"  # set on a FAIL that is not the point's fault (dead worker, crash): run it again
+
+History = list[dict[str, float]]
+
+#: How a trial's per-epoch metrics become its value; only validation accuracy is ever read.
+OBJECTIVES: Registry[Callable[[History], float]] = Registry("--objective")
+OBJECTIVES.register("last", lambda history: float(history[-1]["val/acc"]))
+OBJECTIVES.register("best", lambda history: float(max(row["val/acc"] for row in history)))
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of one study shares; picklable, so worker processes receive it whole."""
+
+    study_name: str
+    base: RunConfig
+    space: SearchSpace
+    objective: str
+    study_dir: Path
+    parent_run_id: str | None
+    progress: bool = False
+
+
+@dataclass
+class TrialOutcome:
+    """How a trial ended: an Optuna state name, its value, its MLflow run and a reason when not COMPLETE."""
+
+    state: str  # COMPLETE, PRUNED or FAIL
+    value: float | None
+    run_id: str | None
+    reason: str = ""
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+class EpochReporter:
+    """The ``on_epoch`` hook: report the objective so far to Optuna, stop the run when the pruner says so."""
+
+    def __init__(self, trial, objective: str):
+        self.trial = trial
+        self.objective = OBJECTIVES.get(objective, field="--objective")
+        self.history: History = []
+        self.last_epoch = 0
+        self.last_value: float | None = None
+
+    def __call__(self, epoch: int, metrics: dict[str, float]) -> None:
+        import optuna
+
+        self.history.append(metrics)
+        self.last_epoch, self.last_value = epoch, self.objective(self.history)
+        self.trial.report(self.last_value, epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch} (val/acc {self.last_value:.4f} below the median)")
+
+
+def trial_config(ctx: TrialContext, params: dict[str, Any], number: int) -> RunConfig:
+    """The base config with the trial's values, named after the study and the trial."""
+    cfg = apply_params(ctx.base, params)
+    apply(cfg, "tracking.run_name", f"{ctx.study_name}-t{number}")
+    return cfg
+
+
+def trial_tags(ctx: TrialContext, number: int) -> dict[str, str]:
+    return {TAG_STUDY: ctx.study_name, TAG_ROLE: "trial", TAG_TRIAL: str(number), TAG_STATE: "RUNNING"}
+
+
+def child_run_id(tracker: Tracker, ctx: TrialContext, number: int) -> str | None:
+    """The MLflow run of trial ``number`` (found by its tags), or None when it was never created."""
+    found = tracker.find_runs(ctx.base.tracking.experiment,
+                              {TAG_STUDY: ctx.study_name, TAG_ROLE: "trial", TAG_TRIAL: str(number)})
+    return found[0].run_id if found else None
+
+
+def end_child(tracker: Tracker, run_id: str | None, status: str, tags: dict[str, str]) -> None:
+    """Tag and close a child run (best effort: the study must not stop for a tracking hiccup)."""
+    if run_id is None:
+        return
+    try:
+        tracker.set_tags(run_id, tags)
+        if status:
+            tracker.end_run(run_id, status)
+    except Exception as err:  # noqa: BLE001 - an outage is reported, not fatal
+        print(f"[aplab] could not update run {run_id} ({type(err).__name__}: {err})")
+
+
+def run_trial(trial, ctx: TrialContext, tracker: Tracker) -> TrialOutcome:
+    """Train the trial's config as a child of the study run and say how it ended.
+
+    Exceptions other than pruning and a non-finite loss propagate: the worker fails the trial
+    as retryable (a crash is not the point's fault) and stops.
+    """
+    import optuna
+
+    from ..train import NonFiniteLoss, train
+    from ..train.run import CHECKPOINT
+
+    params = {spec.name: spec.suggest(trial) for spec in ctx.space.params}
+    cfg = trial_config(ctx, params, trial.number)
+    run_dir = ctx.study_dir / f"trial-{trial.number:04d}-{config_hash(resolve(cfg))}"
+    reporter = EpochReporter(trial, ctx.objective)
+    attrs: dict[str, Any] = {"run_dir": str(run_dir)}
+    try:
+        result = train(cfg, tracker, run_dir=run_dir, parent_run_id=ctx.parent_run_id,
+                       extra_tags=trial_tags(ctx, trial.number), progress=ctx.progress, on_epoch=reporter)
+    except optuna.TrialPruned as err:
+        run_id = child_run_id(tracker, ctx, trial.number)
+        end_child(tracker, run_id, "KILLED", {TAG_STATE: "PRUNED", "pruned": "true",
+                                              "pruned_at_epoch": str(reporter.last_epoch), "prune_reason": str(err)})
+        (run_dir / CHECKPOINT).unlink(missing_ok=True)  # never resumed: a pruned trial is final
+        return TrialOutcome("PRUNED", reporter.last_value, run_id, str(err),
+                            {**attrs, "pruned_at_epoch": reporter.last_epoch})
+    except NonFiniteLoss as err:
+        run_id = child_run_id(tracker, ctx, trial.number)  # aplab.train ended it FAILED with failure_reason
+        end_child(tracker, run_id, "", {TAG_STATE: "FAIL"})
+        return TrialOutcome("FAIL", None, run_id, f"non-finite loss: {err}", attrs)
+    if not result.history or "val/acc" not in result.history[-1] or "val/acc_last" not in result.summary:
+        end_child(tracker, result.run_id, "", {TAG_STATE: "FAIL"})
+        return TrialOutcome("FAIL", None, result.run_id, f"run in {run_dir} ended {result.status} without "
+                            "validation accuracy", attrs)
+    value = OBJECTIVES.get(ctx.objective, field="--objective")(result.history)
+    attrs["test_acc_last"] = result.summary.get("test/acc_last")  # shown in the table, never used to choose
+    end_child(tracker, result.run_id, "", {TAG_STATE: "COMPLETE", "trial.value": f"{value:.6g}"})
+    return TrialOutcome("COMPLETE", value, result.run_id, "", attrs)
+
+
+__all__ = ["ATTR_HEARTBEAT", "ATTR_HOST", "ATTR_PID", "ATTR_PID_START", "ATTR_RETRY", "OBJECTIVES", "TAG_ROLE",
+           "TAG_STATE", "TAG_STUDY", "TAG_TRIAL", "EpochReporter", "TrialContext", "TrialOutcome", "child_run_id",
+           "end_child", "run_trial", "trial_config", "trial_tags"]

@@ -1,0 +1,129 @@
+"""What the study's parent run shows: the trials table (CSV), the best parameters, the grid heat-map.
+
+Rebuilt from the Optuna storage (the one source of truth) after every finished trial, by whichever
+worker finished it; the coordinator writes the final version.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from ..tracking import Tracker
+from .objective import ATTR_RETRY
+from .plots import plot_grid_heatmap
+from .space import SearchSpace
+
+TABLE_ARTIFACT = "study"
+TABLE_FILE = "trials.csv"
+HEATMAP_FILE = "heatmap_val_acc.png"
+
+
+def state_name(trial) -> str:
+    """Optuna's state name; a FAIL that will be run again (a dead worker, a crash) reads ``FAIL_RETRIED``."""
+    name = trial.state.name
+    return "FAIL_RETRIED" if name == "FAIL" and ATTR_RETRY in trial.system_attrs else name
+
+
+def trials_table(study, space: SearchSpace) -> list[dict[str, Any]]:
+    """One row per trial: number, state, objective (val/acc), parameters, and where to look further."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        params = t.system_attrs.get("fixed_params", {}) | t.params
+        duration = (t.datetime_complete - t.datetime_start).total_seconds() \
+            if t.datetime_complete and t.datetime_start else None
+        rows.append({
+            "number": t.number, "state": state_name(t), "val_acc": t.value,
+            **{name: params.get(name) for name in space.param_names},
+            "test_acc_last": t.user_attrs.get("test_acc_last"), "pruned_at_epoch": t.user_attrs.get("pruned_at_epoch"),
+            "duration_s": round(duration, 1) if duration is not None else None,
+            "reason": t.user_attrs.get("failure_reason") or t.user_attrs.get("prune_reason")
+            or t.system_attrs.get(ATTR_RETRY, ""),
+            "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
+        })
+    return rows
+
+
+def write_table(rows: list[dict[str, Any]], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        if rows:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return path
+
+
+def best_trial(study):
+    """The COMPLETE trial with the highest value (the earliest among ties), or None."""
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.value is not None
+                and math.isfinite(t.value)]
+    return max(complete, key=lambda t: (t.value, -t.number), default=None)
+
+
+def counts(study) -> dict[str, int]:
+    """How many trials are in each state (FAIL_RETRIED apart from FAIL)."""
+    found: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        found[state_name(t)] = found.get(state_name(t), 0) + 1
+    return found
+
+
+def plot_study_grid(study, space: SearchSpace, path: Path, title: str) -> Path | None:
+    """The heat-map of a 2-parameter grid (first parameter down, second across); None for other spaces."""
+    if not space.is_grid or len(space.params) != 2:
+        return None
+    rows_spec, cols_spec = space.params
+    cells: dict[tuple[object, object], float | None] = {}
+    notes: dict[tuple[object, object], str] = {}
+    for t in study.get_trials(deepcopy=False):
+        params = t.system_attrs.get("fixed_params", {}) | t.params
+        key = (params.get(rows_spec.name), params.get(cols_spec.name))
+        if t.state.name == "COMPLETE":
+            cells[key] = t.value
+        elif key not in cells:
+            notes[key] = {"PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "queued"}.get(
+                state_name(t), notes.get(key, ""))
+    return plot_grid_heatmap(cells, rows_spec.choices, cols_spec.choices, rows_spec.name, cols_spec.name, path,
+                             title, notes)
+
+
+def _replace(path: Path, write) -> Path:
+    """Write through a private temporary file, then rename: readers never see half a file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    write(temporary)
+    os.replace(temporary, path)
+    return path
+
+
+def update_parent(study, space: SearchSpace, tracker: Tracker, parent_run_id: str, folder: Path) -> None:
+    """Write the trials table and heat-map into ``folder``; push them, the counts and the best
+    parameters to the study run (best effort: a tracking hiccup must not stop the study)."""
+    try:
+        found = counts(study)
+        best = best_trial(study)
+        done = sum(found.get(k, 0) for k in ("COMPLETE", "PRUNED", "FAIL"))
+        metrics = {f"study/trials_{k.lower()}": float(found.get(k, 0)) for k in ("COMPLETE", "PRUNED", "FAIL")}
+        tags: dict[str, str] = {"study.trials": str(len(study.get_trials(deepcopy=False)))}
+        if best is not None:
+            metrics["study/best_val_acc"] = float(best.value)
+            tags.update({"best.trial": str(best.number), "best.val_acc": f"{best.value:.6g}",
+                         **{f"best.{k}": str(v) for k, v in best.params.items()}})
+        tracker.log_metrics(parent_run_id, [(done, metrics)])
+        tracker.set_tags(parent_run_id, tags)
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = trials_table(study, space)
+        tracker.log_artifact(parent_run_id, _replace(folder / TABLE_FILE, lambda p: write_table(rows, p)),
+                             TABLE_ARTIFACT)
+        if space.is_grid and len(space.params) == 2:
+            title = f"{study.study_name}: validation accuracy (%)"
+            heatmap = _replace(folder / HEATMAP_FILE, lambda p: plot_study_grid(study, space, p, title))
+            tracker.log_artifact(parent_run_id, heatmap, TABLE_ARTIFACT)
+    except Exception as err:  # noqa: BLE001 - reported, and the next update sends it all again
+        print(f"[aplab] could not update the study run {parent_run_id} ({type(err).__name__}: {err})")
+
+
+__all__ = ["best_trial", "counts", "plot_study_grid", "state_name", "trials_table", "update_parent", "write_table"]
