@@ -1,0 +1,250 @@
+"""Runs a pipeline's cells: skips those the tracking store has FINISHED, trains the rest, in N processes.
+
+Re-running an interrupted pipeline continues where it stopped: finished cells are found in the store
+by their config hash, and a cell killed mid-run resumes from its checkpoint (``train`` does that).
+A failed cell is reported and never stops the others.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import queue as queue_module
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError
+from ..tracking import Tracker, make_tracker
+from .spec import Cell
+
+#: Outcome of a cell: trained now, found finished in the store, skipped by train() (its run folder
+#: says it ended), or failed.
+STATUSES = ("FINISHED", "DONE", "SKIPPED", "FAILED")
+
+
+@dataclass
+class CellOutcome:
+    """What happened to one cell in this invocation."""
+
+    cell: Cell
+    status: str
+    run_id: str | None = None
+    summary: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+    synced: bool = True  # False when the tracking store has not received all of the run yet
+
+
+@dataclass
+class PipelineResult:
+    """Every cell's outcome, in matrix order, and where the runs are tracked."""
+
+    name: str
+    experiment: str
+    tracking_uri: str
+    outcomes: list[CellOutcome]
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[CellOutcome]:
+        return [o for o in self.outcomes if o.status == "FAILED"]
+
+    def counts(self) -> dict[str, int]:
+        return {status: sum(o.status == status for o in self.outcomes) for status in STATUSES}
+
+    def summary_line(self) -> str:
+        c = self.counts()
+        unsynced = sum(not o.synced for o in self.outcomes if o.status != "FAILED")
+        late = (f"; {unsynced} not yet in the tracking store (re-run when it is reachable, or `aplab sync`)"
+                if unsynced else "")
+        return (f"pipeline {self.name}: {len(self.outcomes)} runs: {c['FINISHED']} trained now, "
+                f"{c['DONE'] + c['SKIPPED']} already finished, {c['FAILED']} failed ({self.seconds:.0f} s){late}")
+
+
+def finished_hashes(tracker: Tracker, experiment: str) -> set[str]:
+    """Config hashes of the runs the store has FINISHED in ``experiment``."""
+    return {r.tags["config_hash"] for r in tracker.find_runs(experiment)
+            if r.status == "FINISHED" and "config_hash" in r.tags}
+
+
+def _train_cell(cell: Cell, tracker: Tracker, tags: dict[str, str],
+                on_epoch: Callable[[int, dict[str, float]], None] | None) -> dict[str, Any]:
+    """Train one cell; every exception becomes a FAILED outcome (as plain data, safe to send between processes)."""
+    from ..train import train
+
+    start = time.perf_counter()
+    try:
+        result = train(cell.config, tracker, extra_tags=tags, progress=False, on_epoch=on_epoch)
+        return {"status": result.status, "run_id": result.run_id, "summary": result.summary,
+                "error": None, "seconds": time.perf_counter() - start, "synced": getattr(result, "synced", True)}
+    except Exception as err:  # a failed cell must not stop the others
+        return {"status": "FAILED", "run_id": None, "summary": {}, "error": f"{type(err).__name__}: {err}",
+                "seconds": time.perf_counter() - start}
+
+
+# ----------------------------------------------------------------------------- worker processes
+
+_TICKS: Any = None
+_TRACKERS: dict[str, Tracker] = {}
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker die with the pipeline process ``parent``, so a killed pipeline leaves no orphan."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+        if os.getppid() != parent:
+            os._exit(1)
+        return
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:  # elsewhere: poll the parent
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _init_worker(ticks: Any, threads: int, parent: int) -> None:
+    global _TICKS
+    _TICKS = ticks
+    _die_with_parent(parent)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _run_in_worker(cell: Cell, uri: str, tags: dict[str, str]) -> dict[str, Any]:
+    if uri not in _TRACKERS:
+        _TRACKERS[uri] = make_tracker(uri)
+
+    def tick(epoch: int, metrics: dict[str, float]) -> None:
+        _TICKS.put((cell.index, epoch))
+
+    return _train_cell(cell, _TRACKERS[uri], tags, tick)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+class _Progress:
+    """A tqdm bar over runs that advances by fractions of a run as epochs finish (for a steady ETA)."""
+
+    FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} runs [{elapsed}<{remaining}{postfix}]"
+
+    def __init__(self, cells: list[Cell], name: str, enabled: bool, stream: TextIO):
+        self.epochs = {c.index: c.config.optim.epochs for c in cells}
+        self.done: dict[int, float] = {c.index: 0.0 for c in cells}
+        self.failed = 0
+        self.bar = tqdm(total=len(cells), desc=name, bar_format=self.FORMAT, disable=not enabled, file=stream,
+                        dynamic_ncols=True)
+
+    def epoch(self, index: int, epoch: int) -> None:
+        self._advance(index, min(epoch / self.epochs[index], 0.99))
+
+    def finished(self, outcome: CellOutcome) -> None:
+        self._advance(outcome.cell.index, 1.0)
+        if outcome.status == "FAILED":
+            self.failed += 1
+            self.bar.write(f"[aplab] FAILED {outcome.cell.label} (config {outcome.cell.digest}): {outcome.error}")
+        self.bar.set_postfix_str(f"{self.failed} failed" if self.failed else "", refresh=True)
+
+    def _advance(self, index: int, fraction: float) -> None:
+        if fraction > self.done[index]:
+            self.done[index] = fraction
+            total = min(round(sum(self.done.values()), 6), float(self.bar.total))  # no float overshoot
+            self.bar.update(total - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _outcome(cell: Cell, data: dict[str, Any]) -> CellOutcome:
+    return CellOutcome(cell, data["status"], data["run_id"], data["summary"], data["error"], data["seconds"],
+                       data.get("synced", True))
+
+
+def run_pipeline(cells: list[Cell], name: str, tracker: Tracker | None = None, tracking_uri: str | None = None,
+                 workers: int = 1, progress: bool = True, stream: TextIO | None = None) -> PipelineResult:
+    """Run every cell not yet FINISHED in the store; ``workers`` > 1 trains cells in that many processes.
+
+    Every run is tagged ``pipeline=<name>``. A ``memory://`` store lives in one process, so it needs
+    ``workers=1`` (and the same ``tracker`` object to be read back).
+    """
+    if workers < 1:
+        raise ConfigError("--workers", workers, "an integer >= 1")
+    if not cells:
+        raise ConfigError("pipeline", name, "a matrix with at least one cell")
+    stream = stream or sys.stderr
+    tracker = tracker or make_tracker(tracking_uri)
+    uri = tracker.uri
+    if workers > 1 and uri.startswith("memory://"):
+        raise ConfigError("--workers", workers, "1 with a memory:// tracking store (it lives in one process)")
+    tracker.check()
+    experiment = cells[0].config.tracking.experiment
+    start = time.perf_counter()
+    done = finished_hashes(tracker, experiment)
+    outcomes = {c.index: CellOutcome(c, "DONE") for c in cells if c.digest in done}
+    todo = [c for c in cells if c.digest not in done]
+    tags = {"pipeline": name}
+    if outcomes:
+        print(f"[aplab] {len(outcomes)} of {len(cells)} runs already finished in {experiment}; "
+              f"{len(todo)} to run", file=stream)
+    bar = _Progress(todo, name, progress and bool(todo), stream)
+    try:
+        if workers == 1 or len(todo) <= 1:
+            for cell in todo:
+                data = _train_cell(cell, tracker, tags, lambda epoch, _m, i=cell.index: bar.epoch(i, epoch))
+                outcomes[cell.index] = _outcome(cell, data)
+                bar.finished(outcomes[cell.index])
+        else:
+            outcomes.update(_run_pool(todo, uri, tags, workers, bar))
+    finally:
+        bar.close()
+    ordered = [outcomes[c.index] for c in cells]
+    return PipelineResult(name, experiment, uri, ordered, time.perf_counter() - start)
+
+
+def _run_pool(todo: list[Cell], uri: str, tags: dict[str, str], workers: int, bar: _Progress) -> dict[int, CellOutcome]:
+    context = multiprocessing.get_context("spawn")  # no fork after torch's threads started
+    ticks = context.Queue()
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    outcomes: dict[int, CellOutcome] = {}
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
+                             initializer=_init_worker, initargs=(ticks, threads, os.getpid())) as pool:
+        futures: dict[Future, Cell] = {pool.submit(_run_in_worker, cell, uri, tags): cell for cell in todo}
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            _drain(ticks, bar)
+            for future in finished:
+                cell = futures[future]
+                try:
+                    data = future.result()
+                except BrokenProcessPool as err:
+                    data = {"status": "FAILED", "run_id": None, "summary": {}, "seconds": 0.0,
+                            "error": f"worker process died ({err}); re-run to resume it"}
+                outcomes[cell.index] = _outcome(cell, data)
+                bar.finished(outcomes[cell.index])
+    return outcomes
+
+
+def _drain(ticks: Any, bar: _Progress) -> None:
+    while True:
+        try:
+            index, epoch = ticks.get_nowait()
+        except queue_module.Empty:
+            return
+        bar.epoch(index, epoch)

@@ -1,0 +1,286 @@
+"""Pipelines: shipped files resolve, bad files fail early (exit 2), runs are skipped once finished,
+failures do not stop the others, and a killed pipeline resumes with every cell run exactly once."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from aplab.cli import main
+from aplab.pipeline import expand, load_pipeline, parse_pipeline, run_pipeline, scaled
+from aplab.pipeline.quickstart import QUICKSTART
+from aplab.report.paper import PAPER_CSV
+from aplab.tracking import MemoryTracker, make_tracker
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))
+
+
+def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def paper_cells(table: str, dataset: str | None = None) -> tuple[set[str], set[tuple[str, float]]]:
+    """Losses and (noise kind, rate) columns of one paper table, read straight from the CSV."""
+    losses, noise = set(), set()
+    with open(PAPER_CSV, newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["table"] == table and dataset in (None, row["dataset"]):
+                losses.add(row["loss"])
+                noise.add((row["noise_type"], float(row["noise_rate"])))
+    return losses, noise
+
+
+def spec_noise(spec) -> set[tuple[str, float]]:
+    out = set()
+    for item in spec.noise:
+        kind, _, rate = item.partition(":")
+        out.add(("clean", 0.0) if kind == "none" else (kind, float(rate)))
+    return out
+
+
+# ----------------------------------------------------------------------------- shipped files
+
+
+def test_pipelines_ship_the_papers_tables_and_figures():
+    names = {p.stem for p in PIPELINES}
+    expected = {"quickstart", "paper_table4", "paper_figure2", "paper_figure4"} | {
+        f"paper_table{t}_{d}" for t in (2, 3) for d in ("mnist", "cifar10", "cifar100")}
+    assert expected <= names
+
+
+@pytest.mark.parametrize("path", PIPELINES, ids=lambda p: p.stem)
+def test_every_shipped_pipeline_resolves_every_cell(path):
+    spec = load_pipeline(path)
+    cells = expand(spec)
+    assert len(cells) == len(spec.datasets) * len(spec.noise) * len(spec.losses) * len(spec.seeds)
+    assert all(c.config.tracking.experiment == spec.experiment for c in cells)
+    assert len({c.digest for c in cells}) == len(cells)
+    smoke = expand(scaled(spec, "smoke"))
+    assert {c.config.data.name for c in smoke} == {"digits"} and {c.config.optim.epochs for c in smoke} == {3}
+
+
+@pytest.mark.parametrize("table,dataset", [(t, d) for t in ("table2", "table3") for d in ("mnist", "cifar10", "cifar100")]
+                         + [("table4", None)])
+def test_paper_pipelines_have_the_papers_losses_and_noise(table, dataset):
+    spec = load_pipeline(ROOT / "pipelines" / (f"paper_{table}_{dataset}.yaml" if dataset else f"paper_{table}.yaml"))
+    losses, noise = paper_cells(table, dataset)
+    assert set(spec.loss_order) == losses
+    assert spec_noise(spec) == noise
+    assert spec.seeds == (0, 1, 2) and spec.paper_table == table
+
+
+def test_paper_parameters_come_from_the_presets():
+    cells = {c.config.loss.name: c.config for c in expand(load_pipeline(ROOT / "pipelines" / "paper_table2_cifar100.yaml"))}
+    assert (cells["nce+rce"].loss.alpha, cells["nce+rce"].loss.beta) == (10.0, 0.1)
+    assert (cells["sce"].loss.alpha, cells["sce"].loss.beta) == (6.0, 0.1)
+    figure4 = expand(load_pipeline(ROOT / "pipelines" / "paper_figure4.yaml"))
+    assert {(c.config.loss.alpha, c.config.loss.beta) for c in figure4} == {(1.0, 1.0)}
+
+
+def test_the_packaged_quickstart_equals_the_repository_copy():
+    assert QUICKSTART.read_text() == (ROOT / "pipelines" / "quickstart.yaml").read_text()
+
+
+def test_show_lists_every_cell_without_running(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["pipeline", "show", str(ROOT / "pipelines" / "quickstart.yaml")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("pipeline quickstart: 12 runs") and len(lines) == 13
+    assert not any(tmp_path.iterdir())
+
+
+def test_smoke_scale_and_set_overrides():
+    spec = load_pipeline(ROOT / "pipelines" / "paper_table2_cifar10.yaml")
+    smoke = scaled(spec, "smoke", ["optim.epochs=2", "optim.lr=0.02"])
+    cells = expand(smoke)
+    assert len(cells) == len(spec.noise) * len(spec.losses)  # one seed
+    assert {(c.config.data.name, c.config.runtime.seed, c.config.optim.epochs, c.config.optim.lr) for c in cells} == {
+        ("digits", 0, 2, 0.02)}
+    assert cells[0].config.tracking.experiment == "paper-table2-cifar10-smoke"
+
+
+# ----------------------------------------------------------------------------- bad files
+
+GOOD_MATRIX = "  dataset: [digits]\n  noise: [symmetric:0.4]\n  loss: [ce]\n  seed: [0]\n"
+BAD = {
+    "unknown dataset": ("matrix:\n  dataset: [cifar11]\n  noise: [none]\n  loss: [ce]\n  seed: [0]\n", "data.name='cifar11'"),
+    "unknown loss": ("matrix:\n  dataset: [digits]\n  noise: [none]\n  loss: [nce+rec]\n  seed: [0]\n", "loss.name"),
+    "unknown noise kind": ("matrix:\n  dataset: [digits]\n  noise: [symetric:0.4]\n  loss: [ce]\n  seed: [0]\n", "noise"),
+    "bad noise rate": ("matrix:\n  dataset: [digits]\n  noise: [symmetric:1.4]\n  loss: [ce]\n  seed: [0]\n", "noise"),
+    "unknown loss parameter": ("matrix:\n  dataset: [digits]\n  noise: [none]\n  loss: [{name: ce, alpah: 1}]\n"
+                               "  seed: [0]\n", "'alpah'"),
+    "parameter the loss does not take": ("matrix:\n  dataset: [digits]\n  noise: [none]\n  loss: [{name: ce, beta: 2}]\n"
+                                         "  seed: [0]\n", "loss.beta"),
+    "empty axis": ("matrix:\n  dataset: [digits]\n  noise: []\n  loss: [ce]\n  seed: [0]\n", "matrix.noise"),
+    "missing axis": ("matrix:\n  dataset: [digits]\n  noise: [none]\n  loss: [ce]\n", "matrix.seed"),
+    "unknown axis": ("matrix:\n" + GOOD_MATRIX + "  optimiser: [sgd]\n", "'optimiser'"),
+    "unknown top-level key": ("matrx:\n" + GOOD_MATRIX, "'matrx'"),
+    "unknown override": ("matrix:\n" + GOOD_MATRIX + "overrides:\n  optim.epoch: 3\n", "'optim.epoch'"),
+    "override of an axis": ("matrix:\n" + GOOD_MATRIX + "overrides:\n  loss.name: ce\n", "loss.name"),
+    "bad override value": ("matrix:\n" + GOOD_MATRIX + "overrides:\n  optim.epochs: many\n", "optim.epochs"),
+    "bad seed": ("matrix:\n  dataset: [digits]\n  noise: [none]\n  loss: [ce]\n  seed: [-1]\n", "matrix.seed"),
+    "unknown paper table": ("paper_table: table9\nmatrix:\n" + GOOD_MATRIX, "table9"),
+    "malformed yaml": ("matrix: [dataset: {\n", "valid YAML"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_pipeline_files_fail_before_anything_runs(case, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text, expected = BAD[case]
+    code = main(["pipeline", "run", str(write(tmp_path, text)), "--tracking-uri", "memory://", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("aplab: error: ") and expected in err[0], err
+    assert not (tmp_path / "aplab_runs").exists()
+
+
+def test_missing_file_bad_scale_and_bad_set_exit_2(tmp_path, capsys):
+    good = write(tmp_path, "matrix:\n" + GOOD_MATRIX)
+    assert main(["pipeline", "run", str(tmp_path / "absent.yaml"), "--tracking-uri", "memory://"]) == 2
+    assert main(["pipeline", "run", str(good), "--scale", "tiny", "--tracking-uri", "memory://"]) == 2
+    assert "smoke" in capsys.readouterr().err
+    assert main(["pipeline", "run", str(good), "--set", "optim.lrr=1", "--tracking-uri", "memory://"]) == 2
+    assert main(["pipeline", "run", str(good), "--workers", "2", "--tracking-uri", "memory://"]) == 2
+    assert "memory://" in capsys.readouterr().err
+
+
+def test_parse_keeps_loss_parameters_and_order():
+    spec = parse_pipeline({"name": "x", "matrix": {"dataset": "digits", "noise": ["none"], "seed": [0, 1],
+                                                   "loss": ["ce", {"name": "nce+rce", "alpha": 2, "beta": 3}]}})
+    cells = expand(spec)
+    assert spec.loss_order == ["ce", "nce+rce"] and spec.experiment == "aplab-x"
+    assert [(c.config.loss.name, c.config.runtime.seed) for c in cells] == [
+        ("ce", 0), ("ce", 1), ("nce+rce", 0), ("nce+rce", 1)]
+    assert (cells[2].config.loss.alpha, cells[2].config.loss.beta) == (2.0, 3.0)
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def small_cells(tmp_path: Path, losses: str = "[ce, gce]", epochs: int = 1, experiment: str = "t"):
+    spec = parse_pipeline({"name": "small", "experiment": experiment, "overrides": {"optim.epochs": epochs},
+                           "matrix": {"dataset": ["digits"], "noise": ["symmetric:0.4"], "seed": [0],
+                                      "loss": [s.strip() for s in losses.strip("[]").split(",")]}})
+    return expand(spec, workdir=str(tmp_path / "runs"))
+
+
+def test_failures_do_not_stop_others_and_finished_runs_are_skipped(tmp_path, monkeypatch):
+    import aplab.train
+
+    real = aplab.train.train
+    calls: list[str] = []
+
+    def flaky(cfg, tracker=None, **kwargs):
+        calls.append(cfg.loss.name)
+        if cfg.loss.name == "ce":
+            raise RuntimeError("boom")
+        return real(cfg, tracker, **kwargs)
+
+    monkeypatch.setattr(aplab.train, "train", flaky)
+    tracker = MemoryTracker()
+    cells = small_cells(tmp_path, "[ce, gce]")
+    first = run_pipeline(cells, "small", tracker=tracker, progress=False)
+    assert calls == ["ce", "gce"]  # the failure of ce did not stop gce
+    assert [o.status for o in first.outcomes] == ["FAILED", "FINISHED"]
+    assert "RuntimeError: boom" in first.failed[0].error
+
+    monkeypatch.setattr(aplab.train, "train", real)
+    second = run_pipeline(cells, "small", tracker=tracker, progress=False)
+    assert [o.status for o in second.outcomes] == ["FINISHED", "DONE"]  # only the failed cell ran again
+    runs = tracker.find_runs("t", {"pipeline": "small"})
+    assert sorted(r.tags["config_hash"] for r in runs) == sorted(c.digest for c in cells)
+    assert all(r.status == "FINISHED" for r in runs)
+    third = run_pipeline(cells, "small", tracker=tracker, progress=False)
+    assert [o.status for o in third.outcomes] == ["DONE", "DONE"]
+    assert len(tracker.runs) == 2  # nothing new was started
+
+
+def _states(folder: Path) -> list[dict]:
+    found = []
+    for path in folder.rglob("state.json"):
+        try:
+            found.append({**json.loads(path.read_text()), "checkpoint": (path.parent / "checkpoint.pt").exists()})
+        except (OSError, ValueError):
+            continue  # being written
+    return found
+
+
+def _finished_per_hash(uri: str, experiment: str) -> Counter:
+    return Counter(r.tags["config_hash"] for r in make_tracker(uri).find_runs(experiment) if r.status == "FINISHED")
+
+
+@pytest.mark.slow
+def test_a_killed_pipeline_resumes_and_runs_each_cell_exactly_once(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    pipeline = write(tmp_path, "name: resume\nexperiment: resume\noverrides: {optim.epochs: 3}\nmatrix:\n"
+                     "  dataset: [digits]\n  noise: [symmetric:0.6]\n  loss: [ce, gce, nce+rce]\n  seed: [0]\n")
+    command = [sys.executable, "-m", "aplab.cli", "pipeline", "run", str(pipeline), "--tracking-uri", uri,
+               "--workdir", str(tmp_path / "runs"), "--no-progress"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240
+    killed_mid_run = False
+    while time.monotonic() < deadline and process.poll() is None:
+        states = _states(tmp_path / "runs")
+        finished = [s for s in states if s.get("status") == "FINISHED"]
+        running = [s for s in states if s.get("status") == "RUNNING" and s["checkpoint"] and s.get("run_id")]
+        if finished and running:
+            process.send_signal(signal.SIGKILL)
+            killed_mid_run = True
+            break
+        time.sleep(0.2)
+    process.wait(timeout=30)
+    assert killed_mid_run, process.stdout.read().decode()[-2000:]
+    before = _finished_per_hash(uri, "resume")
+    assert 1 <= sum(before.values()) < 3
+
+    second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "resuming" in second.stderr  # the killed cell went on from its checkpoint
+    expected = {c.digest for c in expand(load_pipeline(pipeline))}
+    after = _finished_per_hash(uri, "resume")
+    assert set(after) == expected and set(after.values()) == {1}
+    assert f"{sum(before.values())} already finished" in second.stdout
+
+
+@pytest.mark.slow
+def test_workers_run_cells_in_processes(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    pipeline = write(tmp_path, "name: par\nexperiment: par\noverrides: {optim.epochs: 1}\nmatrix:\n"
+                     "  dataset: [digits]\n  noise: [symmetric:0.4]\n  loss: [ce, gce]\n  seed: [0, 1]\n")
+    code = main(["pipeline", "run", str(pipeline), "--tracking-uri", uri, "--workers", "2",
+                 "--workdir", str(tmp_path / "runs"), "--no-progress"])
+    assert code == 0
+    runs = make_tracker(uri).find_runs("par", {"pipeline": "par"})
+    assert len(runs) == 4 and {r.status for r in runs} == {"FINISHED"}
+
+
+@pytest.mark.slow
+def test_quickstart_shows_ce_memorising_while_apl_keeps_its_accuracy(tmp_path, capsys, monkeypatch):
+    """The quickstart's promise (about 1 minute with 2 workers on 2 CPU cores)."""
+    import pandas as pd
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["quickstart", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--workers", "2",
+                 "--workdir", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 0 and "NCE+RCE" in out and "aplab ui --tracking-uri" in out
+    dynamics = pd.read_csv(tmp_path / "out" / "dynamics.csv").set_index("loss")
+    ce, apl = dynamics.loc["ce"], dynamics.loc["nce+rce"]
+    assert ce["memorised"] > 90 and ce["drop"] > 10  # CE fits the wrong labels and loses accuracy
+    assert apl["memorised"] < 30 and apl["drop"] < 8  # NCE+RCE keeps its accuracy
+    assert apl["last"] > ce["last"] + 20
+    assert (tmp_path / "out" / "curves_digits.png").is_file() and (tmp_path / "out" / "memorisation_digits.png").is_file()
