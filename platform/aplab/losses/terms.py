@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import RCE_A_CODE, RCE_A_PAPER, Fidelity, Probabilities
+from .base import LOG_PROB_FLOOR, RCE_A_CODE, RCE_A_PAPER, Fidelity, Probabilities
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class GeneralizedCrossEntropy:
     q: float
 
     def __call__(self, probs: Probabilities) -> torch.Tensor:
-        p_y_q = probs.floored_pow(self.q).gather(1, probs.index).squeeze(1)
+        p_y_q = torch.exp(self.q * probs.log_p_y.clamp(min=LOG_PROB_FLOOR))  # only the label's entry
         return (1.0 - p_y_q) / self.q
 
 
