@@ -65,7 +65,7 @@ def reference_epoch(model, loss_fn, optimizer, loader, device, precision):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
         seen += y.numel()
-        float(loss)  # the reference scripts read the loss every step (a host sync)
+        loss.item()  # the reference scripts read the loss every step (a host sync)
     return seen
 
 
