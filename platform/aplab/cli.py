@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from .config import RunConfig, apply, from_dict, load_yaml, parse_override
@@ -138,27 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--workdir", default="aplab_runs")
     sync.set_defaults(handler=cmd_sync)
 
-    for register in EXTRA_COMMANDS:
+    from .pipeline.cli import register as register_pipeline
+    from .report.cli import register as register_report
+    from .study.cli import register as register_study
+
+    for register in (register_study, register_pipeline, register_report):
         register(commands)
     return parser
 
 
-#: Sub-command registrars contributed by other modules (study, pipeline, report).
-EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
-
-
-def _load_extra_commands() -> None:
-    for module in ("study.cli", "pipeline.cli", "report.cli"):
-        try:
-            imported = __import__(f"aplab.{module}", fromlist=["register"])
-        except ModuleNotFoundError:
-            continue
-        if imported.register not in EXTRA_COMMANDS:
-            EXTRA_COMMANDS.append(imported.register)
-
-
 def main(argv: list[str] | None = None) -> int:
-    _load_extra_commands()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
