@@ -166,8 +166,7 @@ def apply(config: RunConfig, path: str, value: Any) -> None:
 
 def from_dict(data: dict[str, Any], base: RunConfig | None = None, source: str = "config") -> RunConfig:
     """Build a config from a nested dict (a YAML file's content) over ``base``."""
-    config = dataclasses.replace(base) if base else RunConfig()
-    config = from_flat(to_flat(config.to_dict()))
+    config = from_flat(base.flat()) if base else RunConfig()
     if not isinstance(data, dict):
         raise ConfigError(source, type(data).__name__, "a mapping of sections (data, noise, model, loss, optim, runtime, tracking)")
     for path, value in to_flat(data).items():
@@ -187,6 +186,7 @@ def to_flat(nested: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_flat(flat: dict[str, Any]) -> RunConfig:
+    """A config from dotted fields over the defaults."""
     config = RunConfig()
     for path, value in flat.items():
         apply(config, path, value)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import RunConfig, apply, config_hash, field_names, load_yaml, parse_override, resolve, to_flat
+from ..config import RunConfig, config_hash, field_names, from_flat, load_yaml, parse_override, resolve, to_flat
 from ..errors import ConfigError
 from ..registry import Registry, did_you_mean
 from ..report.paper import TABLE_ORDER
@@ -210,7 +210,7 @@ def expand(spec: PipelineSpec, experiment: str | None = None, tracking_uri: str 
                     if workdir is not None:
                         flat["tracking.workdir"] = workdir
                     try:
-                        cfg = resolve(_build(flat))
+                        cfg = resolve(from_flat(flat))
                     except ConfigError as err:
                         raise ConfigError(f"{spec.source}: {err.field}", err.value, err.allowed) from None
                     digest = config_hash(cfg)
@@ -219,9 +219,3 @@ def expand(spec: PipelineSpec, experiment: str | None = None, tracking_uri: str 
                         cells.append(Cell(len(cells), cfg, digest))
     return cells
 
-
-def _build(flat: dict[str, Any]) -> RunConfig:
-    cfg = RunConfig()
-    for key, value in flat.items():
-        apply(cfg, key, value)
-    return cfg

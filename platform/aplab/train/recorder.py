@@ -39,7 +39,8 @@ class RunRecorder:
     def save(self) -> None:
         write_json(self.run_dir / STATE_FILE, self.state)
 
-    def _try(self, what: str, call) -> bool:
+    def attempt(self, what: str, call) -> bool:
+        """Run a tracker call; on failure warn once and return False (an outage never stops training)."""
         if self.tracker is None:
             return False
         try:
@@ -70,14 +71,14 @@ class RunRecorder:
             tracker.log_dataset(run_id, DatasetRecord(**state["dataset"]))
             state["run_id"] = run_id
 
-        return self._try("run creation", create)
+        return self.attempt("run creation", create)
 
     def reconcile(self) -> None:
         """After a crash, ask the server which epochs it has, so none is sent twice."""
         if self.run_id is None or self.tracker is None:
             return
         steps: list[int] = []
-        if self._try("history", lambda: steps.extend(s for s, _ in self.tracker.metric_history(self.run_id, SENTINEL_METRIC))):
+        if self.attempt("history", lambda: steps.extend(s for s, _ in self.tracker.metric_history(self.run_id, SENTINEL_METRIC))):
             self.state["synced_step"] = max(steps, default=0)
 
     def push_pending(self) -> bool:
@@ -88,7 +89,7 @@ class RunRecorder:
                    for row in self.state["history"] if row["epoch"] > self.state.get("synced_step", 0)]
         if not pending:
             return True
-        if self._try(f"epochs {pending[0][0]}-{pending[-1][0]}", lambda: self.tracker.log_metrics(self.run_id, pending)):
+        if self.attempt(f"epochs {pending[0][0]}-{pending[-1][0]}", lambda: self.tracker.log_metrics(self.run_id, pending)):
             self.state["synced_step"] = pending[-1][0]
             return True
         return False
@@ -104,7 +105,7 @@ class RunRecorder:
                 parent = path.parent.relative_to(folder).as_posix()
                 self.tracker.log_artifact(self.run_id, path, None if parent == "." else parent)
 
-        self.state["artifacts_synced"] = self._try("artifacts", upload)
+        self.state["artifacts_synced"] = self.attempt("artifacts", upload)
         return self.state["artifacts_synced"]
 
     def push_end(self) -> bool:
@@ -121,5 +122,5 @@ class RunRecorder:
             self.tracker.set_tags(self.run_id, self.state.get("end_tags", {}))
             self.tracker.end_run(self.run_id, status)
 
-        self.state["end_synced"] = self._try("final status", finish)
+        self.state["end_synced"] = self.attempt("final status", finish)
         return self.state["end_synced"]

@@ -153,7 +153,9 @@ class TrainingRun:
         if checkpoint is not None and recorder is not None:
             start = self._restore(engine, train, checkpoint, recorder)
         else:
+            killed_before_first_epoch = recorder.run_id if recorder is not None else None
             recorder = RunRecorder(self.run_dir, self.tracker, self._fresh_state(data, runtime))
+            recorder.state["run_id"] = killed_before_first_epoch  # reuse its tracked run, if it made one
             self._write_start_artifacts(data)
             train.seed(cfg.runtime.seed)
             start = 1
@@ -163,7 +165,7 @@ class TrainingRun:
 
         monitors: list = []
         if cfg.tracking.system_metrics and self.tracker is not None and recorder.run_id is not None:
-            recorder._try("system metrics", lambda: monitors.append(self.tracker.start_system_metrics(recorder.run_id)))
+            recorder.attempt("system metrics", lambda: monitors.append(self.tracker.start_system_metrics(recorder.run_id)))
         epochs = cfg.optim.epochs
         bar = tqdm(range(start, epochs + 1), desc=recorder.state["run_name"], unit="epoch", initial=start - 1,
                    total=epochs, disable=not self.progress, leave=False, file=sys.stderr)
@@ -188,7 +190,7 @@ class TrainingRun:
         finally:
             bar.close()
             for monitor in filter(None, monitors):
-                recorder._try("system metrics", monitor.finish)
+                recorder.attempt("system metrics", monitor.finish)
         self._finalise(engine, recorder, matrix, data)
         return self._finish_sync(recorder)
 
@@ -213,7 +215,7 @@ class TrainingRun:
         recorder.state["history"] = checkpoint["history"]  # epochs after the checkpoint are run again
         recorder.reconcile()
         if recorder.run_id is not None:
-            recorder._try("resume", lambda: recorder.tracker.resume_run(recorder.run_id))
+            recorder.attempt("resume", lambda: recorder.tracker.resume_run(recorder.run_id))
         print(f"[aplab] resuming {recorder.state['run_name']} at epoch {checkpoint['epoch'] + 1}", file=sys.stderr)
         return checkpoint["epoch"] + 1
 
