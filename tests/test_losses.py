@@ -290,3 +290,20 @@ def test_bad_inputs_raise_value_errors():
         loss(torch.randn(4), torch.tensor([0, 1, 2, 3]))
     with pytest.raises(ValueError, match="^targets="):
         loss(torch.randn(4, K), torch.tensor([0, 1, 2]))
+
+
+def test_nlnl_sums_its_complementary_labels_and_weights_rare_noisy_classes_up():
+    loss = losses.build("nlnl", K, reduction="none", ln_neg=3)
+    labels = np.repeat(np.arange(K), np.arange(1, K + 1))  # class c has c + 1 noisy samples
+    loss.observe_labels(labels)
+    z = torch.randn(64, K, dtype=torch.float64)
+    y = torch.randint(0, K, (64,))
+    loss.on_epoch_start(0, 10)
+    torch.manual_seed(7)
+    got = loss(z, y)
+    torch.manual_seed(7)
+    comp = (y[:, None] + torch.randint(1, K, (64, 3))) % K
+    p = torch.softmax(z, 1)
+    per_sample = -torch.log((1 - p.gather(1, comp)).clamp(min=1e-5)).sum(1)  # Kim et al.: summed over ln_neg
+    weights = torch.tensor([K / (c + 1) for c in range(K)], dtype=torch.float64)  # max count / count
+    torch.testing.assert_close(got, per_sample * weights[y])

@@ -89,8 +89,8 @@ def test_means_sample_stds_and_paper_differences(tracker):
         assert row["paper_table"] == "table2"
 
 
-def test_best_epoch_metric_reads_acc_best_val(tracker):
-    summary = summarise(runs_frame(tracker.find_runs(EXP)), "best")
+def test_best_val_metric_reads_acc_best_val(tracker):
+    summary = summarise(runs_frame(tracker.find_runs(EXP)), "best_val")
     row = summary[(summary["method"] == "ce") & (summary["noise_kind"] == "symmetric")].iloc[0]
     assert row["mean"] == pytest.approx(statistics.mean(100 * v for v in BEST[("ce", "symmetric:0.4")]))
 

@@ -22,7 +22,7 @@ from .registry import did_you_mean
 
 PRECISIONS = ("auto", "fp32", "bf16")
 SCHEDULES = ("cosine", "exponential", "constant")
-OBJECTIVES = ("last", "best")
+LOSS_PARAMS = ("alpha", "beta", "gamma", "q", "ln_neg")  # loss.* fields passed to losses.build
 
 
 @dataclass
@@ -52,6 +52,7 @@ class LossConfig:
     beta: float | None = None
     gamma: float | None = None
     q: float | None = None
+    ln_neg: int | None = None
     fidelity: str = "code"
 
 
@@ -255,9 +256,9 @@ def resolve(config: RunConfig) -> RunConfig:
     except ConfigError as err:
         raise ConfigError("loss.name", err.value, err.allowed) from None
     defaults = loss_params(preset, cfg.loss.name)
-    probe = losses.build(cfg.loss.name, 10, fidelity=cfg.loss.fidelity) if cfg.loss.name != "nlnl" else None
-    takes = set(probe.params) - {"fidelity"} if probe is not None else set()
-    for key in ("alpha", "beta", "gamma", "q"):
+    probe = losses.build(cfg.loss.name, 10, fidelity=cfg.loss.fidelity)
+    takes = set(probe.params) - {"fidelity"}
+    for key in LOSS_PARAMS:
         current = getattr(cfg.loss, key)
         if current is None and key in takes:
             setattr(cfg.loss, key, defaults.get(key, probe.params[key]))
@@ -298,7 +299,7 @@ def resolve(config: RunConfig) -> RunConfig:
 
 def loss_kwargs(cfg: RunConfig) -> dict[str, float]:
     """The loss parameters that are set, for ``losses.build``."""
-    return {k: getattr(cfg.loss, k) for k in ("alpha", "beta", "gamma", "q") if getattr(cfg.loss, k) is not None}
+    return {k: getattr(cfg.loss, k) for k in LOSS_PARAMS if getattr(cfg.loss, k) is not None}
 
 
 def identity(cfg: RunConfig) -> dict[str, Any]:

@@ -42,6 +42,11 @@ class RobustLoss(nn.Module):
         if self.nlnl is not None:
             self.nlnl.set_progress(epoch, epochs)
 
+    def observe_labels(self, labels) -> None:
+        """Called once with the noisy training labels; only NLNL uses them (class weights)."""
+        if self.nlnl is not None:
+            self.nlnl.observe_labels(labels)
+
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         check_inputs(logits, targets, self.num_classes)
         if logits.dtype not in (torch.float32, torch.float64):

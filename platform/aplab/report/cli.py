@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_pipeline_arguments(parser)
     parser.add_argument("--metric", default="last",
                         help="last: test accuracy at the last epoch (the paper's protocol, default); "
-                             "best: at the epoch of best validation accuracy")
+                             "best: the best epoch's test accuracy (later papers' protocol); "
+                             "best_val: test accuracy at the epoch of best validation accuracy")
     parser.add_argument("--out", help="output folder (default aplab_out/report/<experiment>)")
     parser.add_argument("--no-figures", action="store_true", help="tables only")
     parser.add_argument("--no-log", action="store_true", help="do not log the report as a run")

@@ -30,8 +30,10 @@ class Metric:
 METRICS: Registry[Metric] = Registry("--metric")
 METRICS.register("last", Metric("test/acc_last", "test accuracy (%) at the last epoch (the paper's protocol)",
                                 "last-epoch test accuracy (%)", "test/acc"))
-METRICS.register("best", Metric("test/acc_best_val", "test accuracy (%) at the epoch of best validation accuracy",
-                                "test accuracy (%) at best validation"))
+METRICS.register("best", Metric("test/acc_best", "best test accuracy (%) over epochs (the protocol of many later papers)",
+                                "best-epoch test accuracy (%)"))
+METRICS.register("best_val", Metric("test/acc_best_val", "test accuracy (%) at the epoch of best validation accuracy",
+                                    "test accuracy (%) at best validation"))
 
 REQUIRED_TAGS = ("dataset", "loss", "noise", "seed")
 #: Config fields that are table axes or do not change results: never used to tell variants apart.
