@@ -94,3 +94,11 @@ def test_config_hash_is_the_identity_of_the_results():
     assert config_hash(base) == config_hash(same)
     assert config_hash(base) != config_hash(other_seed)
     assert len(config_hash(base)) == 16
+
+
+def test_unset_fields_do_not_enter_the_identity():
+    from aplab.config import identity
+
+    cfg = resolve(cfg_with(loss__name="ce"))
+    assert cfg.loss.alpha is None and "loss.alpha" not in identity(cfg)
+    assert identity(cfg)["loss.name"] == "ce"

@@ -180,3 +180,41 @@ def test_malformed_yaml_config_exits_2(tmp_path, capsys):
     bad.write_text("loss: {name: nce+rce\n")
     assert main(["train", "--config", str(bad)]) == 2
     assert "config file=" in capsys.readouterr().err
+
+
+def test_sync_refuses_to_claim_a_run_that_lives_in_another_store(small_run):
+    from aplab.train import sync
+    from aplab.train.run import RunOfAnotherStore
+
+    home = MemoryTracker()
+    result = train(small_run(), tracker=home, progress=False)
+    other = MemoryTracker()
+    other.uri = "memory://other"
+    with pytest.raises(RunOfAnotherStore, match="memory://"):
+        sync(result.run_dir, other)
+    assert not other.runs
+
+
+def test_an_interrupted_run_shows_killed_and_resumes_to_the_same_result(small_run, tmp_path):
+    tracker = MemoryTracker()
+
+    def interrupt(epoch, metrics):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(small_run(**{"optim.epochs": 4}), tracker=tracker, progress=False, on_epoch=interrupt)
+    (run_id,) = tracker.runs
+    assert tracker.runs[run_id].status == "KILLED"
+    resumed = train(small_run(**{"optim.epochs": 4}), tracker=tracker, progress=False)
+    straight = train(small_run(**{"optim.epochs": 4, "tracking.workdir": str(tmp_path / "straight")}),
+                     tracker=MemoryTracker(), progress=False)
+    assert resumed.run_id == run_id and tracker.runs[run_id].status == "FINISHED"
+    assert without_timing(resumed.history) == without_timing(straight.history)
+
+
+def test_argument_type_errors_are_one_line_with_status_2(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--epochs", "2.5"])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and err.startswith("aplab: error:") and "--epochs" in err and "\n" not in err

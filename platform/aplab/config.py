@@ -290,6 +290,8 @@ def resolve(config: RunConfig) -> RunConfig:
     _require(o.schedule in SCHEDULES, "optim.schedule", o.schedule, one_of(SCHEDULES))
     _require(0 < o.lr_decay <= 1, "optim.lr_decay", o.lr_decay, "a number in (0, 1]")
     _require(cfg.runtime.precision in PRECISIONS, "runtime.precision", cfg.runtime.precision, one_of(PRECISIONS))
+    _require(cfg.runtime.eval_batch_size >= 1, "runtime.eval_batch_size", cfg.runtime.eval_batch_size,
+             "an integer >= 1")
     _require(cfg.runtime.seed >= 0, "runtime.seed", cfg.runtime.seed, "an integer >= 0")
     _require(cfg.runtime.device == "auto" or cfg.runtime.device.split(":")[0] in ("cpu", "cuda", "mps"),
              "runtime.device", cfg.runtime.device, "auto, cpu, cuda, cuda:N or mps")
@@ -304,8 +306,8 @@ def loss_kwargs(cfg: RunConfig) -> dict[str, float]:
 
 def identity(cfg: RunConfig) -> dict[str, Any]:
     """The part of a resolved config that determines its results."""
-    flat = {k: v for k, v in cfg.flat().items()
-            if k.split(".")[0] not in NON_IDENTITY_SECTIONS and k not in NON_IDENTITY_FIELDS}
+    flat = {k: v for k, v in cfg.flat().items()  # unset (None) fields are left out: adding one keeps old hashes
+            if k.split(".")[0] not in NON_IDENTITY_SECTIONS and k not in NON_IDENTITY_FIELDS and v is not None}
     return {"code_version": __version__, **flat}
 
 

@@ -128,7 +128,7 @@ def _parse(name: str) -> tuple[list[TermDef], tuple[float, float] | None, LossIn
     if len(parts) != 2 or not all(p in TERMS for p in parts):
         bad = next((p for p in parts if p not in TERMS), name)
         raise ConfigError("name", name, f"'<first>+<second>' of two base losses ({', '.join(TERMS.names())}); "
-                                        f"{bad!r} is not one")
+                                        f"{bad!r} is not one" + did_you_mean(bad, TERMS.names()))
     first, second = TERMS.get(parts[0]), TERMS.get(parts[1])
     return [first, second], (1.0, 1.0), combination_info(first, second)
 

@@ -148,7 +148,7 @@ class _Progress:
         self.epochs = {c.index: c.config.optim.epochs for c in cells}
         self.done: dict[int, float] = {c.index: 0.0 for c in cells}
         self.failed = 0
-        self.bar = tqdm(total=len(cells), desc=name, bar_format=self.FORMAT, disable=not enabled, file=stream,
+        self.bar = tqdm(total=len(cells), desc=name, bar_format=self.FORMAT, disable=None if enabled else True, file=stream,
                         dynamic_ncols=True)
 
     def epoch(self, index: int, epoch: int) -> None:

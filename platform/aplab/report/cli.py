@@ -14,7 +14,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..pipeline.cli import pipeline_cells
 
     if not args.file and not args.experiment:
-        raise ConfigError("report", None, "a pipeline FILE or --experiment NAME")
+        raise ConfigError("aplab report", "no FILE and no --experiment", "a pipeline FILE or --experiment NAME")
     hashes = name = paper_table = order = None
     experiment = args.experiment
     if args.file:
@@ -22,6 +22,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         experiment = cells[0].config.tracking.experiment
         hashes, name, paper_table, order = {c.digest for c in cells}, spec.name, spec.paper_table, spec.loss_order
     tracker = make_tracker(args.tracking_uri)
+    tracker.check()  # an unreachable store is one line and exit 2, not a traceback
     out = Path(args.out or Path("aplab_out") / "report" / experiment)
     kinds = () if args.no_figures else FIGURE_KINDS
     report = build_report(tracker, experiment, out, metric=args.metric, hashes=hashes, name=name,

@@ -33,7 +33,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the ``study`` sub-command (called by ``aplab.cli``)."""
     parser = commands.add_parser("study", help="an Optuna study (grid or TPE) over config fields; "
-                                 "every trial a child MLflow run", description=__doc__)
+                                 "every trial a child MLflow run", description=__doc__.replace("``", ""))
     parser.add_argument("--space", required=True, help="search space file, e.g. search_spaces/apl_paper_grid.yaml")
     parser.add_argument("--study-name", help="study name (default: <space>-<dataset>-<loss>-<noise>-s<seed>)")
     parser.add_argument("--storage", help="Optuna storage: a journal file path or postgresql+psycopg://... "

@@ -52,8 +52,13 @@ class MlflowTracker:
         return self._client
 
     def check(self, timeout: float = 5.0) -> None:
-        """Fail fast (under ``timeout`` seconds per try) when a tracking server cannot be reached."""
+        """Fail fast (under ``timeout`` seconds) when the store cannot be reached or its URI is not one."""
         if not is_remote(self.uri):
+            try:
+                self.client.search_experiments(max_results=1)
+            except Exception as err:  # an unknown scheme, a deprecated file store, a database that refuses
+                raise TrackingUnavailable(f"tracking store {self.uri} cannot be used ({type(err).__name__}: "
+                                          f"{' '.join(str(err).split())[:300]})") from None
             return
         try:
             with urllib.request.urlopen(self.uri.rstrip("/") + "/health", timeout=timeout) as reply:

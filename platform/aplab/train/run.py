@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__, losses
 from ..config import RunConfig, config_hash, loss_kwargs, resolve, to_yaml
+from ..errors import ConfigError, TrackingUnavailable
 from ..models import build_model
 from ..report.run_plots import plot_curves, plot_matrix
 from ..tracking import DatasetRecord, Tracker, default_uri, make_tracker
@@ -132,7 +133,7 @@ class TrainingRun:
         (folder / "config.yaml").write_text(to_yaml(self.cfg))
         np.savetxt(folder / "transition.csv", data.noisy.transition, delimiter=",", fmt="%.6f")
         plot_matrix(data.noisy.transition, folder / "transition.png",
-                    f"realised noise {self.cfg.noise.spec} (rate {data.noisy.rate:.3f})",
+                    f"realised noise {self.cfg.noise.spec}: {100 * data.noisy.rate:.1f}% of all labels flipped",
                     "noisy label", "true label")
 
     # -- the run -------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ class TrainingRun:
             train.seed(cfg.runtime.seed)
             start = 1
             if self.tracker is not None and not recorder.ensure_run():
-                raise RuntimeError("could not create the tracked run")
+                raise TrackingUnavailable(f"could not create a run in {self.uri}; see the warning above")
             recorder.save()
 
         monitors: list = []
@@ -169,7 +170,7 @@ class TrainingRun:
             recorder.attempt("system metrics", lambda: monitors.append(self.tracker.start_system_metrics(recorder.run_id)))
         epochs = cfg.optim.epochs
         bar = tqdm(range(start, epochs + 1), desc=recorder.state["run_name"], unit="epoch", initial=start - 1,
-                   total=epochs, disable=not self.progress, leave=False, file=sys.stderr)
+                   total=epochs, disable=None if self.progress else True, leave=False, file=sys.stderr)  # None: no bar off a TTY
         matrix = None
         try:
             for epoch in bar:
@@ -187,6 +188,10 @@ class TrainingRun:
             recorder.state.update(status="FAILED", end_tags={"failure_reason": str(err)})
             recorder.save()
             self._finish_sync(recorder)
+            raise
+        except KeyboardInterrupt:  # the tracker shows KILLED; the same command resumes (and sets RUNNING)
+            if recorder.run_id is not None:
+                recorder.attempt("status", lambda: self.tracker.end_run(recorder.run_id, "KILLED"))
             raise
         finally:
             bar.close()
@@ -263,13 +268,18 @@ def train(cfg: RunConfig, tracker: Tracker | None = None, **kwargs) -> RunResult
     return TrainingRun(resolved, tracker, **kwargs).run()
 
 
+class RunOfAnotherStore(ConfigError):
+    """The run folder's run lives in another tracking store than the one asked for."""
+
+
 def sync(run_dir: Path, tracker: Tracker) -> RunResult:
     """Push a run made offline (or during an outage) to a tracker: run, metrics, artifacts, status."""
     recorder = RunRecorder.load(run_dir, tracker)
     if recorder is None:
-        from ..errors import ConfigError
-
         raise ConfigError("run folder", str(run_dir), "a folder with a state.json written by aplab train")
+    home = recorder.state.get("tracking_uri")
+    if recorder.run_id is not None and home != tracker.uri:
+        raise RunOfAnotherStore("--tracking-uri", tracker.uri, f"{home}, the store that holds run {recorder.run_id}")
     tracker.check()
     recorder.state["tracking_uri"] = tracker.uri
     if recorder.ensure_run():
