@@ -236,3 +236,21 @@ def test_channels_last_and_bf16_autocast() -> None:
     assert torch.allclose(out_cl, ref, atol=1e-5, rtol=1e-5)
     assert out_bf16.dtype == torch.bfloat16 and out_bf16.shape == (4, 10)
     assert torch.allclose(out_bf16.float(), ref, atol=0.1 * ref.abs().max().item() + 0.05)
+
+
+def test_the_classifier_head_stays_float32_under_bf16_autocast():
+    from aplab.models import Float32Linear, float32_head
+
+    torch.manual_seed(0)
+    model = float32_head(build_model("cnn8", 10, 3, 32)).eval()
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    assert type(head) is Float32Linear
+    features = {}
+    head.register_forward_hook(lambda module, args, out: features.update(x=args[0]))
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(x)
+    assert logits.dtype == torch.float32
+    expected = features["x"].float() @ head.weight.T + head.bias  # the head's input may be bf16, its math is not
+    torch.testing.assert_close(logits, expected)
+    assert set(model.state_dict()) == set(build_model("cnn8", 10, 3, 32).state_dict())  # checkpoints unchanged

@@ -13,6 +13,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..registry import Registry
 from .cnn import cnn4, cnn8
+from .head import Float32Linear, float32_head
 from .resnet import is_timm_resnet, resnet_factory, timm_resnet
 
 ModelFactory = Callable[[int, int, int], nn.Module]
@@ -47,4 +48,4 @@ def available_models() -> list[str]:
     return MODELS.names()
 
 
-__all__ = ["MODELS", "ModelFactory", "available_models", "build_model"]
+__all__ = ["MODELS", "Float32Linear", "ModelFactory", "available_models", "build_model", "float32_head"]

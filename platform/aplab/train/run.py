@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .. import __version__, losses
 from ..config import RunConfig, config_hash, loss_kwargs, resolve, to_yaml
 from ..errors import ConfigError, TrackingUnavailable
-from ..models import build_model
+from ..models import build_model, float32_head
 from ..report.run_plots import plot_curves, plot_matrix
 from ..tracking import DatasetRecord, Tracker, default_uri, make_tracker
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -97,7 +97,8 @@ class TrainingRun:
         cfg = self.cfg
         dataset = data.dataset
         seed_everything(cfg.runtime.seed)
-        model = build_model(cfg.model.name, dataset.num_classes, dataset.channels, dataset.image_size).to(runtime.device)
+        model = build_model(cfg.model.name, dataset.num_classes, dataset.channels, dataset.image_size)
+        model = float32_head(model).to(runtime.device)
         if runtime.channels_last:
             model = model.to(memory_format=torch.channels_last)
         loss_fn = losses.build(cfg.loss.name, dataset.num_classes, fidelity=cfg.loss.fidelity, **loss_kwargs(cfg))
