@@ -225,7 +225,8 @@ def _finished_per_hash(uri: str, experiment: str) -> Counter:
 @pytest.mark.slow
 def test_a_killed_pipeline_resumes_and_runs_each_cell_exactly_once(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    pipeline = write(tmp_path, "name: resume\nexperiment: resume\noverrides: {optim.epochs: 3}\nmatrix:\n"
+    pipeline = write(tmp_path, "name: resume\nexperiment: resume\n"
+                     "overrides: {optim.epochs: 3, optim.batch_size: 16}\nmatrix:\n"  # ~0.5 s epochs: time to kill
                      "  dataset: [digits]\n  noise: [symmetric:0.6]\n  loss: [ce, gce, nce+rce]\n  seed: [0]\n")
     command = [sys.executable, "-m", "aplab.cli", "pipeline", "run", str(pipeline), "--tracking-uri", uri,
                "--workdir", str(tmp_path / "runs"), "--no-progress"]
@@ -241,7 +242,7 @@ def test_a_killed_pipeline_resumes_and_runs_each_cell_exactly_once(tmp_path):
             process.send_signal(signal.SIGKILL)
             killed_mid_run = True
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     process.wait(timeout=30)
     assert killed_mid_run, process.stdout.read().decode()[-2000:]
     before = _finished_per_hash(uri, "resume")

@@ -116,7 +116,7 @@ def aplab(*args, cwd):
 
 
 TRAIN = ["train", "--dataset", "digits", "--loss", "nce+rce", "--noise", "symmetric:0.4", "--epochs", "6",
-         "--no-progress", "--set", "tracking.system_metrics=false"]
+         "--no-progress", "--set", "tracking.system_metrics=false", "--set", "optim.batch_size=16"]  # ~0.5 s/epoch
 
 
 @pytest.mark.slow
