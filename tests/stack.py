@@ -364,55 +364,37 @@ class MlflowRest:
         r.raise_for_status()
         return r.json()
 
-    def search_experiments(self, filter_string: str = "") -> list[dict[str, Any]]:
-        """All active experiments matching ``filter_string`` (paginated)."""
+    def _pages(self, send, route: str, request: dict[str, Any], key: str) -> list[dict[str, Any]]:
+        """Every item under ``key`` of a paginated REST call, following next_page_token."""
         out: list[dict[str, Any]] = []
         token = None
         while True:
-            body: dict[str, Any] = {"max_results": 1000, "filter": filter_string}
-            if token:
-                body["page_token"] = token
-            page = self._post("/api/2.0/mlflow/experiments/search", body)
-            out.extend(page.get("experiments", []))
+            page = send(route, {**request, "page_token": token} if token else request)
+            out.extend(page.get(key, []))
             token = page.get("next_page_token")
             if not token:
                 return out
+
+    def search_experiments(self, filter_string: str = "") -> list[dict[str, Any]]:
+        """All active experiments matching ``filter_string`` (paginated)."""
+        return self._pages(self._post, "/api/2.0/mlflow/experiments/search",
+                           {"max_results": 1000, "filter": filter_string}, "experiments")
 
     def experiment_by_name(self, name: str) -> dict[str, Any]:
         return self._get("/api/2.0/mlflow/experiments/get-by-name", {"experiment_name": name})["experiment"]
 
     def search_runs(self, experiment_ids: list[str], filter_string: str = "") -> list[dict[str, Any]]:
         """All runs of the experiments matching ``filter_string`` (paginated)."""
-        out: list[dict[str, Any]] = []
-        token = None
-        while True:
-            body: dict[str, Any] = {
-                "experiment_ids": experiment_ids, "filter": filter_string, "max_results": 1000,
-            }
-            if token:
-                body["page_token"] = token
-            page = self._post("/api/2.0/mlflow/runs/search", body)
-            out.extend(page.get("runs", []))
-            token = page.get("next_page_token")
-            if not token:
-                return out
+        return self._pages(self._post, "/api/2.0/mlflow/runs/search",
+                           {"experiment_ids": experiment_ids, "filter": filter_string, "max_results": 1000}, "runs")
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         return self._get("/api/2.0/mlflow/runs/get", {"run_id": run_id})["run"]
 
     def metric_history(self, run_id: str, key: str) -> list[dict[str, Any]]:
         """Every logged value of one metric, sorted by (step, timestamp)."""
-        out: list[dict[str, Any]] = []
-        token = None
-        while True:
-            params: dict[str, Any] = {"run_id": run_id, "metric_key": key, "max_results": 25000}
-            if token:
-                params["page_token"] = token
-            page = self._get("/api/2.0/mlflow/metrics/get-history", params)
-            out.extend(page.get("metrics", []))
-            token = page.get("next_page_token")
-            if not token:
-                break
+        out = self._pages(self._get, "/api/2.0/mlflow/metrics/get-history",
+                          {"run_id": run_id, "metric_key": key, "max_results": 25000}, "metrics")
         return sorted(out, key=lambda m: (int(m.get("step", 0)), int(m["timestamp"])))
 
     def list_artifacts(self, run_id: str, path: str = "") -> list[dict[str, Any]]:

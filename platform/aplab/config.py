@@ -120,7 +120,7 @@ def field_names() -> list[str]:
     return list(RunConfig().flat())
 
 
-def _coerce(path: str, value: Any, current: Any, annotation: str) -> Any:
+def _coerce(path: str, value: Any, annotation: str) -> Any:
     """Convert a parsed override to the field's type, or raise a ConfigError naming the field."""
     if value is None:
         if "None" in annotation:
@@ -162,7 +162,7 @@ def apply(config: RunConfig, path: str, value: Any) -> None:
     if key not in members:
         names = [f"{section_name}.{k}" for k in members]
         raise ConfigError("config key", path, "one of " + ", ".join(names) + did_you_mean(path, field_names()))
-    setattr(section, key, _coerce(path, value, getattr(section, key), str(members[key].type)))
+    setattr(section, key, _coerce(path, value, str(members[key].type)))
 
 
 def from_dict(data: dict[str, Any], base: RunConfig | None = None, source: str = "config") -> RunConfig:
