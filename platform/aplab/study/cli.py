@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import add_config_arguments, config_from_args
+from ..cli_args import add_config_arguments, config_from_args
 
 
 def cmd_study(args: argparse.Namespace) -> int:

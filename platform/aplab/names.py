@@ -1,0 +1,80 @@
+"""Every name a run, a study, a pipeline or a report writes to the tracking store, defined once.
+
+Tags, params and metrics are read back by reports, pipelines and studies: a literal repeated in two
+modules is a rename waiting to break one of them.
+"""
+
+from __future__ import annotations
+
+
+class M:
+    """Metric keys (step = epoch)."""
+
+    TRAIN_LOSS = "train/loss"
+    TRAIN_ACC_NOISY = "train/acc_noisy"
+    TRAIN_ACC_CLEAN = "train/acc_clean"
+    TRAIN_MEMORISED = "train/memorised"  # flipped samples predicted as their wrong label
+    TRAIN_CORRECTED = "train/corrected"  # flipped samples predicted as their true label
+    VAL_LOSS = "val/loss"
+    VAL_ACC = "val/acc"
+    TEST_LOSS = "test/loss"
+    TEST_ACC = "test/acc"
+    LR = "lr"
+    EPOCH_SECONDS = "time/epoch_s"
+    IMAGES_PER_SECOND = "time/images_per_s"
+    # end-of-run summary
+    TEST_ACC_LAST = "test/acc_last"  # the paper's protocol
+    TEST_ACC_BEST_VAL = "test/acc_best_val"  # test accuracy at the best validation epoch
+    TEST_ACC_BEST = "test/acc_best"  # best epoch chosen on the test set: logged, never printed as a result
+    BEST_TEST_EPOCH = "best_test_epoch"
+    VAL_ACC_BEST = "val/acc_best"
+    VAL_ACC_LAST = "val/acc_last"
+    BEST_VAL_EPOCH = "best_val_epoch"
+
+
+class T:
+    """Run tags."""
+
+    DATASET = "dataset"
+    MODEL = "model"
+    LOSS = "loss"
+    NOISE = "noise"
+    SEED = "seed"
+    FIDELITY = "fidelity"
+    CONFIG_HASH = "config_hash"
+    CODE_VERSION = "code_version"
+    VAL_LABELS = "val_labels"
+    PRECISION = "precision"
+    DEVICE = "device"
+    FAILURE_REASON = "failure_reason"
+    PIPELINE = "pipeline"
+    REPORT = "aplab.report"  # "1" on report runs: never a training run
+    REPORT_METRIC = "aplab.report.metric"
+    STUDY = "study"
+    STUDY_ROLE = "study.role"  # "study" (the parent run), "trial" or "refit"
+    TRIAL_NUMBER = "trial.number"
+    TRIAL_STATE = "trial.state"  # RUNNING, COMPLETE, PRUNED or FAIL (Optuna's names)
+    # MLflow's own
+    RUN_NAME = "mlflow.runName"
+    PARENT_RUN_ID = "mlflow.parentRunId"
+    NOTE = "mlflow.note.content"
+
+
+#: Tags every training run carries: what a report groups by.
+REQUIRED_RUN_TAGS = (T.DATASET, T.LOSS, T.NOISE, T.SEED)
+
+#: Config fields that never change a run's results: left out of its identity (config hash) and never
+#: used by reports to tell variants apart. Every field of these sections is included.
+NON_RESULT_SECTIONS = ("tracking",)
+NON_RESULT_FIELDS = ("data.data_dir", "data.download", "runtime.device", "runtime.eval_batch_size",
+                     "runtime.compile")
+
+#: Params a run logs beside its config fields (facts of the realised data, not settings).
+P_REALISED_NOISE_RATE = "noise.realised_rate"
+P_TRAIN_SIZE = "data.train_size"
+P_VAL_SIZE = "data.val_size"
+
+
+def affects_results(field: str) -> bool:
+    """Whether a dotted config field can change a run's results."""
+    return field.split(".")[0] not in NON_RESULT_SECTIONS and field not in NON_RESULT_FIELDS
