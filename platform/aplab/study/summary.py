@@ -14,7 +14,7 @@ from typing import Any
 
 from ..tracking import Tracker
 from .objective import ATTR_RETRY
-from .plots import plot_grid_heatmap
+from ..plotting import plot_grid_heatmap
 from .space import SearchSpace
 
 TABLE_ARTIFACT = "study"

@@ -1,15 +1,34 @@
-"""The study's figure: validation accuracy over a 2-parameter grid (the paper's Figure 5 for alpha x beta)."""
+"""The figure helpers every plot goes through: figures built with ``matplotlib.figure.Figure``, so
+that drawing one never touches pyplot's global state or a notebook's backend; and the one
+annotated heat-map of a two-parameter grid (a study's alpha x beta, the paper's Figure 5).
+
+matplotlib is imported by the functions that draw, never at import time.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1) -> tuple[Any, Any]:
+    """A detached figure and its axes (no pyplot, no backend switch)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    axes = fig.subplots(nrows, ncols)
+    return fig, axes
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 120) -> Path:
+    """Lay out ``fig`` and write it to ``path`` (the suffix picks the format)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    return path
 
 
 def grid_matrix(cells: dict[tuple[object, object], float | None], rows: Sequence[object],
@@ -24,13 +43,19 @@ def grid_matrix(cells: dict[tuple[object, object], float | None], rows: Sequence
     return matrix
 
 
+def _tick(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def plot_grid_heatmap(cells: dict[tuple[object, object], float | None], rows: Sequence[object],
                       cols: Sequence[object], row_name: str, col_name: str, path: Path, title: str,
                       notes: dict[tuple[object, object], str] | None = None) -> Path:
     """Heat-map of accuracies (0..1, shown in %) with each cell written in; ``notes`` labels empty cells."""
+    from matplotlib import colormaps
+
     matrix = 100 * grid_matrix(cells, rows, cols)
-    fig, ax = plt.subplots(figsize=(1.3 * len(cols) + 2.5, 1.0 * len(rows) + 1.8))
-    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
+    fig, ax = new_figure((1.3 * len(cols) + 2.5, 1.0 * len(rows) + 1.8))
+    cmap = colormaps["viridis"].with_extremes(bad="lightgrey")
     finite = matrix[np.isfinite(matrix)]
     image = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, aspect="auto",
                       vmin=finite.min() if finite.size else 0, vmax=finite.max() if finite.size else 100)
@@ -42,14 +67,7 @@ def plot_grid_heatmap(cells: dict[tuple[object, object], float | None], rows: Se
             text = f"{value:.1f}" if np.isfinite(value) else (notes or {}).get((r, c), "")
             ax.text(j, i, text, ha="center", va="center", fontsize=9,
                     color="white" if np.isfinite(value) and value < middle else "black")
-    ax.set_xticks(range(len(cols)), [f"{c:g}" if isinstance(c, float) else str(c) for c in cols])
-    ax.set_yticks(range(len(rows)), [f"{r:g}" if isinstance(r, float) else str(r) for r in rows])
+    ax.set_xticks(range(len(cols)), [_tick(c) for c in cols])
+    ax.set_yticks(range(len(rows)), [_tick(r) for r in rows])
     ax.set(xlabel=col_name, ylabel=row_name, title=title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-__all__ = ["grid_matrix", "plot_grid_heatmap"]
+    return save_figure(fig, path)
