@@ -22,7 +22,8 @@ from .registry import did_you_mean
 
 PRECISIONS = ("auto", "fp32", "bf16")
 SCHEDULES = ("cosine", "exponential", "constant")
-LOSS_PARAMS = ("alpha", "beta", "gamma", "q", "ln_neg")  # loss.* fields passed to losses.build
+#: loss.* fields passed to losses.build (a loss takes a subset; unset ones stay None and out of the hash)
+LOSS_PARAMS = ("alpha", "beta", "gamma", "q", "ln_neg", "a", "p", "delta", "lamb", "min_prob", "scale")
 
 
 @dataclass
@@ -38,6 +39,8 @@ class DataConfig:
 @dataclass
 class NoiseConfig:
     spec: str = "none"
+    file: str | None = None  # a human label file (CIFAR-N) instead of <data-dir>/cifar-n/...
+    sampler: str | None = None  # None: aplab's exact counts; "official": the reference code's sampler
 
 
 @dataclass
@@ -53,6 +56,12 @@ class LossConfig:
     gamma: float | None = None
     q: float | None = None
     ln_neg: int | None = None
+    a: float | None = None  # asymmetric losses (Zhou et al. 2021)
+    p: float | None = None
+    delta: float | None = None  # ANL's L1 weight (Ye et al. 2023)
+    lamb: float | None = None
+    min_prob: float | None = None
+    scale: float | None = None  # a single loss multiplied by this
     fidelity: str = "code"
 
 
