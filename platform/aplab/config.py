@@ -21,7 +21,7 @@ from .errors import ConfigError, one_of
 from .registry import did_you_mean
 
 PRECISIONS = ("auto", "fp32", "bf16")
-SCHEDULES = ("cosine", "exponential", "constant")
+SCHEDULES = ("cosine", "exponential", "constant", "step")
 #: loss.* fields passed to losses.build (a loss takes a subset; unset ones stay None and out of the hash)
 LOSS_PARAMS = ("alpha", "beta", "gamma", "q", "ln_neg", "a", "p", "delta", "lamb", "min_prob", "scale")
 
@@ -75,7 +75,8 @@ class OptimConfig:
     batch_size: int | None = None
     grad_clip: float = 5.0
     schedule: str | None = None
-    lr_decay: float = 0.97
+    lr_decay: float = 0.97  # the factor of the exponential and step schedules
+    step_size: int | None = None  # epochs between decays of the step schedule (CIFAR-N: 0.1 at epoch 60)
 
 
 @dataclass
