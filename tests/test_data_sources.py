@@ -11,16 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-from aplab.data.sources import (
-    CIFAR100_COARSE,
-    CIFAR100_COARSE_NAMES,
-    ImageFiles,
-    ImageTensors,
-    available_datasets,
-    default_data_dir,
-    load_dataset,
-)
+from aplab.data.sources import ImageFiles, ImageTensors, available_datasets, default_data_dir, load_dataset
 from aplab.errors import ConfigError
+from aplab.noise.maps import CIFAR100_COARSE
+
+# Names of the 20 CIFAR-100 superclasses, indexed like ``CIFAR100_COARSE``'s values.
+CIFAR100_COARSE_NAMES: tuple[str, ...] = (
+    "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables",
+    "household_electrical_devices", "household_furniture", "insects", "large_carnivores",
+    "large_man-made_outdoor_things", "large_natural_outdoor_scenes",
+    "large_omnivores_and_herbivores", "medium_mammals", "non-insect_invertebrates", "people",
+    "reptiles", "small_mammals", "trees", "vehicles_1", "vehicles_2",
+)  # fmt: skip
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -217,7 +219,6 @@ def test_cifar10_round_trip(tmp_path):
     assert (ds.num_classes, ds.channels, ds.image_size) == (10, 3, 32)
     assert ds.class_names == tuple(CIFAR10_NAMES)
     assert ds.mean == (0.4914, 0.4822, 0.4465) and ds.std == (0.2470, 0.2435, 0.2616)
-    assert ds.coarse_labels is None
     for part, x, y in ((ds.train, train_x, train_y), (ds.test, test_x, test_y)):
         assert part.images.dtype == torch.uint8 and part.images.is_contiguous()
         assert part.images.shape == (len(y), 3, 32, 32)
@@ -317,7 +318,7 @@ def _cifar100_tree(root: Path, fine_to_coarse: np.ndarray, n_test: int = 20):
     return out
 
 
-def test_cifar100_round_trip_and_coarse_map(tmp_path):
+def test_cifar100_round_trip(tmp_path):
     out = _cifar100_tree(tmp_path, CIFAR100_COARSE)
     ds = load_dataset("cifar100", tmp_path, download=False)
     assert (ds.num_classes, ds.channels, ds.image_size) == (100, 3, 32)
@@ -327,24 +328,6 @@ def test_cifar100_round_trip_and_coarse_map(tmp_path):
         assert np.array_equal(part.images.numpy(), x)
         assert part.labels.dtype == np.int64 and np.array_equal(part.labels, fine)
     assert np.array_equal(np.bincount(ds.train.labels, minlength=100), np.ones(100))
-    assert ds.coarse_labels is not None and ds.coarse_labels.dtype == np.int64
-    assert np.array_equal(ds.coarse_labels, CIFAR100_COARSE)
-
-
-def test_cifar100_coarse_map_comes_from_the_data(tmp_path):
-    other = (np.arange(100) * 7) % 20  # not the standard map
-    _cifar100_tree(tmp_path, other)
-    ds = load_dataset("cifar100", tmp_path, download=False)
-    assert np.array_equal(ds.coarse_labels, other)
-
-
-def test_cifar100_inconsistent_coarse_labels(tmp_path):
-    _cifar100_tree(tmp_path, CIFAR100_COARSE)
-    _pickle(tmp_path / "cifar-100-python" / "test", {"fine_labels": [0, 0], "coarse_labels": [4, 5],
-                                                     "data": np.zeros((2, 3072), dtype=np.uint8)})
-    with pytest.raises(ConfigError) as info:
-        load_dataset("cifar100", tmp_path, download=False)
-    _data_dir_error(info, "two different coarse labels")
 
 
 def test_cifar100_standard_coarse_map():

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 from torch import nn
 
 from aplab.errors import ConfigError
-from aplab.models import MODELS, available_models, build_model
-from aplab.models import resnet as resnet_module
+from aplab.models import available_models, build_model, model_factory
 
 
 def n_params(model: nn.Module) -> int:
@@ -32,17 +33,17 @@ def linear(fin: int, fout: int) -> int:
 # ---------------------------------------------------------------- cnn4 / cnn8: sizes and shapes
 
 
-@pytest.mark.parametrize(("image_size", "side"), [(28, 7), (8, 2)])
-def test_cnn4_parameter_count_by_hand(image_size: int, side: int) -> None:
+@pytest.mark.parametrize(("image_size", "side", "total"), [(28, 7, 422_090), (8, 2, 53_450)])
+def test_cnn4_parameter_count_by_hand(image_size: int, side: int, total: int) -> None:
     expected = (
         (3 * 3 * 1 * 32 + 32) + 2 * 32  # conv 1->32 + BN
         + (3 * 3 * 32 * 64 + 64) + 2 * 64  # conv 32->64 + BN
         + (64 * side * side * 128 + 128) + 2 * 128  # linear -> 128 + BN1d
         + (128 * 10 + 10)  # linear -> K
     )
-    assert n_params(build_model("cnn4", 10, 1, image_size)) == expected
-    if image_size == 28:
-        assert expected == 422_090
+    model = build_model("cnn4", 10, 1, image_size)
+    assert n_params(model) == expected
+    assert n_params(model) == total  # pinned: 422,090 at MNIST's 28 px
 
 
 @pytest.mark.parametrize(("image_size", "side"), [(32, 4), (8, 1)])
@@ -182,14 +183,16 @@ def test_other_timm_resnet_through_same_factory() -> None:
 
 
 def test_resnets_never_ask_for_pretrained_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    import timm
+
     calls: list[dict] = []
-    real = resnet_module.timm.create_model
+    real = timm.create_model
 
     def spy(name: str, **kwargs: object) -> nn.Module:
         calls.append({"name": name, **kwargs})
         return real(name, **kwargs)
 
-    monkeypatch.setattr(resnet_module.timm, "create_model", spy)
+    monkeypatch.setattr(timm, "create_model", spy)
     build_model("resnet18", 7, 2, 32)
     assert calls == [{"name": "resnet18", "pretrained": False, "num_classes": 7, "in_chans": 2}]
 
@@ -198,10 +201,40 @@ def test_resnets_never_ask_for_pretrained_weights(monkeypatch: pytest.MonkeyPatc
 
 
 def test_registry_lists_the_paper_models() -> None:
-    names = available_models()
-    assert {"cnn4", "cnn8", "resnet18", "resnet34", "resnet50"} <= set(names)
-    assert names == sorted(names)
-    assert all(n in MODELS for n in names)
+    assert {"cnn4", "cnn8", "resnet18", "resnet34", "resnet50"} <= set(available_models())
+
+
+@pytest.mark.parametrize("name", available_models())
+def test_every_listed_model_builds_and_maps_images_to_logits(name: str) -> None:
+    model = build_model(name, 3, 3, 16).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 16, 16)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", ["resnet999", "resnet", "vgg16", "cnn5", "seresnet18x"])
+def test_model_name_rule_refuses_names_outside_registry_and_timm_resnets(name: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        model_factory(name)
+    assert err.value.field == "model.name" and err.value.value == name
+    assert "\n" not in str(err.value) and "timm's resnet module" in str(err.value)
+    with pytest.raises(ConfigError):
+        build_model(name, 10, 3, 32)  # build_model follows the same rule
+
+
+def test_model_name_rule_accepts_other_timm_resnets_in_both_places() -> None:
+    assert "seresnet18" not in available_models()
+    model_factory("seresnet18")  # what resolve checks
+    model = build_model("seresnet18", 5, 3, 16).eval()
+    assert any("SEModule" in type(m).__name__ or "SqueezeExcite" in type(m).__name__ for m in model.modules())
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 16, 16)).shape == (2, 5)
+
+
+def test_registered_models_are_built_without_importing_timm_or_torchvision() -> None:
+    code = ("import sys; from aplab.models import build_model, model_factory; model_factory('cnn8'); "
+            "build_model('cnn4', 10, 1, 8); print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_unknown_model_name_is_a_config_error_with_suggestion() -> None:

@@ -1,19 +1,23 @@
 """Batches of image files read from disk (WebVision): torchvision transforms in DataLoader workers.
 
 Datasets too large for the device (66k images at 224 px) take this path; small ones stay on the device.
+torchvision is imported when a transform is made, not with this module (its names are known without it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset as TorchDataset
-from torchvision import transforms
 
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    from torchvision import transforms
 
 FILE_TRANSFORMS: Registry[Callable[[int, tuple, tuple], transforms.Compose]] = Registry("augmentation")
 
@@ -21,6 +25,8 @@ FILE_TRANSFORMS: Registry[Callable[[int, tuple, tuple], transforms.Compose]] = R
 @FILE_TRANSFORMS.register("webvision")
 def webvision_train(size: int, mean: tuple, std: tuple) -> transforms.Compose:
     """The reference WebVision training transform: random resized crop, flip, colour jitter."""
+    from torchvision import transforms
+
     return transforms.Compose([
         transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
         transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.2),
@@ -30,6 +36,8 @@ def webvision_train(size: int, mean: tuple, std: tuple) -> transforms.Compose:
 
 def evaluation_transform(size: int, mean: tuple, std: tuple) -> transforms.Compose:
     """Resize to size * 256/224, centre crop: the ImageNet evaluation protocol."""
+    from torchvision import transforms
+
     return transforms.Compose([transforms.Resize(int(size * 256 / 224)), transforms.CenterCrop(size),
                                transforms.ToTensor(), transforms.Normalize(mean, std)])
 

@@ -39,7 +39,6 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..noise.maps import CIFAR100_COARSE  # the standard fine -> coarse map, for use without meta
 from ..registry import Registry
 
 
@@ -72,7 +71,6 @@ class Dataset:
     channels: int
     image_size: int  # side of the stored (tensors) or model-input (files) images
     class_names: tuple[str, ...]
-    coarse_labels: np.ndarray | None = None  # CIFAR-100 fine -> coarse map, int64 [100]
 
 
 Loader = Callable[[Path | None, bool], Dataset]
@@ -85,15 +83,6 @@ CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
-
-#: Names of the 20 CIFAR-100 superclasses, indexed like ``CIFAR100_COARSE``'s values.
-CIFAR100_COARSE_NAMES: tuple[str, ...] = (
-    "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables",
-    "household_electrical_devices", "household_furniture", "insects", "large_carnivores",
-    "large_man-made_outdoor_things", "large_natural_outdoor_scenes",
-    "large_omnivores_and_herbivores", "medium_mammals", "non-insect_invertebrates", "people",
-    "reptiles", "small_mammals", "trees", "vehicles_1", "vehicles_2",
-)  # fmt: skip
 
 WEBVISION_MINI_CLASSES = 50
 _IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
@@ -329,12 +318,10 @@ def _download_cifar(layout: _CifarLayout, root: Path) -> None:
         ) from exc
 
 
-def _read_cifar_files(
-    layout: _CifarLayout, files: Sequence[str], root: Path
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Concatenate batches: uint8 images [N, 3, 32, 32], labels, and coarse labels (CIFAR-100)."""
+def _read_cifar_files(layout: _CifarLayout, files: Sequence[str], root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate batches: uint8 images [N, 3, 32, 32] and labels."""
     folder, expected = root / layout.folder, layout.expected(root)
-    images, labels, coarse = [], [], []
+    images, labels = [], []
     for fname in files:
         path = folder / fname
         batch = _read_pickle(path, root, expected)
@@ -348,24 +335,7 @@ def _read_cifar_files(
             raise _data_dir_error(root, expected, f"{path} has {len(data)} images but {len(lab)} labels")
         images.append(data.reshape(-1, 3, 32, 32))
         labels.append(lab)
-        if layout.name == "cifar100":
-            co = _int_labels(_field(batch, "coarse_labels", path, root, expected), 20,
-                             f"{path} coarse_labels", root, expected)  # fmt: skip
-            if len(co) != len(lab):
-                problem = f"{path} has {len(lab)} fine but {len(co)} coarse labels"
-                raise _data_dir_error(root, expected, problem)
-            coarse.append(co)
-    return np.concatenate(images), np.concatenate(labels), (np.concatenate(coarse) if coarse else None)
-
-
-def _coarse_map(fine: np.ndarray, coarse: np.ndarray, root: Path, expected: str) -> np.ndarray:
-    """The fine -> coarse map the data itself implies; fine classes absent from it use the standard map."""
-    mapping = CIFAR100_COARSE.copy()
-    pairs = np.unique(np.stack([fine, coarse], axis=1), axis=0)
-    if len(np.unique(pairs[:, 0])) != len(pairs):
-        raise _data_dir_error(root, expected, "a fine label appears with two different coarse labels")
-    mapping[pairs[:, 0]] = pairs[:, 1]
-    return mapping
+    return np.concatenate(images), np.concatenate(labels)
 
 
 def _load_cifar(layout: _CifarLayout, data_dir: Path | None, download: bool) -> Dataset:
@@ -385,11 +355,8 @@ def _load_cifar(layout: _CifarLayout, data_dir: Path | None, download: bool) -> 
     if len(names) != layout.num_classes:
         problem = f"{meta_path} names {len(names)} classes, not {layout.num_classes}"
         raise _data_dir_error(root, expected, problem)
-    tr_x, tr_y, tr_c = _read_cifar_files(layout, layout.train_files, root)
-    te_x, te_y, te_c = _read_cifar_files(layout, layout.test_files, root)
-    coarse_map = None
-    if tr_c is not None and te_c is not None:
-        coarse_map = _coarse_map(np.concatenate([tr_y, te_y]), np.concatenate([tr_c, te_c]), root, expected)
+    tr_x, tr_y = _read_cifar_files(layout, layout.train_files, root)
+    te_x, te_y = _read_cifar_files(layout, layout.test_files, root)
     return Dataset(
         name=layout.name,
         num_classes=layout.num_classes,
@@ -400,7 +367,6 @@ def _load_cifar(layout: _CifarLayout, data_dir: Path | None, download: bool) -> 
         channels=3,
         image_size=32,
         class_names=names,
-        coarse_labels=coarse_map,
     )
 
 
@@ -412,7 +378,7 @@ def load_cifar10(data_dir: Path | None = None, download: bool = True) -> Dataset
 
 @DATASETS.register("cifar100")
 def load_cifar100(data_dir: Path | None = None, download: bool = True) -> Dataset:
-    """CIFAR-100 (fine labels, plus the fine -> coarse map) from ``<data_dir>/cifar-100-python``."""
+    """CIFAR-100 (fine labels) from ``<data_dir>/cifar-100-python``."""
     return _load_cifar(_CIFAR100, data_dir, download)
 
 

@@ -2,17 +2,15 @@
 
 For images of at most ``CIFAR_STEM_MAX_SIZE`` px the 7x7/2 stem conv and the max-pool are replaced by
 a 3x3/1 conv and an identity (as the authors' CIFAR ResNets); larger images keep timm's stem.
-Pretrained weights are never fetched.
+Pretrained weights are never fetched. timm (and through it torchvision) is imported only when a ResNet
+is looked up or built: a cnn4 run never pays its import time.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-import timm
 from torch import nn
-
-from ..errors import ConfigError
 
 CIFAR_STEM_MAX_SIZE = 64
 
@@ -20,6 +18,8 @@ CIFAR_STEM_MAX_SIZE = 64
 @lru_cache(maxsize=1)
 def timm_resnet_names() -> frozenset[str]:
     """Every model name in timm's ``resnet`` module (resnet*, resnext*, seresnet*, ...: one class)."""
+    import timm
+
     return frozenset(timm.list_models(module="resnet"))
 
 
@@ -42,9 +42,10 @@ def use_cifar_stem(model: nn.Module, in_channels: int) -> None:
 
 
 def timm_resnet(name: str, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
-    """timm ResNet ``name`` from scratch with K outputs; CIFAR stem when image_size <= 64 px."""
-    if not is_timm_resnet(name):
-        raise ConfigError("model.name", name, "a model of timm's resnet module, e.g. resnet18, resnet50")
+    """timm ResNet ``name`` (checked by ``aplab.models.model_factory``) from scratch with K outputs;
+    CIFAR stem when image_size <= 64 px."""
+    import timm
+
     model = timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels)
     if image_size <= CIFAR_STEM_MAX_SIZE:
         use_cifar_stem(model, in_channels)
