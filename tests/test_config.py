@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
+import sys
+
 import pytest
 
-from aplab.config import RunConfig, apply, config_hash, from_dict, load_yaml, parse_override, resolve
+from aplab.config import RunConfig, apply, config_hash, from_dict, from_flat, load_yaml, parse_override
+from aplab.errors import ConfigError
+from aplab.resolution import resolve
 
 
 def cfg_with(**flat) -> RunConfig:
@@ -102,3 +108,88 @@ def test_unset_fields_do_not_enter_the_identity():
     cfg = resolve(cfg_with(loss__name="ce"))
     assert cfg.loss.alpha is None and "loss.alpha" not in identity(cfg)
     assert identity(cfg)["loss.name"] == "ce"
+
+
+# ---------------------------------------------------------------- the resolved config: frozen, resolved once
+
+
+def test_a_resolved_config_is_frozen_and_the_input_is_left_alone():
+    raw = cfg_with(data__name="cifar10", loss__name="nce+rce")
+    cfg = resolve(raw)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.loss.name = "ce"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.optim = RunConfig().optim
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        apply(cfg, "optim.lr", 0.5)
+    assert cfg.loss.name == "nce+rce" and cfg.optim.lr == 0.01
+    assert raw.model.name is None and raw.optim.epochs is None  # resolve filled a copy
+
+
+def test_a_derived_config_is_mutable_and_resolves_to_the_same_identity():
+    cfg = resolve(cfg_with(loss__name="gce", noise__spec="symmetric:0.2"))
+    derived = from_flat(cfg.flat())
+    apply(derived, "runtime.seed", 3)
+    assert derived.runtime.seed == 3 and cfg.runtime.seed == 0
+    assert config_hash(resolve(from_flat(cfg.flat()))) == config_hash(cfg)
+    assert resolve(from_flat(cfg.flat())).to_dict() == cfg.to_dict()
+
+
+def test_resolve_of_a_resolved_config_returns_it_without_building_the_loss(monkeypatch):
+    import aplab.losses
+
+    builds = []
+    real_build = aplab.losses.build
+
+    def counting_build(*args, **kwargs):
+        builds.append(args[0])
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(aplab.losses, "build", counting_build)
+    cfg = resolve(cfg_with(data__name="cifar10", loss__name="nce+rce"))
+    assert builds == ["nce+rce"]  # one probe build per resolve, not two
+    assert resolve(cfg) is cfg
+    assert builds == ["nce+rce"]
+
+
+@pytest.mark.parametrize("name", ["resnet999", "resnet", "seresnet18x"])
+def test_model_names_outside_the_rule_fail_at_resolve_in_one_line(name):
+    with pytest.raises(ConfigError) as err:
+        resolve(cfg_with(model__name=name))
+    assert err.value.field == "model.name" and "\n" not in str(err.value)
+    assert str(err.value).startswith(f"model.name='{name}' is not allowed")
+
+
+def test_a_timm_resnet_outside_the_registry_resolves_as_build_model_accepts_it():
+    assert resolve(cfg_with(data__name="cifar10", model__name="seresnet18")).model.name == "seresnet18"
+
+
+@pytest.mark.parametrize("step_size, message", [(None, "an integer >= 1"), (0, "an integer >= 1")])
+def test_the_step_schedule_needs_a_step_size(step_size, message):
+    cfg = cfg_with(optim__schedule="step", optim__step_size=step_size)
+    with pytest.raises(ConfigError) as err:
+        resolve(cfg)
+    assert err.value.field == "optim.step_size" and message in str(err.value)
+
+
+def test_a_step_size_is_only_for_the_step_schedule():
+    assert resolve(cfg_with(optim__schedule="step", optim__step_size=60, optim__lr_decay=0.1)).optim.step_size == 60
+    assert resolve(cfg_with(optim__schedule="cosine")).optim.step_size is None
+    with pytest.raises(ConfigError) as err:
+        resolve(cfg_with(optim__schedule="cosine", optim__step_size=60))
+    assert err.value.field == "optim.step_size" and "unset" in str(err.value)
+
+
+def test_bad_data_fields_are_checked_by_the_data_package():
+    with pytest.raises(ConfigError, match=r"^data.augment='crop_flp'.*did you mean 'crop_flip'"):
+        resolve(cfg_with(data__augment="crop_flp"))
+    with pytest.raises(ConfigError, match=r"^data.val_fraction=1.0 "):
+        resolve(cfg_with(data__val_fraction=1.0))
+
+
+def test_resolving_a_small_cnn_run_imports_neither_timm_nor_torchvision():
+    code = ("import sys; import aplab.cli_args, aplab.resolution; print('torch' in sys.modules); "
+            "from aplab.config import RunConfig; aplab.resolution.resolve(RunConfig()); import aplab.train; "
+            "print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:2] == ["False", "[]"]  # argument parsing needs no torch; a cnn4 run needs no timm

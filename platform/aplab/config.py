@@ -1,7 +1,8 @@
-"""Typed run configuration: dataclasses, YAML files, dotted overrides, presets and validation.
+"""Typed run configuration: dataclasses, YAML files, dotted overrides, the frozen resolved type, the hash.
 
-One run = one resolved config. ``resolve`` fills unset fields from the dataset's preset and checks
-every field before anything runs; ``config_hash`` is the run's identity (with the code version).
+The bottom layer: it knows no other aplab package. ``aplab.resolution.resolve`` (above every package)
+fills unset fields from the dataset's preset, has each package check its fields, and returns a
+``ResolvedConfig``; ``config_hash`` of it is the run's identity (with the code version).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 
 from . import __version__
 from .errors import ConfigError, one_of
+from .names import affects_results
 from .registry import did_you_mean
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -26,8 +28,23 @@ SCHEDULES = ("cosine", "exponential", "constant", "step")
 LOSS_PARAMS = ("alpha", "beta", "gamma", "q", "ln_neg", "a", "p", "delta", "lamb", "min_prob", "scale")
 
 
+class _Freezable:
+    """Base of the config dataclasses: once frozen (a resolved config), assigning a field raises."""
+
+    _frozen = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._frozen:
+            raise dataclasses.FrozenInstanceError(
+                f"cannot assign {name!r}: a resolved config is frozen (derive one with from_flat(cfg.flat()))")
+        super().__setattr__(name, value)
+
+    def _freeze(self) -> None:
+        object.__setattr__(self, "_frozen", True)
+
+
 @dataclass
-class DataConfig:
+class DataConfig(_Freezable):
     name: str = "digits"
     data_dir: str | None = None
     val_fraction: float = 0.2
@@ -37,19 +54,19 @@ class DataConfig:
 
 
 @dataclass
-class NoiseConfig:
+class NoiseConfig(_Freezable):
     spec: str = "none"
     file: str | None = None  # a human label file (CIFAR-N) instead of <data-dir>/cifar-n/...
     sampler: str | None = None  # None: aplab's exact counts; "official": the reference code's sampler
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(_Freezable):
     name: str | None = None
 
 
 @dataclass
-class LossConfig:
+class LossConfig(_Freezable):
     name: str = "ce"
     alpha: float | None = None
     beta: float | None = None
@@ -66,7 +83,7 @@ class LossConfig:
 
 
 @dataclass
-class OptimConfig:
+class OptimConfig(_Freezable):
     epochs: int | None = None
     lr: float | None = None
     weight_decay: float | None = None
@@ -80,7 +97,7 @@ class OptimConfig:
 
 
 @dataclass
-class RuntimeConfig:
+class RuntimeConfig(_Freezable):
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -90,7 +107,7 @@ class RuntimeConfig:
 
 
 @dataclass
-class TrackingConfig:
+class TrackingConfig(_Freezable):
     uri: str | None = None
     experiment: str = "aplab"
     run_name: str | None = None
@@ -101,7 +118,7 @@ class TrackingConfig:
 
 
 @dataclass
-class RunConfig:
+class RunConfig(_Freezable):
     data: DataConfig = field(default_factory=DataConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -119,10 +136,22 @@ class RunConfig:
                 for key, value in values.items()}
 
 
-#: Sections that do not change a run's results, left out of its identity.
-NON_IDENTITY_SECTIONS = ("tracking",)
-NON_IDENTITY_FIELDS = ("data.data_dir", "data.download", "runtime.device", "runtime.eval_batch_size",
-                       "runtime.compile")
+class ResolvedConfig(RunConfig):
+    """A run config with every preset filled and every field checked; assigning any field raises.
+
+    Made only by ``aplab.resolution.resolve`` (through ``freeze``); ``resolve`` returns one unchanged.
+    """
+
+
+def freeze(cfg: RunConfig) -> ResolvedConfig:
+    """A frozen copy of ``cfg`` (for ``resolve``, after it has filled and checked every field)."""
+    copy = from_flat(cfg.flat())
+    sections = {f.name: getattr(copy, f.name) for f in fields(RunConfig)}
+    resolved = ResolvedConfig(**sections)
+    for section in sections.values():
+        section._freeze()
+    resolved._freeze()
+    return resolved
 
 
 def field_names() -> list[str]:
@@ -175,9 +204,9 @@ def apply(config: RunConfig, path: str, value: Any) -> None:
     setattr(section, key, _coerce(path, value, str(members[key].type)))
 
 
-def from_dict(data: dict[str, Any], base: RunConfig | None = None, source: str = "config") -> RunConfig:
-    """Build a config from a nested dict (a YAML file's content) over ``base``."""
-    config = from_flat(base.flat()) if base else RunConfig()
+def from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
+    """Build a config from a nested dict (a YAML file's content) over the defaults."""
+    config = RunConfig()
     if not isinstance(data, dict):
         raise ConfigError(source, type(data).__name__, "a mapping of sections (data, noise, model, loss, optim, runtime, tracking)")
     for path, value in to_flat(data).items():
@@ -237,60 +266,9 @@ def _require(condition: bool, path: str, value: Any, allowed: str) -> None:
         raise ConfigError(path, value, allowed)
 
 
-def resolve(config: RunConfig) -> RunConfig:
-    """Fill unset fields from the dataset preset and validate everything; returns a new config."""
-    from . import losses, noise
-    from .data import AUGMENTATIONS, available_datasets
-    from .data.files import FILE_TRANSFORMS
-    from .models import available_models
-    from .presets import PRESETS, loss_params, preset_for
-
-    cfg = from_flat(config.flat())
-    if cfg.data.name not in available_datasets() or cfg.data.name not in PRESETS:
-        raise ConfigError("data.name", cfg.data.name, one_of(available_datasets())
-                          + did_you_mean(cfg.data.name, available_datasets()))
-    _require(cfg.loss.fidelity in losses.FIDELITIES, "loss.fidelity", cfg.loss.fidelity, one_of(losses.FIDELITIES))
-    preset = preset_for(cfg.data.name, cfg.loss.fidelity)
+def check_settings(cfg: RunConfig) -> None:
+    """Check the fields no package owns (optim, runtime, tracking) once presets have filled them."""
     o = cfg.optim
-    o.epochs = preset.epochs if o.epochs is None else o.epochs
-    o.lr = preset.lr if o.lr is None else o.lr
-    o.weight_decay = preset.weight_decay if o.weight_decay is None else o.weight_decay
-    o.nesterov = preset.nesterov if o.nesterov is None else o.nesterov
-    o.batch_size = preset.batch_size if o.batch_size is None else o.batch_size
-    o.schedule = preset.schedule if o.schedule is None else o.schedule
-    cfg.model.name = cfg.model.name or preset.model
-    cfg.data.augment = cfg.data.augment or preset.augment
-
-    try:
-        info = losses.info(cfg.loss.name)
-    except ConfigError as err:
-        raise ConfigError("loss.name", err.value, err.allowed) from None
-    defaults = loss_params(preset, cfg.loss.name)
-    probe = losses.build(cfg.loss.name, 10, fidelity=cfg.loss.fidelity)
-    takes = set(probe.params) - {"fidelity"}
-    for key in LOSS_PARAMS:
-        current = getattr(cfg.loss, key)
-        if current is None and key in takes:
-            setattr(cfg.loss, key, defaults.get(key, probe.params[key]))
-        elif current is not None and key not in takes:
-            raise ConfigError(f"loss.{key}", current, f"unset: loss {info.name!r} takes "
-                              + (", ".join(sorted(takes)) or "no parameters"))
-    try:
-        losses.build(cfg.loss.name, 10, fidelity=cfg.loss.fidelity, **loss_kwargs(cfg))
-    except ConfigError as err:
-        raise ConfigError(f"loss.{err.field}", err.value, err.allowed) from None
-
-    try:
-        cfg.noise.spec = str(noise.parse_spec(cfg.noise.spec, noise.available()))
-    except ConfigError as err:
-        raise ConfigError("noise.spec", cfg.noise.spec, f"{err.field} {err.value!r}: {err.allowed}") from None
-    models = available_models()
-    if cfg.model.name not in models and not str(cfg.model.name).startswith("resnet"):
-        raise ConfigError("model.name", cfg.model.name, one_of(models) + did_you_mean(cfg.model.name, models))
-    augmentations = [*AUGMENTATIONS.names(), *FILE_TRANSFORMS.names()]
-    if cfg.data.augment not in augmentations:
-        raise ConfigError("data.augment", cfg.data.augment, one_of(augmentations))
-    _require(0.0 <= cfg.data.val_fraction < 1.0, "data.val_fraction", cfg.data.val_fraction, "a number in [0, 1)")
     _require(o.epochs >= 1, "optim.epochs", o.epochs, "an integer >= 1")
     _require(o.batch_size >= 1, "optim.batch_size", o.batch_size, "an integer >= 1")
     _require(math.isfinite(o.lr) and o.lr > 0, "optim.lr", o.lr, "a number > 0")
@@ -299,14 +277,18 @@ def resolve(config: RunConfig) -> RunConfig:
     _require(o.grad_clip >= 0, "optim.grad_clip", o.grad_clip, "a number >= 0 (0 turns clipping off)")
     _require(o.schedule in SCHEDULES, "optim.schedule", o.schedule, one_of(SCHEDULES))
     _require(0 < o.lr_decay <= 1, "optim.lr_decay", o.lr_decay, "a number in (0, 1]")
-    _require(cfg.runtime.precision in PRECISIONS, "runtime.precision", cfg.runtime.precision, one_of(PRECISIONS))
-    _require(cfg.runtime.eval_batch_size >= 1, "runtime.eval_batch_size", cfg.runtime.eval_batch_size,
-             "an integer >= 1")
-    _require(cfg.runtime.seed >= 0, "runtime.seed", cfg.runtime.seed, "an integer >= 0")
-    _require(cfg.runtime.device == "auto" or cfg.runtime.device.split(":")[0] in ("cpu", "cuda", "mps"),
-             "runtime.device", cfg.runtime.device, "auto, cpu, cuda, cuda:N or mps")
+    if o.schedule == "step":
+        _require(o.step_size is not None and o.step_size >= 1, "optim.step_size", o.step_size,
+                 "an integer >= 1 (epochs between decays) with optim.schedule=step")
+    else:
+        _require(o.step_size is None, "optim.step_size", o.step_size, f"unset: optim.schedule={o.schedule} has no steps")
+    r = cfg.runtime
+    _require(r.precision in PRECISIONS, "runtime.precision", r.precision, one_of(PRECISIONS))
+    _require(r.eval_batch_size >= 1, "runtime.eval_batch_size", r.eval_batch_size, "an integer >= 1")
+    _require(r.seed >= 0, "runtime.seed", r.seed, "an integer >= 0")
+    _require(r.device == "auto" or r.device.split(":")[0] in ("cpu", "cuda", "mps"),
+             "runtime.device", r.device, "auto, cpu, cuda, cuda:N or mps")
     _require(bool(cfg.tracking.experiment), "tracking.experiment", cfg.tracking.experiment, "a non-empty name")
-    return cfg
 
 
 def loss_kwargs(cfg: RunConfig) -> dict[str, float]:
@@ -316,8 +298,8 @@ def loss_kwargs(cfg: RunConfig) -> dict[str, float]:
 
 def identity(cfg: RunConfig) -> dict[str, Any]:
     """The part of a resolved config that determines its results."""
-    flat = {k: v for k, v in cfg.flat().items()  # unset (None) fields are left out: adding one keeps old hashes
-            if k.split(".")[0] not in NON_IDENTITY_SECTIONS and k not in NON_IDENTITY_FIELDS and v is not None}
+    # unset (None) fields are left out: adding one keeps old hashes
+    flat = {k: v for k, v in cfg.flat().items() if affects_results(k) and v is not None}
     return {"code_version": __version__, **flat}
 
 

@@ -1,0 +1,73 @@
+"""Resolution: a RunConfig becomes the frozen ResolvedConfig a run is made of (presets filled, fields checked).
+
+It sits above every package it consults (presets, losses, noise, data, models), so ``config`` stays the
+bottom layer. Each package checks its own fields; the fields no package owns are checked by
+``config.check_settings``. A run resolves once: ``resolve`` of a resolved config returns it unchanged.
+"""
+
+from __future__ import annotations
+
+from .config import LOSS_PARAMS, ResolvedConfig, RunConfig, check_settings, freeze, from_flat, loss_kwargs
+from .errors import ConfigError, one_of
+
+#: Classes of the probe loss built to validate the loss fields (any K >= 2 validates the same parameters).
+PROBE_CLASSES = 10
+
+
+def resolve(config: RunConfig | ResolvedConfig) -> ResolvedConfig:
+    """Fill unset fields from the dataset preset and check every field; a resolved config comes back as is."""
+    if isinstance(config, ResolvedConfig):
+        return config
+    from . import losses
+    from .data import check_data_config
+    from .models import model_factory
+    from .presets import preset_for
+
+    cfg = from_flat(config.flat())
+    if cfg.loss.fidelity not in losses.FIDELITIES:
+        raise ConfigError("loss.fidelity", cfg.loss.fidelity, one_of(losses.FIDELITIES))
+    preset = preset_for(cfg.data.name, cfg.loss.fidelity)  # a dataset without a preset fails here, on data.name
+    o = cfg.optim
+    o.epochs = preset.epochs if o.epochs is None else o.epochs
+    o.lr = preset.lr if o.lr is None else o.lr
+    o.weight_decay = preset.weight_decay if o.weight_decay is None else o.weight_decay
+    o.nesterov = preset.nesterov if o.nesterov is None else o.nesterov
+    o.batch_size = preset.batch_size if o.batch_size is None else o.batch_size
+    o.schedule = preset.schedule if o.schedule is None else o.schedule
+    cfg.model.name = cfg.model.name or preset.model
+    cfg.data.augment = cfg.data.augment or preset.augment
+
+    check_data_config(cfg.data)
+    _resolve_loss(cfg, preset)
+    _resolve_noise(cfg)
+    model_factory(cfg.model.name)  # the one model-name rule: raises a ConfigError on model.name
+    check_settings(cfg)
+    return freeze(cfg)
+
+
+def _resolve_loss(cfg: RunConfig, preset) -> None:
+    """Check the loss name and the parameters set (one probe build), then fill the unset ones it takes.
+
+    An unset parameter takes the dataset preset's value (``loss_params``), else the loss's own default.
+    """
+    from . import losses
+    from .presets import loss_params
+
+    try:
+        probe = losses.build(cfg.loss.name, PROBE_CLASSES, fidelity=cfg.loss.fidelity, **loss_kwargs(cfg))
+    except ConfigError as err:
+        raise ConfigError(f"loss.{err.field}", err.value, err.allowed) from None
+    defaults = loss_params(preset, cfg.loss.name)
+    for key in LOSS_PARAMS:
+        if getattr(cfg.loss, key) is None and key in probe.params:
+            setattr(cfg.loss, key, defaults.get(key, probe.params[key]))
+
+
+def _resolve_noise(cfg: RunConfig) -> None:
+    """The noise spec in its canonical spelling, or a ConfigError on noise.spec."""
+    from . import noise
+
+    try:
+        cfg.noise.spec = str(noise.parse_spec(cfg.noise.spec, noise.available()))
+    except ConfigError as err:
+        raise ConfigError("noise.spec", cfg.noise.spec, f"{err.field} {err.value!r}: {err.allowed}") from None
