@@ -45,7 +45,7 @@ def test_a_run_logs_params_tags_metrics_artifacts_and_its_dataset(small_run):
     np.testing.assert_allclose(transition.sum(axis=1), 1.0, atol=1e-5)
     assert np.diag(transition).mean() == pytest.approx(0.6, abs=0.01)
     (dataset,) = run.datasets
-    from aplab.config import resolve
+    from aplab.resolution import resolve
     from aplab.train.prepare import prepare_data
 
     labels = prepare_data(resolve(small_run())).noisy.labels

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import RunConfig, config_hash, field_names, from_flat, load_yaml, parse_override, resolve, to_flat
+from ..config import RunConfig, config_hash, field_names, from_flat, load_yaml, parse_override, to_flat
+from ..resolution import resolve
 from ..errors import ConfigError
 from ..registry import Registry, did_you_mean
 from ..report.paper import TABLE_ORDER

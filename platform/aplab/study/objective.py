@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, apply, config_hash, resolve
+from ..config import RunConfig, apply, config_hash
+from ..resolution import resolve
 from ..registry import Registry
 from ..tracking import Tracker
 from .space import SearchSpace, apply_params

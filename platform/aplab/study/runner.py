@@ -23,7 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, apply, config_hash, resolve
+from ..config import RunConfig, apply, config_hash
+from ..resolution import resolve
 from ..errors import ConfigError
 from ..tracking import Tracker, default_uri, make_tracker
 from .objective import (ATTR_HEARTBEAT, ATTR_HOST, ATTR_PID, ATTR_PID_START, ATTR_RETRY, OBJECTIVES, TAG_ROLE,

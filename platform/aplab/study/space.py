@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import RunConfig, apply, field_names, from_flat, load_yaml, resolve
+from ..config import RunConfig, apply, field_names, from_flat, load_yaml
+from ..resolution import resolve
 from ..errors import ConfigError
 from ..registry import Registry, did_you_mean
 

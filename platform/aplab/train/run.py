@@ -19,7 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__, losses
-from ..config import RunConfig, config_hash, loss_kwargs, resolve, to_yaml
+from ..config import RunConfig, config_hash, loss_kwargs, to_yaml
+from ..resolution import resolve
 from ..errors import ConfigError, TrackingUnavailable
 from ..models import build_model, float32_head
 from ..report.run_plots import plot_curves, plot_matrix
