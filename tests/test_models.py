@@ -230,6 +230,15 @@ def test_model_name_rule_accepts_other_timm_resnets_in_both_places() -> None:
         assert model(torch.randn(2, 3, 16, 16)).shape == (2, 5)
 
 
+def test_the_model_flag_help_states_the_rule() -> None:
+    from aplab.cli_args import TRAIN_FLAGS
+    from aplab.models import OTHER_MODELS
+
+    text = TRAIN_FLAGS["model"][2]
+    assert all(name in text for name in available_models())
+    assert OTHER_MODELS.removeprefix("or ") in text
+
+
 def test_registered_models_are_built_without_importing_timm_or_torchvision() -> None:
     code = ("import sys; from aplab.models import build_model, model_factory; model_factory('cnn8'); "
             "build_model('cnn4', 10, 1, 8); print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))")

@@ -13,7 +13,8 @@ from .config import RunConfig, apply, from_dict, load_yaml, parse_override
 #: --flag -> dotted config field, for the fields people change most.
 TRAIN_FLAGS: dict[str, tuple[str, type | None, str]] = {
     "dataset": ("data.name", str, "dataset (digits, mnist, cifar10, cifar100, webvision_mini)"),
-    "model": ("model.name", str, "model (cnn4, cnn8, resnet34, resnet50, any timm resnet)"),
+    "model": ("model.name", str, "model: cnn4, cnn8, resnet18, resnet34, resnet50, or any other model of "
+                                 "timm's resnet module (resnet*, resnext*, seresnet*, wide_resnet*, ...)"),
     "loss": ("loss.name", str, "loss, e.g. ce, gce, sce, nce+rce"),
     "noise": ("noise.spec", str, "label noise, e.g. symmetric:0.4, asymmetric:0.3, none"),
     "seed": ("runtime.seed", int, "seed of weights, noise, split and order"),
