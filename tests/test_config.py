@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import subprocess
 import sys
 
@@ -150,6 +151,14 @@ def test_resolve_of_a_resolved_config_returns_it_without_building_the_loss(monke
     assert builds == ["nce+rce"]  # one probe build per resolve, not two
     assert resolve(cfg) is cfg
     assert builds == ["nce+rce"]
+
+
+def test_a_resolved_config_stays_resolved_and_frozen_across_processes():
+    cfg = resolve(cfg_with(loss__name="sce", noise__spec="symmetric:0.4"))
+    copy = pickle.loads(pickle.dumps(cfg))  # what a pipeline worker process receives
+    assert copy == cfg and resolve(copy) is copy
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        copy.loss.alpha = 1.0
 
 
 @pytest.mark.parametrize("name", ["resnet999", "resnet", "seresnet18x"])
