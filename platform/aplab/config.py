@@ -281,7 +281,8 @@ def check_settings(cfg: RunConfig) -> None:
         _require(o.step_size is not None and o.step_size >= 1, "optim.step_size", o.step_size,
                  "an integer >= 1 (epochs between decays) with optim.schedule=step")
     else:
-        _require(o.step_size is None, "optim.step_size", o.step_size, f"unset: optim.schedule={o.schedule} has no steps")
+        _require(o.step_size is None, "optim.step_size", o.step_size,
+                 f"unset: optim.schedule={o.schedule} has no steps")
     r = cfg.runtime
     _require(r.precision in PRECISIONS, "runtime.precision", r.precision, one_of(PRECISIONS))
     _require(r.eval_batch_size >= 1, "runtime.eval_batch_size", r.eval_batch_size, "an integer >= 1")

@@ -8,4 +8,5 @@ from .sources import Dataset, ImageFiles, ImageTensors, available_datasets, defa
 from .split import stratified_split
 
 __all__ = ["AUGMENTATIONS", "AugmentSpec", "Dataset", "ImageFiles", "ImageTensors", "augment_batch",
-           "available_datasets", "check_data_config", "default_data_dir", "load_dataset", "normalize", "stratified_split"]
+           "available_datasets", "check_data_config", "default_data_dir", "load_dataset", "normalize",
+           "stratified_split"]

@@ -17,6 +17,7 @@ def check_data_config(data: DataConfig) -> None:
         raise ConfigError("data.name", data.name, one_of(names) + did_you_mean(data.name, names))
     augmentations = [*AUGMENTATIONS.names(), *FILE_TRANSFORMS.names()]
     if data.augment not in augmentations:
-        raise ConfigError("data.augment", data.augment, one_of(augmentations) + did_you_mean(data.augment, augmentations))
+        raise ConfigError("data.augment", data.augment,
+                          one_of(augmentations) + did_you_mean(data.augment, augmentations))
     if not 0.0 <= data.val_fraction < 1.0:
         raise ConfigError("data.val_fraction", data.val_fraction, "a number in [0, 1)")
