@@ -224,3 +224,32 @@ def test_successor_gradients_are_finite_at_extreme_logits_in_float32(name):
     value = losses.build(name, K)(z, torch.randint(0, K, (128,)))
     value.backward()
     assert torch.isfinite(value) and torch.isfinite(z.grad).all()
+
+
+def test_presets_carry_the_successors_settings_and_anl_trains_without_weight_decay():
+    from aplab.presets import loss_params, preset_for
+
+    c10 = preset_for("cifar10", "code", "anl-ce-er")
+    assert c10.weight_decay == 0.0 and c10.model == "cnn8"
+    assert loss_params(c10, "anl-ce-er") == {"alpha": 5.0, "beta": 5.0, "delta": 5e-5, "lamb": 2.0}
+    c100 = preset_for("cifar100", "code", "anl-fl")
+    assert (c100.weight_decay, c100.model, c100.lr) == (0.0, "resnet34", 0.1)
+    assert loss_params(c100, "anl-fl") == {"alpha": 10.0, "beta": 1.0, "delta": 5e-7}
+    agce = preset_for("cifar100", "code", "nce+agce")
+    assert (agce.weight_decay, agce.model) == (1e-5, "resnet34")  # ALFs keep weight decay
+    assert loss_params(agce, "nce+agce") == {"alpha": 10.0, "beta": 0.1, "a": 1.8, "q": 3.0}
+    assert loss_params(preset_for("cifar10", "code"), "nce+aul") == {"alpha": 1.0, "beta": 4.0, "a": 6.3, "q": 1.5}
+    assert loss_params(preset_for("mnist", "code"), "ael") == {"a": 3.5}
+    assert loss_params(preset_for("webvision_mini", "code"), "anl-ce") == {"alpha": 20.0, "beta": 1.0, "delta": 5e-6}
+    assert preset_for("cifar10", "code").weight_decay == 1e-4  # the two-argument call is unchanged
+    assert preset_for("cifar10", "code", "nce+rce").weight_decay == 1e-4
+    assert loss_params(preset_for("cifar10", "code"), "nce+nnce") == {}  # no paper setting: the loss defaults
+
+
+def test_cifar100_mae_beta_is_the_official_configs_under_code_and_the_papers_under_paper():
+    from aplab.presets import loss_params, preset_for
+
+    for loss in ("nce+mae", "nfl+mae", "ngce+mae"):
+        assert loss_params(preset_for("cifar100", "code", loss), loss)["beta"] == 1.0
+        assert loss_params(preset_for("cifar100", "paper", loss), loss)["beta"] == 0.1
+    assert loss_params(preset_for("cifar100", "code"), "nce+rce")["beta"] == 0.1
