@@ -142,3 +142,30 @@ def test_the_command_rejects_bad_arguments_with_config_errors(user_module):
         args = parse(argv)
         with pytest.raises(ConfigError):
             args.handler(args)
+
+
+def test_the_probe_needs_a_registered_loss(user_module):
+    from aplab.audit.probe import probe
+
+    with pytest.raises(ConfigError, match="^--probe="):
+        probe("my_losses:half_mae")
+
+
+@pytest.mark.slow
+def test_the_probe_trains_the_loss_and_ce_clean_and_noisy_as_tracked_runs(tmp_path):
+    from aplab.audit.probe import probe
+    from aplab.tracking import MemoryTracker
+
+    tracker = MemoryTracker()
+    rows = probe("nce+rce", {"beta": 10.0}, epochs=2, workdir=str(tmp_path), tracker=tracker)
+    assert [(r.loss, r.noise) for r in rows] == [("nce+rce", "none"), ("nce+rce", "symmetric:0.6"),
+                                                 ("ce", "none"), ("ce", "symmetric:0.6")]
+    assert all(r.run_id and 0 <= r.test_acc <= 1 for r in rows)
+    assert rows[0].memorised == 0.0 and 0 <= rows[1].memorised <= 1  # nothing is flipped without noise
+    assert len({r.run_id for r in rows}) == 4
+
+
+def test_set_values_with_exponents_are_numbers(capsys):
+    args = parse(["audit", "anl-ce", "--set", "delta=1e-6", "--set", "loss.min_prob=1e-7", "--format", "json"])
+    assert args.handler(args) == 0
+    assert json.loads(capsys.readouterr().out)["symmetric"] is True
