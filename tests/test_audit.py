@@ -47,7 +47,7 @@ def test_the_sum_over_labels_and_the_tolerance_reason():
 def test_boundedness_ranges_and_the_largest_gradient_norm():
     ce = audit("ce")
     assert not ce.bounded and ce.range["min"] == pytest.approx(0.0, abs=1e-12) and ce.range["max"] > 1e3
-    assert ce.max_gradient_norm == pytest.approx(math.sqrt(2), rel=1e-9)  # |p - e_y| -> sqrt 2 when p is one-hot elsewhere
+    assert ce.max_gradient_norm == pytest.approx(math.sqrt(2), rel=1e-9)  # |p - e_y| -> sqrt 2, p one-hot elsewhere
     nce = audit("nce")
     assert nce.bounded and 0 <= nce.range["min"] and nce.range["max"] < 1
     assert audit("gce", params={"q": 1.0}).symmetric  # GCE with q = 1 is MAE

@@ -52,8 +52,9 @@ class AuditReport:
     def render(self) -> str:
         """The text report: one fact a line, then the conclusion."""
         s, r = self.sum_over_labels, self.range
-        grad = "not available (the loss returned no gradient)" if self.finite_gradients is None else \
-            f"{'finite' if self.finite_gradients else 'NOT finite'}, largest finite norm {_g(self.max_gradient_norm, 6)}"
+        grad = "not available (the loss returned no gradient)" if self.finite_gradients is None else (
+            f"{'finite' if self.finite_gradients else 'NOT finite'}, largest finite norm "
+            f"{_g(self.max_gradient_norm, 6)}")
         lines = [
             f"loss: {self.name}   classes: {self.classes}   kind: {self.kind}",
             f"symmetric (sum over labels constant): {'yes' if self.symmetric else 'no'}   "
@@ -169,7 +170,8 @@ def _guarantees(symmetric: bool, constant: float | None, classes: int, asymmetri
     if not symmetric:
         return ["none from Theorems 1-2 (they need a constant sum over labels)"]
     bound = (classes - 1) / classes
-    found = [f"Theorem 1: noise-tolerant under symmetric noise with rate eta < (K-1)/K = {bound:.4g} (C = {constant:.6g})"]
+    found = [f"Theorem 1: noise-tolerant under symmetric noise with rate eta < (K-1)/K = {bound:.4g} "
+             f"(C = {constant:.6g})"]
     if asymmetric.startswith("values in"):
         found.append("Theorem 2: noise-tolerant under asymmetric noise with eta_yk < 1 - eta_y, if R(f*) = 0")
     return found

@@ -11,7 +11,8 @@ from ..errors import ConfigError, one_of
 from ..registry import did_you_mean
 from . import nlnl
 from .base import FIDELITIES, Loss, LossInfo, Probabilities, Term, check_inputs, float_logits, reduce
-from .zoo import COMPOSITES, NLNL_INFO, RULES, SUCCESSOR_COMBINATIONS, TERMS, CompositeDef, Rule, TermDef, combination_info
+from .zoo import (COMPOSITES, NLNL_INFO, RULES, SUCCESSOR_COMBINATIONS, TERMS, CompositeDef, Rule, TermDef,
+                  combination_info)
 
 REDUCTIONS = ("mean", "sum", "none")
 #: Every single (one-term) loss takes ``scale``: the authors' configs scale some single losses (NCE x10).
