@@ -218,12 +218,15 @@ def test_bad_successor_parameters_raise_errors_naming_the_field(name, kwargs, fi
 
 
 @pytest.mark.parametrize("name", ["nnce", "nnfl", "agce", "aul", "ael", "anorm", "anl-ce", "anl-fl", "anl-ce-er"])
-def test_successor_gradients_are_finite_at_extreme_logits_in_float32(name):
+def test_successor_gradients_are_finite_at_extreme_logits_in_float32_and_bf16_autocast(name):
     z = (torch.randint(-1, 2, (128, K)) * 100.0).float() + torch.randn(128, K)
-    z.requires_grad_(True)
-    value = losses.build(name, K)(z, torch.randint(0, K, (128,)))
-    value.backward()
-    assert torch.isfinite(value) and torch.isfinite(z.grad).all()
+    y = torch.randint(0, K, (128,))
+    for autocast in (False, True):
+        logits = z.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            value = losses.build(name, K)(logits.to(torch.bfloat16) if autocast else logits, y)
+        value.backward()
+        assert value.dtype == torch.float32 and torch.isfinite(value) and torch.isfinite(logits.grad).all()
 
 
 def test_presets_carry_the_successors_settings_and_anl_trains_without_weight_decay():
