@@ -330,3 +330,10 @@ def test_nlnl_sums_its_complementary_labels_and_weights_rare_noisy_classes_up():
     loss.observe_labels(np.array([0] * 30 + [1] * 10))  # class 1 is three times rarer: weight 3
     weights = torch.where(y == 1, 3.0, 1.0).double()
     torch.testing.assert_close(loss(z, y), 3 * weights * -torch.log(p_y.clamp(min=1e-5)))
+
+
+def test_nlnl_stage_defaults_follow_the_fidelity():
+    assert losses.parameters("nlnl")["nl_until"] == 1.0 and losses.parameters("nlnl")["selnl_until"] == 1.0
+    assert (losses.parameters("nlnl", "paper")["nl_until"], losses.parameters("nlnl", "paper")["selnl_until"]) == (0.5, 0.8)
+    with pytest.raises(ValueError, match="^fidelity="):
+        losses.parameters("nlnl", "text")

@@ -89,9 +89,15 @@ def _unknown(name: str) -> ConfigError:
 
 def parameters(name: str, fidelity: str = "code") -> dict[str, float]:
     """Every parameter ``name`` accepts, with its default (``scale`` of single losses included)."""
-    if name == "nlnl":
+    if fidelity not in FIDELITIES:
+        raise ConfigError("fidelity", fidelity, one_of(FIDELITIES))
+    return _accepted(None if name == "nlnl" else _parse(name), fidelity)
+
+
+def _accepted(parsed: Parsed | None, fidelity: str) -> dict[str, float]:
+    """The parameters of a parsed loss (None: NLNL, whose stage defaults follow the fidelity)."""
+    if parsed is None:
         return {**nlnl.DEFAULTS, **nlnl.SCHEDULES[fidelity]}
-    parsed = _parse(name)
     accepted: dict[str, float] = {}
     for part in parsed.parts:
         accepted.update(part.defaults)
@@ -121,17 +127,17 @@ def build(name: str, num_classes: int, *, reduction: str = "mean", fidelity: str
         raise ConfigError("reduction", reduction, one_of(REDUCTIONS))
     if fidelity not in FIDELITIES:
         raise ConfigError("fidelity", fidelity, one_of(FIDELITIES))
-    accepted = parameters(name, fidelity)
+    parsed = None if name == "nlnl" else _parse(name)
+    accepted = _accepted(parsed, fidelity)
     unexpected = sorted(set(params) - set(accepted))
     if unexpected:
         raise ConfigError(unexpected[0], params[unexpected[0]], f"loss {name!r} takes " + ", ".join(sorted(accepted)))
     optional = {"scale"} - set(params)
-    parts = [] if name == "nlnl" else _parse(name).parts
+    parts = [] if parsed is None else parsed.parts
     resolved = {k: _validate(k, v, parts) for k, v in {**accepted, **params}.items() if k not in optional}
     recorded: dict[str, object] = {"fidelity": fidelity, **resolved}
-    if name == "nlnl":
+    if parsed is None:
         return nlnl.NLNLLoss(NLNL_INFO, num_classes, reduction, recorded)
-    parsed = _parse(name)
     options = parsed.composite.part_options if parsed.composite else {}
     made = [part.make(num_classes, fidelity, **{k: resolved[k] for k in part.defaults},
                       **options.get(part.info.name, {})) for part in parsed.parts]
