@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))  # run
 
 from aplab.losses import available, build  # noqa: E402
 from aplab.losses.api import PAPER_COMBINATIONS  # noqa: E402
+from aplab.losses.zoo import SUCCESSOR_COMBINATIONS  # noqa: E402
 
 BASELINE = "F.cross_entropy"
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
@@ -69,9 +70,9 @@ def count_softmax_calls(loss: LossFn, logits: torch.Tensor, targets: torch.Tenso
 
 
 def losses(num_classes: int, fidelity: str) -> dict[str, LossFn]:
-    """The baseline, every base loss and every paper combination, by name."""
+    """The baseline, every registered loss, every paper combination and the successors' pairs, by name."""
     table: dict[str, LossFn] = {BASELINE: F.cross_entropy}
-    for name in [*available(), *PAPER_COMBINATIONS]:
+    for name in [*available(), *PAPER_COMBINATIONS, *SUCCESSOR_COMBINATIONS]:
         table[name] = build(name, num_classes, fidelity=fidelity)
     return table
 

@@ -205,31 +205,54 @@ def test_gamma_zero_focal_is_cross_entropy_and_q_one_gce_is_mae():
     np.testing.assert_allclose(gce.numpy(), ref_mae(z, y), rtol=1e-9, atol=1e-12)
 
 
-def test_nlnl_stages_are_finite_and_follow_their_definitions():
-    loss = losses.build("nlnl", K, reduction="none")
-    z = torch.randn(512, K, dtype=torch.float64)
-    y = torch.randint(0, K, (512,))
-    p = torch.softmax(z, 1)
-    p_y = p.gather(1, y[:, None]).squeeze(1)
-    loss.on_epoch_start(0, 10)
-    torch.manual_seed(3)
-    nl = loss(z, y)
-    torch.manual_seed(3)
-    comp = (y[:, None] + torch.randint(1, K, (512, 1))) % K
-    assert (comp[:, 0] != y).all()
-    expected = -torch.log((1 - p.gather(1, comp)).clamp(min=1e-5)).mean(1)
-    torch.testing.assert_close(nl, expected)
-    loss.on_epoch_start(6, 10)  # selective NL: only samples with p_y > 1/K count
-    torch.manual_seed(3)
-    selnl = loss(z, y)
-    torch.testing.assert_close(selnl, expected * (p_y > 1 / K))
-    loss.on_epoch_start(9, 10)  # selective PL: CE on confident samples only
-    selpl = loss(z, y)
-    torch.testing.assert_close(selpl, -torch.log(p_y) * (p_y > 0.5))
-    mean = losses.build("nlnl", K)
+def two_class_batch(n: int = 256):
+    """K = 2: the only complementary label is the other class, so NL is deterministic: -log max(p_y, 1e-5)."""
+    z = torch.randn(n, 2, dtype=torch.float64) * 3
+    y = torch.randint(0, 2, (n,))
+    p_y = torch.softmax(z, 1).gather(1, y[:, None]).squeeze(1)
+    return z, y, p_y
+
+
+def test_nlnl_under_code_fidelity_learns_negatively_for_the_whole_run():
+    z, y, p_y = two_class_batch()
+    loss = losses.build("nlnl", 2, reduction="none")
+    for epoch in range(10):
+        loss.on_epoch_start(epoch, 10)
+        torch.testing.assert_close(loss(z, y), -torch.log(p_y.clamp(min=1e-5)))
+
+
+def test_nlnl_under_paper_fidelity_switches_to_selective_nl_then_selective_pl():
+    z, y, p_y = two_class_batch()
+    loss = losses.build("nlnl", 2, reduction="none", fidelity="paper")
+    negative = -torch.log(p_y.clamp(min=1e-5))
+    loss.on_epoch_start(4, 10)  # 40%: negative learning on every sample
+    torch.testing.assert_close(loss(z, y), negative)
+    loss.on_epoch_start(6, 10)  # 60%: selective NL, only samples with p_y > 1/K
+    torch.testing.assert_close(loss(z, y), negative * (p_y > 0.5))
+    loss.on_epoch_start(9, 10)  # 90%: selective PL, CE on confident samples only
+    torch.testing.assert_close(loss(z, y), -torch.log(p_y) * (p_y > 0.5))
+    mean = losses.build("nlnl", K, fidelity="paper")
     mean.on_epoch_start(9, 10)
     nobody = torch.full((4, K), 0.0)  # p_y = 1/K < 0.5: nobody selected, the mean is 0, not NaN
     assert mean(nobody, torch.zeros(4, dtype=torch.int64)).item() == 0.0
+
+
+def test_nlnl_complementary_labels_are_never_the_label_and_uniform_over_the_others():
+    n = 18000
+    y = torch.arange(n) % K
+    confident = torch.full((n, K), -50.0, dtype=torch.float64)
+    confident[torch.arange(n), y] = 50.0  # p_y = 1: a complementary label equal to y would cost -log 1e-5
+    loss = losses.build("nlnl", K, reduction="none")
+    assert loss(confident, y).max().item() < 1e-12
+    # p_k distinct per class: the loss value tells which complementary class was drawn
+    z = torch.log(torch.arange(1, K + 1, dtype=torch.float64)).expand(n, K)
+    label = torch.zeros(n, dtype=torch.int64)
+    p = torch.arange(1, K + 1, dtype=torch.float64) / (K * (K + 1) / 2)
+    values = loss(z, label)
+    drawn = (values[:, None] - (-torch.log(1 - p))[None, 1:]).abs().argmin(1) + 1
+    counts = torch.bincount(drawn, minlength=K)[1:].double()
+    expected = n / (K - 1)
+    assert (counts - expected).abs().max() < 5 * (expected * (1 - 1 / (K - 1))) ** 0.5
 
 
 def test_metadata_marks_active_passive_robust_and_ablations():
@@ -241,7 +264,8 @@ def test_metadata_marks_active_passive_robust_and_ablations():
     assert losses.info("nfl+nce").ablation and losses.info("nfl+nce").kind == "active+active"
     assert losses.info("mae+rce").ablation and losses.info("mae+rce").kind == "passive+passive"
     assert set(losses.available()) == {"ce", "fl", "mae", "rce", "gce", "sce", "nce", "nfl", "ngce", "nmae",
-                                       "nrce", "nlnl"}
+                                       "nrce", "nlnl", "nnce", "nnfl", "agce", "aul", "ael", "anorm",
+                                       "anl-ce", "anl-fl", "anl-ce-er"}
 
 
 def test_docs_loss_table_is_generated_from_the_metadata():
@@ -278,6 +302,14 @@ def test_unknown_name_lists_choices_and_suggests_the_closest():
     assert "did you mean 'nce'" in str(err.value) and "ngce" in str(err.value)
 
 
+def test_bad_inputs_raise_input_shape_errors_not_config_errors():
+    from aplab.errors import ConfigError, InputShapeError
+
+    with pytest.raises(InputShapeError) as err:
+        losses.build("nce", K)(torch.randn(4, K + 1), torch.tensor([0, 1, 2, 3]))
+    assert not isinstance(err.value, ConfigError)
+
+
 def test_bad_inputs_raise_value_errors():
     loss = losses.build("nce+rce", K)
     with pytest.raises(ValueError, match="^targets="):
@@ -293,17 +325,15 @@ def test_bad_inputs_raise_value_errors():
 
 
 def test_nlnl_sums_its_complementary_labels_and_weights_rare_noisy_classes_up():
-    loss = losses.build("nlnl", K, reduction="none", ln_neg=3)
-    labels = np.repeat(np.arange(K), np.arange(1, K + 1))  # class c has c + 1 noisy samples
-    loss.observe_labels(labels)
-    z = torch.randn(64, K, dtype=torch.float64)
-    y = torch.randint(0, K, (64,))
-    loss.on_epoch_start(0, 10)
-    torch.manual_seed(7)
-    got = loss(z, y)
-    torch.manual_seed(7)
-    comp = (y[:, None] + torch.randint(1, K, (64, 3))) % K
-    p = torch.softmax(z, 1)
-    per_sample = -torch.log((1 - p.gather(1, comp)).clamp(min=1e-5)).sum(1)  # Kim et al.: summed over ln_neg
-    weights = torch.tensor([K / (c + 1) for c in range(K)], dtype=torch.float64)  # max count / count
-    torch.testing.assert_close(got, per_sample * weights[y])
+    z, y, p_y = two_class_batch()
+    loss = losses.build("nlnl", 2, reduction="none", ln_neg=3)
+    loss.observe_labels(np.array([0] * 30 + [1] * 10))  # class 1 is three times rarer: weight 3
+    weights = torch.where(y == 1, 3.0, 1.0).double()
+    torch.testing.assert_close(loss(z, y), 3 * weights * -torch.log(p_y.clamp(min=1e-5)))
+
+
+def test_nlnl_stage_defaults_follow_the_fidelity():
+    assert losses.parameters("nlnl")["nl_until"] == 1.0 and losses.parameters("nlnl")["selnl_until"] == 1.0
+    assert (losses.parameters("nlnl", "paper")["nl_until"], losses.parameters("nlnl", "paper")["selnl_until"]) == (0.5, 0.8)
+    with pytest.raises(ValueError, match="^fidelity="):
+        losses.parameters("nlnl", "text")

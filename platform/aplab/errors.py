@@ -24,3 +24,11 @@ class TrackingUnavailable(AplabError):
 def one_of(choices: Iterable[object]) -> str:
     """Render a list of choices for an error message."""
     return "one of " + ", ".join(repr(c) if not isinstance(c, str) else c for c in choices)
+
+
+class InputShapeError(AplabError, ValueError):
+    """A tensor passed to a loss has the wrong shape, dtype or label range (a programming error, not a config one)."""
+
+    def __init__(self, argument: str, value: object, expected: str):
+        self.argument, self.value, self.expected = argument, value, expected
+        super().__init__(f"{argument}={value!r} is not allowed: {expected}")

@@ -1,8 +1,7 @@
-"""``build`` a loss by name, validate its parameters and inputs, and describe the zoo."""
+"""``build`` a loss by name, validate its parameters, and describe the zoo."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -10,12 +9,14 @@ from torch import nn
 
 from ..errors import ConfigError, one_of
 from ..registry import did_you_mean
-from .base import FIDELITIES, LossInfo, Probabilities, Term
-from .nlnl import NLNLTerm
-from .zoo import COMPOSITES, NLNL_INFO, TERMS, TermDef, combination_info
+from . import nlnl
+from .base import FIDELITIES, Loss, LossInfo, Probabilities, Term, check_inputs, float_logits, reduce
+from .zoo import (COMPOSITES, NLNL_INFO, RULES, SUCCESSOR_COMBINATIONS, TERMS, CompositeDef, Rule, TermDef,
+                  combination_info)
 
 REDUCTIONS = ("mean", "sum", "none")
-NLNL_DEFAULTS: dict[str, float] = {"ln_neg": 1, "nl_until": 0.5, "selnl_until": 0.8, "pl_threshold": 0.5}
+#: Every single (one-term) loss takes ``scale``: the authors' configs scale some single losses (NCE x10).
+SCALE_DEFAULT = 1.0
 
 
 @dataclass(frozen=True)
@@ -24,126 +25,101 @@ class WeightedTerm:
     term: Term
 
 
-class RobustLoss(nn.Module):
-    """A weighted sum of per-sample terms sharing one softmax; computed in float32 (or float64)."""
+class RobustLoss(Loss):
+    """A weighted sum of per-sample terms sharing one softmax, plus an optional L1 penalty on the model.
+
+    Computed in float32 (float64 for float64 logits), also under autocast.
+    """
 
     def __init__(self, info: LossInfo, num_classes: int, terms: list[WeightedTerm], reduction: str,
-                 params: dict[str, object], nlnl: NLNLTerm | None = None):
-        super().__init__()
-        self.info = info
-        self.num_classes = num_classes
+                 params: dict[str, object], l1_weight: float = 0.0):
+        super().__init__(info, num_classes, reduction, params)
         self.terms = terms
-        self.reduction = reduction
-        self.params = params
-        self.nlnl = nlnl
-
-    def on_epoch_start(self, epoch: int, epochs: int) -> None:
-        """Called by the engine before each epoch; only multi-stage losses (NLNL) use it."""
-        if self.nlnl is not None:
-            self.nlnl.set_progress(epoch, epochs)
-
-    def observe_labels(self, labels) -> None:
-        """Called once with the noisy training labels; only NLNL uses them (class weights)."""
-        if self.nlnl is not None:
-            self.nlnl.observe_labels(labels)
+        self.l1_weight = l1_weight
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         check_inputs(logits, targets, self.num_classes)
-        if logits.dtype not in (torch.float32, torch.float64):
-            logits = logits.float()
+        logits = float_logits(logits)
         with torch.autocast(device_type=logits.device.type, enabled=False):
             probs = Probabilities(logits, targets)
-            if self.nlnl is not None:
-                losses, mask = self.nlnl.per_sample(probs)
-                if self.reduction == "mean":
-                    return losses.sum() / mask.sum().clamp(min=1.0)
-            else:
-                losses = sum(t.weight * t.term(probs) for t in self.terms)
+            losses = sum(t.weight * t.term(probs) for t in self.terms)
             return reduce(losses, self.reduction)
 
-    def extra_repr(self) -> str:
-        shown = ", ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.info.name}, num_classes={self.num_classes}, reduction={self.reduction}, {shown}"
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        """delta * sum of |theta| over ALL model parameters (ANL; BatchNorm included), else None."""
+        if self.l1_weight == 0:
+            return None
+        return self.l1_weight * sum(p.abs().sum() for p in model.parameters())
 
 
-def reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return losses.mean()
-    if reduction == "sum":
-        return losses.sum()
-    return losses
+@dataclass(frozen=True)
+class Parsed:
+    """What a loss name means: its component terms, its own parameters' defaults, metadata, composite."""
+
+    parts: list[TermDef]
+    own: dict[str, float]  # alpha/beta (and delta, lamb) of combinations, scale of single losses
+    info: LossInfo
+    composite: CompositeDef | None = None
 
 
-def check_inputs(logits: torch.Tensor, targets: torch.Tensor, num_classes: int) -> None:
-    """Shapes and label range; the range check reads values only for CPU tensors (no device sync)."""
-    if logits.dim() != 2 or logits.shape[1] != num_classes:
-        raise ConfigError("logits", tuple(logits.shape), f"a [N, {num_classes}] tensor")
-    if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
-        raise ConfigError("targets", tuple(targets.shape), f"a [N] tensor with N = {logits.shape[0]}")
-    if targets.dtype not in (torch.int64, torch.int32):
-        raise ConfigError("targets", targets.dtype, "an integer (int64) tensor of class indices")
-    if targets.device.type == "cpu" and targets.numel():
-        low, high = int(targets.min()), int(targets.max())
-        if low < 0 or high >= num_classes:
-            bad = low if low < 0 else high
-            raise ConfigError("targets", bad, f"class indices in [0, {num_classes})")
-
-
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(name, value, "a finite number > 0")
-    return float(value)
-
-
-def _check_param(name: str, value: object) -> float:
-    if name == "q":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-            raise ConfigError("q", value, "a number in (0, 1]")
-    elif name == "gamma":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ConfigError("gamma", value, "a finite number >= 0")
-    elif name == "ln_neg":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError("ln_neg", value, "an integer >= 1")
-        return value
-    elif name in ("nl_until", "selnl_until", "pl_threshold"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise ConfigError(name, value, "a number in [0, 1]")
-    return float(value)  # type: ignore[arg-type]
-
-
-def _parse(name: str) -> tuple[list[TermDef], tuple[float, float] | None, LossInfo]:
-    """Component terms, default (alpha, beta) if weighted, and metadata for a loss name."""
+def _parse(name: str) -> Parsed:
     if not isinstance(name, str):
         raise ConfigError("name", name, "a loss name such as 'ce' or 'nce+rce'")
     if name in COMPOSITES:
-        (first, second), alpha, beta, meta = COMPOSITES[name]
-        return [TERMS.get(first), TERMS.get(second)], (alpha, beta), meta
+        composite = COMPOSITES[name]
+        return Parsed([TERMS.get(p) for p in composite.parts], dict(composite.defaults), composite.info, composite)
     parts = name.split("+")
     if len(parts) == 1:
         if name not in TERMS:
             raise _unknown(name)
         term = TERMS.get(name)
-        return [term], None, term.info
+        return Parsed([term], {"scale": SCALE_DEFAULT}, term.info)
     if len(parts) != 2 or not all(p in TERMS for p in parts):
         bad = next((p for p in parts if p not in TERMS), name)
         raise ConfigError("name", name, f"'<first>+<second>' of two base losses ({', '.join(TERMS.names())}); "
                                         f"{bad!r} is not one" + did_you_mean(bad, TERMS.names()))
     first, second = TERMS.get(parts[0]), TERMS.get(parts[1])
-    return [first, second], (1.0, 1.0), combination_info(first, second)
+    return Parsed([first, second], {"alpha": 1.0, "beta": 1.0}, combination_info(first, second))
 
 
 def _unknown(name: str) -> ConfigError:
-    hint = did_you_mean(name, [*available(), *PAPER_COMBINATIONS])
+    hint = did_you_mean(name, [*available(), *PAPER_COMBINATIONS, *SUCCESSOR_COMBINATIONS])
     return ConfigError("name", name, one_of(available()) + " or '<active>+<passive>' such as 'nce+rce'" + hint)
 
 
-def build(name: str, num_classes: int, *, reduction: str = "mean", fidelity: str = "code",
-          **params: object) -> RobustLoss:
-    """Build a loss by name: a base name (``available()``), ``"<first>+<second>"`` or ``"nlnl"``.
+def parameters(name: str, fidelity: str = "code") -> dict[str, float]:
+    """Every parameter ``name`` accepts, with its default (``scale`` of single losses included)."""
+    if fidelity not in FIDELITIES:
+        raise ConfigError("fidelity", fidelity, one_of(FIDELITIES))
+    return _accepted(None if name == "nlnl" else _parse(name), fidelity)
 
-    Parameters: ``alpha``/``beta`` (weights of combinations and sce), ``gamma`` (fl, nfl), ``q`` (gce, ngce);
+
+def _accepted(parsed: Parsed | None, fidelity: str) -> dict[str, float]:
+    """The parameters of a parsed loss (None: NLNL, whose stage defaults follow the fidelity)."""
+    if parsed is None:
+        return {**nlnl.DEFAULTS, **nlnl.SCHEDULES[fidelity]}
+    accepted: dict[str, float] = {}
+    for part in parsed.parts:
+        accepted.update(part.defaults)
+    return {**accepted, **parsed.own}
+
+
+def _validate(key: str, value: object, parts: list[TermDef]) -> float:
+    rules: list[Rule] = [part.rule(key) for part in parts if key in part.defaults] or [RULES[key]]
+    for rule in rules:
+        if not rule.check(value):  # type: ignore[arg-type]
+            raise ConfigError(key, value, rule.allowed)
+    return value if key == "ln_neg" else float(value)  # type: ignore[return-value,arg-type]
+
+
+def build(name: str, num_classes: int, *, reduction: str = "mean", fidelity: str = "code", **params: object) -> Loss:
+    """Build a loss by name: a base name (``available()``), ``"<first>+<second>"``, a composite or ``"nlnl"``.
+
+    Parameters: ``alpha``/``beta`` (weights), ``delta`` (ANL's L1 weight), ``lamb`` (ANL-CE-ER), ``gamma``,
+    ``q``, ``a``, ``p``, ``min_prob``, ``scale`` (single losses); ``parameters(name)`` lists a loss's own.
     ``fidelity`` "code" (authors' code constants, default) or "paper" (the paper's text).
+    Only parameters that are passed or that the loss always takes appear in ``loss.params``: an unset
+    ``scale`` stays out (so configs that never set it keep their identity).
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ConfigError("num_classes", num_classes, "an integer >= 2")
@@ -151,43 +127,31 @@ def build(name: str, num_classes: int, *, reduction: str = "mean", fidelity: str
         raise ConfigError("reduction", reduction, one_of(REDUCTIONS))
     if fidelity not in FIDELITIES:
         raise ConfigError("fidelity", fidelity, one_of(FIDELITIES))
-    if name == "nlnl":
-        return _build_nlnl(num_classes, reduction, fidelity, params)
-    components, weights, meta = _parse(name)
-    accepted: dict[str, float] = {}
-    for component in components:
-        accepted.update(component.defaults)
-    if weights is not None:
-        accepted.update(alpha=weights[0], beta=weights[1])
+    parsed = None if name == "nlnl" else _parse(name)
+    accepted = _accepted(parsed, fidelity)
     unexpected = sorted(set(params) - set(accepted))
     if unexpected:
-        raise ConfigError(unexpected[0], params[unexpected[0]],
-                          f"loss {name!r} takes " + (", ".join(sorted(accepted)) or "no parameters"))
-    resolved = {**accepted, **params}
-    for key in ("alpha", "beta"):
-        if key in resolved:
-            resolved[key] = _positive(key, resolved[key])
-    for key in ("q", "gamma"):
-        if key in resolved:
-            resolved[key] = _check_param(key, resolved[key])
-    built = [c.make(num_classes, fidelity, **{k: resolved[k] for k in c.defaults}) for c in components]
-    scales = [resolved["alpha"], resolved["beta"]] if weights is not None else [1.0]
-    weighted = [WeightedTerm(w, t) for w, t in zip(scales, built)]
-    return RobustLoss(meta, num_classes, weighted, reduction, {"fidelity": fidelity, **resolved})
-
-
-def _build_nlnl(num_classes: int, reduction: str, fidelity: str, params: dict[str, object]) -> RobustLoss:
-    unexpected = sorted(set(params) - set(NLNL_DEFAULTS))
-    if unexpected:
-        raise ConfigError(unexpected[0], params[unexpected[0]], "loss 'nlnl' takes " + ", ".join(NLNL_DEFAULTS))
-    resolved = {k: _check_param(k, v) for k, v in {**NLNL_DEFAULTS, **params}.items()}
-    term = NLNLTerm(num_classes, int(resolved["ln_neg"]), resolved["nl_until"], resolved["selnl_until"],
-                    resolved["pl_threshold"])
-    return RobustLoss(NLNL_INFO, num_classes, [], reduction, {"fidelity": fidelity, **resolved}, nlnl=term)
+        raise ConfigError(unexpected[0], params[unexpected[0]], f"loss {name!r} takes " + ", ".join(sorted(accepted)))
+    optional = {"scale"} - set(params)
+    parts = [] if parsed is None else parsed.parts
+    resolved = {k: _validate(k, v, parts) for k, v in {**accepted, **params}.items() if k not in optional}
+    recorded: dict[str, object] = {"fidelity": fidelity, **resolved}
+    if parsed is None:
+        return nlnl.NLNLLoss(NLNL_INFO, num_classes, reduction, recorded)
+    options = parsed.composite.part_options if parsed.composite else {}
+    made = [part.make(num_classes, fidelity, **{k: resolved[k] for k in part.defaults},
+                      **options.get(part.info.name, {})) for part in parsed.parts]
+    if len(made) == 1:
+        weighted = [WeightedTerm(float(resolved.get("scale", SCALE_DEFAULT)), made[0])]
+    else:
+        weighted = [WeightedTerm(resolved["alpha"], made[0]), WeightedTerm(resolved["beta"], made[1])]
+    if parsed.composite is not None and parsed.composite.extra is not None:
+        weighted += [WeightedTerm(w, t) for w, t in parsed.composite.extra(num_classes, resolved)]
+    return RobustLoss(parsed.info, num_classes, weighted, reduction, recorded, l1_weight=resolved.get("delta", 0.0))
 
 
 def available() -> list[str]:
-    """The registered base names (combinations ``"<first>+<second>"`` are built on demand)."""
+    """The registered names (other combinations ``"<first>+<second>"`` are built on demand)."""
     return sorted([*TERMS.names(), *COMPOSITES, "nlnl"])
 
 
@@ -199,14 +163,14 @@ def info(name: str) -> LossInfo:
     """Metadata of any buildable loss name."""
     if name == "nlnl":
         return NLNL_INFO
-    return _parse(name)[2]
+    return _parse(name).info
 
 
 def loss_table() -> str:
     """The Markdown table of losses in docs/losses.md, generated from the metadata."""
     rows = ["| name | kind | provably robust | ablation | definition | reference |",
             "|---|---|---|---|---|---|"]
-    for name in [*available(), *PAPER_COMBINATIONS]:
+    for name in [*available(), *PAPER_COMBINATIONS, *SUCCESSOR_COMBINATIONS]:
         meta = info(name)
         rows.append(f"| `{name}` | {meta.kind} | {'yes' if meta.robust else 'no'} | "
                     f"{'yes' if meta.ablation else ''} | {meta.summary} | {meta.reference} |")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputShapeError
 
 Fidelity = Literal["code", "paper"]
 FIDELITIES: tuple[str, ...] = ("code", "paper")
@@ -81,3 +84,68 @@ class Term(Protocol):
     """A per-sample loss term: (probabilities) -> [N] losses."""
 
     def __call__(self, probs: Probabilities) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class LossHooks(Protocol):
+    """What the engine calls on every built loss, unconditionally (no-ops unless a loss needs them)."""
+
+    def on_epoch_start(self, epoch: int, epochs: int) -> None: ...
+
+    def observe_labels(self, labels) -> None: ...
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None: ...
+
+
+class Loss(nn.Module):
+    """Base of every built loss: the engine hooks as no-ops, and the metadata ``build`` records."""
+
+    def __init__(self, info: LossInfo, num_classes: int, reduction: str, params: dict[str, object]):
+        super().__init__()
+        self.info = info
+        self.num_classes = num_classes
+        self.reduction = reduction
+        self.params = params
+
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        """Called by the engine before each epoch (0-based); multi-stage losses switch stage here."""
+
+    def observe_labels(self, labels) -> None:
+        """Called once with the (noisy) training labels before training."""
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        """A term the engine adds to the training loss (ANL's delta * ||theta||_1), or None."""
+        return None
+
+    def extra_repr(self) -> str:
+        shown = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.info.name}, num_classes={self.num_classes}, reduction={self.reduction}, {shown}"
+
+
+def reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Apply a reduction ("mean", "sum" or "none") to per-sample losses."""
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    return losses
+
+
+def check_inputs(logits: torch.Tensor, targets: torch.Tensor, num_classes: int) -> None:
+    """Shapes and label range; the range check reads values only for CPU tensors (no device sync)."""
+    if logits.dim() != 2 or logits.shape[1] != num_classes:
+        raise InputShapeError("logits", tuple(logits.shape), f"a [N, {num_classes}] tensor")
+    if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
+        raise InputShapeError("targets", tuple(targets.shape), f"a [N] tensor with N = {logits.shape[0]}")
+    if targets.dtype not in (torch.int64, torch.int32):
+        raise InputShapeError("targets", targets.dtype, "an integer (int64) tensor of class indices")
+    if targets.device.type == "cpu" and targets.numel():
+        low, high = int(targets.min()), int(targets.max())
+        if low < 0 or high >= num_classes:
+            bad = low if low < 0 else high
+            raise InputShapeError("targets", bad, f"class indices in [0, {num_classes})")
+
+
+def float_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Logits in float32 unless already float32/float64 (losses are never computed in half precision)."""
+    return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()

@@ -1,39 +1,47 @@
-"""NLNL (Kim et al., ICCV 2019): negative learning with complementary labels, run in three stages.
+"""NLNL (Kim et al., ICCV 2019): negative learning with complementary labels, optionally in three stages.
 
-How the stages run: the engine calls ``on_epoch_start(epoch, epochs)`` before every epoch, and the
-stage is a pure function of the training progress ``epoch / epochs``:
+The stage is a pure function of the training progress ``epoch / epochs`` (the engine calls
+``on_epoch_start(epoch, epochs)`` before every epoch):
 
-* ``nl``    (progress < ``nl_until``, default 0.5): the sum of -log(1 - p_c) over ``ln_neg`` complementary
-  labels c, drawn uniformly from the classes other than the (noisy) label, fresh every batch, weighted
-  by max_k n_k / n_y (Kim et al.'s inverse frequency of the noisy label, set by ``observe_labels``);
-* ``selnl`` (progress < ``selnl_until``, default 0.8): the same, only on samples with p_y > 1/K;
-* ``selpl`` (the rest): cross entropy, only on samples with p_y > ``pl_threshold`` (default 0.5).
+* ``nl``    (progress < ``nl_until``): the sum of -log clamp(1 - p_c, 1e-5, 1) over ``ln_neg``
+  complementary labels c, drawn uniformly from the classes other than the (noisy) label, fresh every
+  batch, weighted by max_k n_k / n_y (the inverse frequency of the noisy label, set by ``observe_labels``);
+* ``selnl`` (progress < ``selnl_until``): the same, only on samples with p_y > 1/K;
+* ``selpl`` (the rest): cross entropy, only on samples with p_y > ``pl_threshold``.
 
-A stage-masked mean divides by the number of selected samples (at least 1), so a batch with no
-selected sample gives 0, never NaN (the reference implementation returns NaN on PyTorch >= 1.11).
-The stage split is aplab's choice: Kim et al. (and the authors' configs, 720-2000 epochs) run NL to
-convergence before switching.
+Schedules: ``fidelity="code"`` follows the APL authors' code, negative learning only for the whole run
+(``nl_until = selnl_until = 1``); ``fidelity="paper"`` (or setting the fractions) runs Kim et al.'s three
+stages, by default switching to selective NL at 50% and selective PL at 80% of the epochs (aplab's split:
+Kim et al. run each stage to convergence). A stage-masked mean divides by the number of selected
+samples (at least 1), so a batch with no selected sample gives 0, never NaN (the reference
+implementation returns NaN on PyTorch >= 1.11).
 """
 
 from __future__ import annotations
 
 import torch
 
-from .base import Probabilities
+from .base import Loss, LossInfo, Probabilities, check_inputs, float_logits, reduce
 
 STAGES = ("nl", "selnl", "selpl")
 ONE_MINUS_P_FLOOR = 1e-5  # Kim et al. clamp 1 - p at 1e-5 inside the log
+#: Stage boundaries by fidelity: the APL code runs NL only; the three-stage schedule is Kim et al.'s.
+SCHEDULES: dict[str, dict[str, float]] = {
+    "code": {"nl_until": 1.0, "selnl_until": 1.0},
+    "paper": {"nl_until": 0.5, "selnl_until": 0.8},
+}
+DEFAULTS: dict[str, float] = {"ln_neg": 1, "pl_threshold": 0.5}
 
 
-class NLNLTerm:
-    """The stage-dependent per-sample NLNL loss and its selection mask."""
+class NLNLLoss(Loss):
+    """The stage-dependent NLNL loss; per-sample values are zero for samples the stage does not select."""
 
-    def __init__(self, num_classes: int, ln_neg: int, nl_until: float, selnl_until: float, pl_threshold: float):
-        self.num_classes = num_classes
-        self.ln_neg = ln_neg
-        self.nl_until = nl_until
-        self.selnl_until = selnl_until
-        self.pl_threshold = pl_threshold
+    def __init__(self, info: LossInfo, num_classes: int, reduction: str, params: dict[str, object]):
+        super().__init__(info, num_classes, reduction, params)
+        self.ln_neg = int(params["ln_neg"])  # type: ignore[call-overload]
+        self.nl_until = float(params["nl_until"])  # type: ignore[arg-type]
+        self.selnl_until = float(params["selnl_until"])  # type: ignore[arg-type]
+        self.pl_threshold = float(params["pl_threshold"])  # type: ignore[arg-type]
         self.stage = "nl"
         self.class_weights: torch.Tensor | None = None
 
@@ -42,9 +50,18 @@ class NLNLTerm:
         counts = torch.bincount(torch.as_tensor(labels, dtype=torch.int64), minlength=self.num_classes).double()
         self.class_weights = counts.max() / counts.clamp(min=1.0)
 
-    def set_progress(self, epoch: int, epochs: int) -> None:
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
         progress = epoch / max(epochs, 1)
         self.stage = "nl" if progress < self.nl_until else "selnl" if progress < self.selnl_until else "selpl"
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        check_inputs(logits, targets, self.num_classes)
+        logits = float_logits(logits)
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            losses, mask = self.per_sample(Probabilities(logits, targets))
+            if self.reduction == "mean":
+                return losses.sum() / mask.sum().clamp(min=1.0)
+            return reduce(losses, self.reduction)
 
     def per_sample(self, probs: Probabilities) -> tuple[torch.Tensor, torch.Tensor]:
         """(losses [N], selection mask [N] as float)."""
