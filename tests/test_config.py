@@ -36,7 +36,8 @@ def test_presets_follow_the_code_by_default_and_the_paper_text_on_request():
     assert resolve(cfg_with(data__name="cifar100")).model.name == "resnet50"
     assert resolve(cfg_with(data__name="cifar100", loss__fidelity="paper")).model.name == "resnet34"
     c100 = resolve(cfg_with(data__name="cifar100", loss__name="ngce+mae"))
-    assert (c100.loss.alpha, c100.loss.beta, c100.loss.q, c100.optim.lr) == (10.0, 0.1, 0.7, 0.1)
+    assert (c100.loss.alpha, c100.loss.beta, c100.loss.q, c100.optim.lr) == (10.0, 1.0, 0.7, 0.1)  # official configs
+    assert resolve(cfg_with(data__name="cifar100", loss__name="ngce+mae", loss__fidelity="paper")).loss.beta == 0.1
     sce = resolve(cfg_with(data__name="cifar100", loss__name="sce"))
     assert (sce.loss.alpha, sce.loss.beta) == (6.0, 0.1)
     web = resolve(cfg_with(data__name="webvision_mini", loss__name="nce+mae"))

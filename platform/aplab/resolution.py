@@ -26,7 +26,7 @@ def resolve(config: RunConfig | ResolvedConfig) -> ResolvedConfig:
     cfg = from_flat(config.flat())
     if cfg.loss.fidelity not in losses.FIDELITIES:
         raise ConfigError("loss.fidelity", cfg.loss.fidelity, one_of(losses.FIDELITIES))
-    preset = preset_for(cfg.data.name, cfg.loss.fidelity)  # a dataset without a preset fails here, on data.name
+    preset = preset_for(cfg.data.name, cfg.loss.fidelity, cfg.loss.name)  # no preset: fails here, on data.name
     o = cfg.optim
     o.epochs = preset.epochs if o.epochs is None else o.epochs
     o.lr = preset.lr if o.lr is None else o.lr
