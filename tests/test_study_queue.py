@@ -187,3 +187,12 @@ def test_a_reused_pid_or_a_trial_without_owner_is_stale_by_its_age():
     assert "died" in stale_reason(running_trial({ATTR_OWNER: reused}, now), 600)
     assert stale_reason(running_trial({}, now - 30), 600) is None
     assert "no heartbeat" in stale_reason(running_trial({}, now - 700), 600)
+
+
+def test_a_grid_queued_by_an_older_aplab_is_not_queued_twice(storage_url):
+    space = load_space(PAPER_GRID)
+    study = new_study(storage_url)
+    for point in space.points()[:5]:  # how aplab queued points before it recorded aplab.point
+        study.enqueue_trial(point)
+    assert enqueue_grid(study, space) == 7
+    assert {pair(point_of(t)) for t in study.get_trials()} == PAPER_POINTS and len(study.get_trials()) == 12

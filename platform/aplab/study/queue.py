@@ -37,8 +37,13 @@ def retried(trials) -> dict[int, str]:
 
 
 def point_of(trial) -> dict[str, Any]:
-    """The point a trial runs: the one it was enqueued with, else the values it drew."""
-    return dict(trial.user_attrs.get(ATTR_POINT) or trial.params)
+    """The point a trial runs: the one it was enqueued with, else the values it drew.
+
+    Grid trials queued before aplab recorded ``aplab.point`` carry their point only in Optuna's own
+    ``fixed_params`` system attribute: read here (never written), so such a study resumes without
+    queuing its waiting points twice.
+    """
+    return dict(trial.user_attrs.get(ATTR_POINT) or trial.params or trial.system_attrs.get("fixed_params") or {})
 
 
 def same_point(a: dict[str, Any], b: dict[str, Any]) -> bool:
