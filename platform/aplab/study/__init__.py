@@ -1,8 +1,9 @@
 """Optuna studies over run-config fields (the paper's alpha x beta grid, TPE), every trial a child MLflow run.
 
-``space`` parses search-space files, ``storage`` opens the journal or database, ``objective`` runs one
-trial, ``runner`` prepares a study and runs worker processes, ``summary`` and ``plots`` fill the parent
-run, ``cli`` adds ``aplab study``.
+``space`` parses search-space files, ``storage`` opens the journal or database, ``queue`` enqueues and
+claims trials and recovers dead workers' ones, ``objective`` runs one trial, ``parent`` keeps the
+study's MLflow run, ``runner`` prepares a study and runs worker processes, ``summary`` fills the
+parent run, ``cli`` adds ``aplab study``.
 """
 
 from __future__ import annotations

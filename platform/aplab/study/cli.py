@@ -24,8 +24,11 @@ def cmd_study(args: argparse.Namespace) -> int:
         print(f"best: trial {report.best['trial']}  val/acc {100 * report.best['value']:.2f}%  {params}")
     if report.refit_test_acc is not None:
         print(f"refit on the full noisy training set: test/acc {100 * report.refit_test_acc:.2f}%")
-    for line in report.dead_workers + ([report.refit_error] if report.refit_error else []):
-        print(f"aplab: {line}; re-run the same command to resume")
+    resume = "re-run the same command to resume" if not report.done else "every trial is done"
+    for line in report.dead_workers:
+        print(f"aplab: {line}; {resume}")
+    if report.refit_error:
+        print(f"aplab: {report.refit_error}; re-run the same command to retry it")
     print(f"parent run: {report.job.context.parent_run_id}  storage: {report.job.storage_url}")
     return report.exit_code
 

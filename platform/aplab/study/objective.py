@@ -7,35 +7,29 @@ pruned trial ends its run as KILLED with a tag, a non-finite loss ends it FAILED
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, apply, config_hash
+from ..names import M, T
 from ..resolution import resolve
 from ..registry import Registry
 from ..tracking import Tracker
 from .space import SearchSpace, apply_params
 
-TAG_STUDY = "study"
-TAG_ROLE = "study.role"  # "study" (the parent run), "trial" or "refit"
-TAG_TRIAL = "trial.number"
-TAG_STATE = "trial.state"  # RUNNING, COMPLETE, PRUNED or FAIL (Optuna's names)
+log = logging.getLogger(__name__)
 
-# Optuna system attributes a worker writes on the trial it runs (what tells a dead worker's trial).
-ATTR_HOST = "aplab.host"
-ATTR_PID = "aplab.pid"
-ATTR_PID_START = "aplab.pid_start"  # the process's start time: a reused pid is not the same worker
-ATTR_HEARTBEAT = "aplab.heartbeat"  # unix time, refreshed while the trial runs
-ATTR_RETRY = "aplab.retry"  # set on a FAIL that is not the point's fault (dead worker, crash): run it again
+ROLE_STUDY, ROLE_TRIAL, ROLE_REFIT = "study", "trial", "refit"  # values of T.STUDY_ROLE
 
 History = list[dict[str, float]]
 
 #: How a trial's per-epoch metrics become its value; only validation accuracy is ever read.
 OBJECTIVES: Registry[Callable[[History], float]] = Registry("--objective")
-OBJECTIVES.register("last", lambda history: float(history[-1]["val/acc"]))
-OBJECTIVES.register("best", lambda history: float(max(row["val/acc"] for row in history)))
+OBJECTIVES.register("last", lambda history: float(history[-1][M.VAL_ACC]))
+OBJECTIVES.register("best", lambda history: float(max(row[M.VAL_ACC] for row in history)))
 
 
 @dataclass(frozen=True)
@@ -90,13 +84,13 @@ def trial_config(ctx: TrialContext, params: dict[str, Any], number: int) -> RunC
 
 
 def trial_tags(ctx: TrialContext, number: int) -> dict[str, str]:
-    return {TAG_STUDY: ctx.study_name, TAG_ROLE: "trial", TAG_TRIAL: str(number), TAG_STATE: "RUNNING"}
+    return {T.STUDY: ctx.study_name, T.STUDY_ROLE: ROLE_TRIAL, T.TRIAL_NUMBER: str(number), T.TRIAL_STATE: "RUNNING"}
 
 
 def child_run_id(tracker: Tracker, ctx: TrialContext, number: int) -> str | None:
     """The MLflow run of trial ``number`` (found by its tags), or None when it was never created."""
     found = tracker.find_runs(ctx.base.tracking.experiment,
-                              {TAG_STUDY: ctx.study_name, TAG_ROLE: "trial", TAG_TRIAL: str(number)})
+                              {T.STUDY: ctx.study_name, T.STUDY_ROLE: ROLE_TRIAL, T.TRIAL_NUMBER: str(number)})
     return found[0].run_id if found else None
 
 
@@ -109,7 +103,7 @@ def end_child(tracker: Tracker, run_id: str | None, status: str, tags: dict[str,
         if status:
             tracker.end_run(run_id, status)
     except Exception as err:  # noqa: BLE001 - an outage is reported, not fatal
-        print(f"[aplab] could not update run {run_id} ({type(err).__name__}: {err})")
+        log.warning("could not update run %s (%s: %s)", run_id, type(err).__name__, err)
 
 
 def run_trial(trial, ctx: TrialContext, tracker: Tracker) -> TrialOutcome:
@@ -124,8 +118,8 @@ def run_trial(trial, ctx: TrialContext, tracker: Tracker) -> TrialOutcome:
     from ..train.run import CHECKPOINT
 
     params = {spec.name: spec.suggest(trial) for spec in ctx.space.params}
-    cfg = trial_config(ctx, params, trial.number)
-    run_dir = ctx.study_dir / f"trial-{trial.number:04d}-{config_hash(resolve(cfg))}"
+    cfg = resolve(trial_config(ctx, params, trial.number))  # once: train() takes the resolved config as it is
+    run_dir = ctx.study_dir / f"trial-{trial.number:04d}-{config_hash(cfg)}"
     reporter = EpochReporter(trial, ctx.objective)
     attrs: dict[str, Any] = {"run_dir": str(run_dir)}
     try:
@@ -133,25 +127,24 @@ def run_trial(trial, ctx: TrialContext, tracker: Tracker) -> TrialOutcome:
                        extra_tags=trial_tags(ctx, trial.number), progress=ctx.progress, on_epoch=reporter)
     except optuna.TrialPruned as err:
         run_id = child_run_id(tracker, ctx, trial.number)
-        end_child(tracker, run_id, "KILLED", {TAG_STATE: "PRUNED", "pruned": "true",
+        end_child(tracker, run_id, "KILLED", {T.TRIAL_STATE: "PRUNED", "pruned": "true",
                                               "pruned_at_epoch": str(reporter.last_epoch), "prune_reason": str(err)})
         (run_dir / CHECKPOINT).unlink(missing_ok=True)  # never resumed: a pruned trial is final
         return TrialOutcome("PRUNED", reporter.last_value, run_id, str(err),
                             {**attrs, "pruned_at_epoch": reporter.last_epoch})
     except NonFiniteLoss as err:
         run_id = child_run_id(tracker, ctx, trial.number)  # aplab.train ended it FAILED with failure_reason
-        end_child(tracker, run_id, "", {TAG_STATE: "FAIL"})
+        end_child(tracker, run_id, "", {T.TRIAL_STATE: "FAIL"})
         return TrialOutcome("FAIL", None, run_id, f"non-finite loss: {err}", attrs)
-    if not result.history or "val/acc" not in result.history[-1] or "val/acc_last" not in result.summary:
-        end_child(tracker, result.run_id, "", {TAG_STATE: "FAIL"})
+    if not result.history or M.VAL_ACC not in result.history[-1] or M.VAL_ACC_LAST not in result.summary:
+        end_child(tracker, result.run_id, "", {T.TRIAL_STATE: "FAIL"})
         return TrialOutcome("FAIL", None, result.run_id, f"run in {run_dir} ended {result.status} without "
                             "validation accuracy", attrs)
     value = OBJECTIVES.get(ctx.objective, field="--objective")(result.history)
-    attrs["test_acc_last"] = result.summary.get("test/acc_last")  # shown in the table, never used to choose
-    end_child(tracker, result.run_id, "", {TAG_STATE: "COMPLETE", "trial.value": f"{value:.6g}"})
+    attrs["test_acc_last"] = result.summary.get(M.TEST_ACC_LAST)  # shown in the table, never used to choose
+    end_child(tracker, result.run_id, "", {T.TRIAL_STATE: "COMPLETE", "trial.value": f"{value:.6g}"})
     return TrialOutcome("COMPLETE", value, result.run_id, "", attrs)
 
 
-__all__ = ["ATTR_HEARTBEAT", "ATTR_HOST", "ATTR_PID", "ATTR_PID_START", "ATTR_RETRY", "OBJECTIVES", "TAG_ROLE",
-           "TAG_STATE", "TAG_STUDY", "TAG_TRIAL", "EpochReporter", "TrialContext", "TrialOutcome", "child_run_id",
-           "end_child", "run_trial", "trial_config", "trial_tags"]
+__all__ = ["OBJECTIVES", "ROLE_REFIT", "ROLE_STUDY", "ROLE_TRIAL", "EpochReporter", "TrialContext", "TrialOutcome",
+           "child_run_id", "end_child", "run_trial", "trial_config", "trial_tags"]

@@ -7,41 +7,47 @@ worker finished it; the coordinator writes the final version.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 from pathlib import Path
 from typing import Any
 
-from ..tracking import Tracker
-from .objective import ATTR_RETRY
 from ..plotting import plot_grid_heatmap
+from ..tracking import Tracker
+from .queue import ATTR_FAILURE_REASON, point_of, retried
 from .space import SearchSpace
+
+log = logging.getLogger(__name__)
 
 TABLE_ARTIFACT = "study"
 TABLE_FILE = "trials.csv"
 HEATMAP_FILE = "heatmap_val_acc.png"
 
 
-def state_name(trial) -> str:
-    """Optuna's state name; a FAIL that will be run again (a dead worker, a crash) reads ``FAIL_RETRIED``."""
+def state_name(trial, again: dict[int, str]) -> str:
+    """Optuna's state name; a FAIL that another trial runs again (``again``, from ``queue.retried``: a
+    dead worker, a crash) reads ``FAIL_RETRIED``."""
     name = trial.state.name
-    return "FAIL_RETRIED" if name == "FAIL" and ATTR_RETRY in trial.system_attrs else name
+    return "FAIL_RETRIED" if name == "FAIL" and trial.number in again else name
 
 
 def trials_table(study, space: SearchSpace) -> list[dict[str, Any]]:
     """One row per trial: number, state, objective (val/acc), parameters, and where to look further."""
     rows = []
-    for t in study.get_trials(deepcopy=False):
-        params = t.system_attrs.get("fixed_params", {}) | t.params
+    trials = study.get_trials(deepcopy=False)
+    again = retried(trials)
+    for t in trials:
+        params = point_of(t)
         duration = (t.datetime_complete - t.datetime_start).total_seconds() \
             if t.datetime_complete and t.datetime_start else None
         rows.append({
-            "number": t.number, "state": state_name(t), "val_acc": t.value,
+            "number": t.number, "state": state_name(t, again), "val_acc": t.value,
             **{name: params.get(name) for name in space.param_names},
             "test_acc_last": t.user_attrs.get("test_acc_last"), "pruned_at_epoch": t.user_attrs.get("pruned_at_epoch"),
             "duration_s": round(duration, 1) if duration is not None else None,
-            "reason": t.user_attrs.get("failure_reason") or t.user_attrs.get("prune_reason")
-            or t.system_attrs.get(ATTR_RETRY, ""),
+            "reason": t.user_attrs.get(ATTR_FAILURE_REASON) or t.user_attrs.get("prune_reason")
+            or again.get(t.number, ""),
             "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
         })
     return rows
@@ -67,8 +73,10 @@ def best_trial(study):
 def counts(study) -> dict[str, int]:
     """How many trials are in each state (FAIL_RETRIED apart from FAIL)."""
     found: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        found[state_name(t)] = found.get(state_name(t), 0) + 1
+    trials = study.get_trials(deepcopy=False)
+    again = retried(trials)
+    for t in trials:
+        found[state_name(t, again)] = found.get(state_name(t, again), 0) + 1
     return found
 
 
@@ -79,14 +87,16 @@ def plot_study_grid(study, space: SearchSpace, path: Path, title: str) -> Path |
     rows_spec, cols_spec = space.params
     cells: dict[tuple[object, object], float | None] = {}
     notes: dict[tuple[object, object], str] = {}
-    for t in study.get_trials(deepcopy=False):
-        params = t.system_attrs.get("fixed_params", {}) | t.params
+    trials = study.get_trials(deepcopy=False)
+    again = retried(trials)
+    for t in trials:
+        params = point_of(t)
         key = (params.get(rows_spec.name), params.get(cols_spec.name))
         if t.state.name == "COMPLETE":
             cells[key] = t.value
         elif key not in cells:
             notes[key] = {"PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "queued"}.get(
-                state_name(t), notes.get(key, ""))
+                state_name(t, again), notes.get(key, ""))
     return plot_grid_heatmap(cells, rows_spec.choices, cols_spec.choices, rows_spec.name, cols_spec.name, path,
                              title, notes)
 
@@ -123,7 +133,7 @@ def update_parent(study, space: SearchSpace, tracker: Tracker, parent_run_id: st
             heatmap = _replace(folder / HEATMAP_FILE, lambda p: plot_study_grid(study, space, p, title))
             tracker.log_artifact(parent_run_id, heatmap, TABLE_ARTIFACT)
     except Exception as err:  # noqa: BLE001 - reported, and the next update sends it all again
-        print(f"[aplab] could not update the study run {parent_run_id} ({type(err).__name__}: {err})")
+        log.warning("could not update the study run %s (%s: %s)", parent_run_id, type(err).__name__, err)
 
 
 __all__ = ["best_trial", "counts", "plot_study_grid", "state_name", "trials_table", "update_parent", "write_table"]
