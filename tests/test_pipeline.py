@@ -157,6 +157,25 @@ def test_missing_file_bad_scale_and_bad_set_exit_2(tmp_path, capsys):
     assert "memory://" in capsys.readouterr().err
 
 
+HELP_WITHOUT_TORCH = """
+import sys
+from aplab.cli import main
+
+for argv in (["pipeline", "--help"], ["pipeline", "run", "--help"], ["report", "--help"]):
+    try:
+        main(argv)
+    except SystemExit:
+        pass
+print("torch" in sys.modules, "pandas" in sys.modules, "matplotlib" in sys.modules)
+"""
+
+
+def test_pipeline_and_report_help_import_no_torch():
+    done = subprocess.run([sys.executable, "-c", HELP_WITHOUT_TORCH], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-3:] == ["False", "False", "False"]
+
+
 def test_parse_keeps_loss_parameters_and_order():
     spec = parse_pipeline({"name": "x", "matrix": {"dataset": "digits", "noise": ["none"], "seed": [0, 1],
                                                    "loss": ["ce", {"name": "nce+rce", "alpha": 2, "beta": 3}]}})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -273,3 +275,28 @@ def test_a_study_that_is_not_a_small_grid_is_drawn_as_a_scatter(tmp_path):
     assert grid.shape == (13, 13) and grid.stack().max() == pytest.approx(0.62)
     build_report(t, EXP, tmp_path, log=False)
     assert (tmp_path / f"heatmap_{parent}.png").is_file()
+
+
+IMPORT_AND_DRAW = """
+import sys
+from pathlib import Path
+import aplab.train, aplab.report, aplab.report.figures, aplab.report.tables
+from aplab.report.run_plots import plot_matrix
+import numpy as np
+import matplotlib
+
+plot_matrix(np.eye(3), Path(sys.argv[1]), "t", "x", "y")
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules, "aplab.pipeline" in sys.modules)
+"""
+
+
+def test_importing_and_drawing_leaves_the_backend_and_pyplot_alone(tmp_path):
+    """A notebook's backend survives importing aplab.train and drawing a run plot; report never loads pipeline."""
+    import os
+
+    env = {**os.environ, "MPLBACKEND": "svg"}
+    done = subprocess.run([sys.executable, "-c", IMPORT_AND_DRAW, str(tmp_path / "m.png")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["svg", "False", "False"]
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"

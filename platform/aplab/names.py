@@ -62,8 +62,9 @@ class T:
 
 #: Tags every training run carries: what a report groups by.
 REQUIRED_RUN_TAGS = (T.DATASET, T.LOSS, T.NOISE, T.SEED)
-#: The config fields behind those tags: the axes of a pipeline's matrix and of a report's tables.
-AXIS_FIELDS = ("data.name", "loss.name", "noise.spec", "runtime.seed")
+#: The config fields behind those tags: the axes of a pipeline's matrix (in its order: dataset, noise,
+#: loss, seed) and of a report's tables.
+AXIS_FIELDS = ("data.name", "noise.spec", "loss.name", "runtime.seed")
 
 #: Config fields that never change a run's results: left out of its identity (config hash) and never
 #: used by reports to tell variants apart. Every field of these sections is included.
