@@ -383,3 +383,18 @@ def test_quickstart_shows_ce_memorising_while_apl_keeps_its_accuracy(tmp_path, c
     assert apl["memorised"] < 30 and apl["drop"] < 8  # NCE+RCE keeps its accuracy
     assert apl["last"] > ce["last"] + 20
     assert (tmp_path / "out" / "curves_digits.png").is_file() and (tmp_path / "out" / "memorisation_digits.png").is_file()
+
+
+def test_the_docs_describe_the_shipped_quickstart_and_what_each_metric_reads():
+    from aplab.report.tables import METRICS
+
+    docs = (ROOT / "docs" / "pipelines.md").read_text()
+    spec = load_pipeline(ROOT / "pipelines" / "quickstart.yaml")
+    row = next(line for line in docs.splitlines() if line.startswith("| `quickstart.yaml`"))
+    (noise,) = spec.noise
+    kind, rate = noise.split(":")
+    assert f"at {rate} {kind} noise" in row and f"{spec.overrides['optim.epochs']} epochs" in row
+    assert row.rstrip(" |").endswith(f"| {len(expand(spec))}")
+    text = " ".join(docs.split())  # the docs wrap lines
+    for name, metric in METRICS.items():
+        assert f"`--metric {name}` reads `{metric.key}`" in text, name
