@@ -242,7 +242,7 @@ def experiment_description(name: str, description: str, runs: int) -> str:
     what = f": {description}" if description else ""
     return (f"Runs of the aplab pipeline `{name}`{what} ({runs} runs, each tagged {T.PIPELINE}={name}). "
             f"Re-run `aplab pipeline run <file>` to finish or retry its runs; `aplab report <file>` for its tables "
-            f"and figures.")
+            "and figures.")
 
 
 def _run_pool(todo: list[Cell], uri: str, tags: dict[str, str], workers: int, bar: _Progress) -> dict[int, CellOutcome]:
