@@ -4,18 +4,18 @@ failures do not stop the others, and a killed pipeline resumes with every cell r
 from __future__ import annotations
 
 import csv
+import enum
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
 
 from aplab.cli import main
+from aplab.config import config_hash
 from aplab.pipeline import expand, load_pipeline, parse_pipeline, run_pipeline, scaled
 from aplab.pipeline.quickstart import QUICKSTART
 from aplab.report.paper import PAPER_CSV
@@ -157,6 +157,25 @@ def test_missing_file_bad_scale_and_bad_set_exit_2(tmp_path, capsys):
     assert "memory://" in capsys.readouterr().err
 
 
+HELP_WITHOUT_TORCH = """
+import sys
+from aplab.cli import main
+
+for argv in (["pipeline", "--help"], ["pipeline", "run", "--help"], ["report", "--help"]):
+    try:
+        main(argv)
+    except SystemExit:
+        pass
+print("torch" in sys.modules, "pandas" in sys.modules, "matplotlib" in sys.modules)
+"""
+
+
+def test_pipeline_and_report_help_import_no_torch():
+    done = subprocess.run([sys.executable, "-c", HELP_WITHOUT_TORCH], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-3:] == ["False", "False", "False"]
+
+
 def test_parse_keeps_loss_parameters_and_order():
     spec = parse_pipeline({"name": "x", "matrix": {"dataset": "digits", "noise": ["none"], "seed": [0, 1],
                                                    "loss": ["ce", {"name": "nce+rce", "alpha": 2, "beta": 3}]}})
@@ -168,6 +187,26 @@ def test_parse_keeps_loss_parameters_and_order():
 
 
 # ----------------------------------------------------------------------------- running
+
+
+class DescribingTracker(MemoryTracker):
+    """MemoryTracker with the experiment descriptions of the Tracker protocol (a stand-in until
+    tracking/base.py's MemoryTracker has ``describe_experiment``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.descriptions: dict[str, str] = {}
+
+    def describe_experiment(self, experiment: str, text: str) -> None:
+        self._guard()
+        self.descriptions[experiment] = text
+
+
+class Status(enum.Enum):
+    """The names train()'s RunStatus uses for runs that did not finish."""
+
+    FAILED = "failed"
+    KILLED = "killed"
 
 
 def small_cells(tmp_path: Path, losses: str = "[ce, gce]", epochs: int = 1, experiment: str = "t"):
@@ -190,7 +229,7 @@ def test_failures_do_not_stop_others_and_finished_runs_are_skipped(tmp_path, mon
         return real(cfg, tracker, **kwargs)
 
     monkeypatch.setattr(aplab.train, "train", flaky)
-    tracker = MemoryTracker()
+    tracker = DescribingTracker()
     cells = small_cells(tmp_path, "[ce, gce]")
     first = run_pipeline(cells, "small", tracker=tracker, progress=False)
     assert calls == ["ce", "gce"]  # the failure of ce did not stop gce
@@ -208,14 +247,81 @@ def test_failures_do_not_stop_others_and_finished_runs_are_skipped(tmp_path, mon
     assert len(tracker.runs) == 2  # nothing new was started
 
 
-def _states(folder: Path) -> list[dict]:
-    found = []
-    for path in folder.rglob("state.json"):
-        try:
-            found.append({**json.loads(path.read_text()), "checkpoint": (path.parent / "checkpoint.pt").exists()})
-        except (OSError, ValueError):
-            continue  # being written
-    return found
+def ends_unfinished(statuses: dict[str, Status], calls: list[str]):
+    """A train() that records a run in the store, as train does, and ends it with ``statuses[loss]``."""
+
+    def train(cfg, tracker=None, **kwargs):
+        calls.append(cfg.loss.name)
+        status = statuses[cfg.loss.name]
+        run_id = tracker.start_run(cfg.tracking.experiment, cfg.loss.name, {"config_hash": config_hash(cfg)})
+        tracker.end_run(run_id, status.name)
+        return SimpleNamespace(status=status, run_id=run_id, summary={}, run_dir=Path("runs") / cfg.loss.name,
+                               synced=True)
+
+    return train
+
+
+def test_failed_and_killed_runs_are_not_done_and_a_rerun_retries_them(tmp_path, monkeypatch):
+    import aplab.train
+
+    real = aplab.train.train
+    calls: list[str] = []
+    monkeypatch.setattr(aplab.train, "train", ends_unfinished({"ce": Status.FAILED, "gce": Status.KILLED}, calls))
+    tracker = DescribingTracker()
+    cells = small_cells(tmp_path, "[ce, gce]")
+    first = run_pipeline(cells, "small", tracker=tracker, progress=False)
+    assert [o.status for o in first.outcomes] == ["FAILED", "KILLED"]
+    assert [o.cell.config.loss.name for o in first.failed] == ["ce", "gce"]
+    assert "ended FAILED" in first.failed[0].error and "1 failed, 1 killed" in first.summary_line()
+
+    monkeypatch.setattr(aplab.train, "train", real)
+    second = run_pipeline(cells, "small", tracker=tracker, progress=False)
+    assert [o.status for o in second.outcomes] == ["FINISHED", "FINISHED"]  # both trained again
+    assert calls == ["ce", "gce"] and not second.failed
+
+
+def test_a_pipeline_with_a_failed_cell_exits_1_and_describes_its_experiment(tmp_path, monkeypatch, capsys):
+    import aplab.train
+    import aplab.tracking
+
+    tracker = DescribingTracker()
+    monkeypatch.setattr(aplab.tracking, "make_tracker", lambda uri=None: tracker)
+    monkeypatch.setattr(aplab.train, "train", ends_unfinished({"ce": Status.FAILED}, []))
+    pipeline = write(tmp_path, "name: small\nexperiment: t\ndescription: one loss that fails\nmatrix:\n"
+                     "  dataset: [digits]\n  noise: [none]\n  loss: [ce]\n  seed: [0]\n")
+    code = main(["pipeline", "run", str(pipeline), "--tracking-uri", "memory://", "--no-progress",
+                 "--workdir", str(tmp_path / "runs")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "0 trained now, 0 already finished, 1 failed" in out and "FAILED digits ce none seed 0" in out
+    assert "re-run the same command to retry" in out
+    assert tracker.descriptions["t"].startswith("Runs of the aplab pipeline `small`: one loss that fails (1 runs")
+
+
+def _state(run_dir: Path) -> dict:
+    return {**json.loads((run_dir / "state.json").read_text()), "checkpoint": (run_dir / "checkpoint.pt").exists()}
+
+
+#: Runs a pipeline in this process and SIGKILLs it right after epoch 2 of its gce cell has been
+#: checkpointed (train calls on_epoch after the checkpoint): a kill mid-run, at a known point.
+KILL_MID_RUN = """
+import os, signal, sys
+import aplab.train
+from aplab.cli import main
+from aplab.config import config_hash
+
+real = aplab.train.train
+
+def dying(cfg, tracker=None, on_epoch=None, **kwargs):
+    def tick(epoch, metrics):
+        on_epoch(epoch, metrics)
+        if cfg.loss.name == "gce" and epoch == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(cfg, tracker, on_epoch=tick, **kwargs)
+
+aplab.train.train = dying
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def _finished_per_hash(uri: str, experiment: str) -> Counter:
@@ -225,36 +331,28 @@ def _finished_per_hash(uri: str, experiment: str) -> Counter:
 @pytest.mark.slow
 def test_a_killed_pipeline_resumes_and_runs_each_cell_exactly_once(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    pipeline = write(tmp_path, "name: resume\nexperiment: resume\n"
-                     "overrides: {optim.epochs: 3, optim.batch_size: 16}\nmatrix:\n"  # ~0.5 s epochs: time to kill
+    pipeline = write(tmp_path, "name: resume\nexperiment: resume\noverrides: {optim.epochs: 3}\nmatrix:\n"
                      "  dataset: [digits]\n  noise: [symmetric:0.6]\n  loss: [ce, gce, nce+rce]\n  seed: [0]\n")
-    command = [sys.executable, "-m", "aplab.cli", "pipeline", "run", str(pipeline), "--tracking-uri", uri,
-               "--workdir", str(tmp_path / "runs"), "--no-progress"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 240
-    killed_mid_run = False
-    while time.monotonic() < deadline and process.poll() is None:
-        states = _states(tmp_path / "runs")
-        finished = [s for s in states if s.get("status") == "FINISHED"]
-        running = [s for s in states if s.get("status") == "RUNNING" and s["checkpoint"] and s.get("run_id")]
-        if finished and running:
-            process.send_signal(signal.SIGKILL)
-            killed_mid_run = True
-            break
-        time.sleep(0.05)
-    process.wait(timeout=30)
-    assert killed_mid_run, process.stdout.read().decode()[-2000:]
+    arguments = ["pipeline", "run", str(pipeline), "--tracking-uri", uri, "--workdir", str(tmp_path / "runs"),
+                 "--no-progress"]
+    killed = subprocess.run([sys.executable, "-c", KILL_MID_RUN, *arguments], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=400)
+    assert killed.returncode == -9, killed.stdout[-2000:] + killed.stderr[-2000:]
+    cells = {c.config.loss.name: c for c in expand(load_pipeline(pipeline), workdir=str(tmp_path / "runs"))}
     before = _finished_per_hash(uri, "resume")
-    assert 1 <= sum(before.values()) < 3
+    assert before == Counter({cells["ce"].digest: 1})
+    gce = _state(tmp_path / "runs" / "resume" / cells["gce"].digest)
+    assert gce["status"] == "RUNNING" and gce["checkpoint"] and gce["run_id"]
 
-    second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    second = subprocess.run([sys.executable, "-m", "aplab.cli", *arguments], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=400)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
-    assert "resuming" in second.stderr  # the killed cell went on from its checkpoint
-    expected = {c.digest for c in expand(load_pipeline(pipeline))}
+    assert "resuming" in second.stderr and "at epoch 3" in second.stderr  # gce went on from its checkpoint
     after = _finished_per_hash(uri, "resume")
-    assert set(after) == expected and set(after.values()) == {1}
-    assert f"{sum(before.values())} already finished" in second.stdout
+    assert set(after) == {c.digest for c in cells.values()} and set(after.values()) == {1}
+    assert "1 already finished" in second.stdout
+    runs = make_tracker(uri).find_runs("resume")
+    assert next(r for r in runs if r.tags["config_hash"] == cells["gce"].digest).run_id == gce["run_id"]
 
 
 @pytest.mark.slow
@@ -285,3 +383,18 @@ def test_quickstart_shows_ce_memorising_while_apl_keeps_its_accuracy(tmp_path, c
     assert apl["memorised"] < 30 and apl["drop"] < 8  # NCE+RCE keeps its accuracy
     assert apl["last"] > ce["last"] + 20
     assert (tmp_path / "out" / "curves_digits.png").is_file() and (tmp_path / "out" / "memorisation_digits.png").is_file()
+
+
+def test_the_docs_describe_the_shipped_quickstart_and_what_each_metric_reads():
+    from aplab.report.tables import METRICS
+
+    docs = (ROOT / "docs" / "pipelines.md").read_text()
+    spec = load_pipeline(ROOT / "pipelines" / "quickstart.yaml")
+    row = next(line for line in docs.splitlines() if line.startswith("| `quickstart.yaml`"))
+    (noise,) = spec.noise
+    kind, rate = noise.split(":")
+    assert f"at {rate} {kind} noise" in row and f"{spec.overrides['optim.epochs']} epochs" in row
+    assert row.rstrip(" |").endswith(f"| {len(expand(spec))}")
+    text = " ".join(docs.split())  # the docs wrap lines
+    for name, metric in METRICS.items():
+        assert f"`--metric {name}` reads `{metric.key}`" in text, name

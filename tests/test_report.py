@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,10 +32,11 @@ def paper_value(table: str, dataset: str, noise_type: str, rate: str, loss: str)
 
 
 def add_run(tracker: MemoryTracker, dataset: str, loss: str, noise: str, seed: int, last: float,
-            best: float | None = None, history: list[float] | None = None, memorised: list[float] | None = None,
+            best_val: float | None = None, history: list[float] | None = None, memorised: list[float] | None = None,
             params: dict[str, object] | None = None, status: str = "FINISHED", tags: dict[str, str] | None = None,
-            experiment: str = EXP) -> str:
-    """A run as aplab train records it: tags, params, per-epoch metrics, then the summary metrics."""
+            experiment: str = EXP, best: float | None = None) -> str:
+    """A run as aplab train records it: tags, params, per-epoch metrics, then the summary metrics
+    (``best_val``: test accuracy at the best validation epoch; ``best``: the best epoch's test accuracy)."""
     run_tags = {"dataset": dataset, "loss": loss, "noise": noise, "seed": str(seed),
                 "config_hash": f"{dataset}-{loss}-{noise}-{seed}-{sorted((params or {}).items())}", **(tags or {})}
     run_id = tracker.start_run(experiment, f"{dataset}-{loss}", run_tags)
@@ -44,8 +47,10 @@ def add_run(tracker: MemoryTracker, dataset: str, loss: str, noise: str, seed: i
     tracker.log_metrics(run_id, [(e + 1, {"test/acc": a, "train/memorised": m})
                                  for e, (a, m) in enumerate(zip(history, memorised))])
     summary = {"test/acc_last": last}
+    if best_val is not None:
+        summary["test/acc_best_val"] = best_val
     if best is not None:
-        summary["test/acc_best_val"] = best
+        summary["test/acc_best"] = best
     tracker.log_metrics(run_id, [(len(history), summary)])
     tracker.end_run(run_id, status)
     return run_id
@@ -59,7 +64,8 @@ LAST = {  # (loss, noise) -> test/acc_last of seeds 0, 1, 2
     ("nce+rce", "none"): [0.905, 0.902, 0.908],
     ("gce", "none"): [0.897, 0.890, 0.893],
 }
-BEST = {key: [v + 0.01 * (i + 1) for i, v in enumerate(values)] for key, values in LAST.items()}
+BEST_VAL = {key: [v + 0.01 * (i + 1) for i, v in enumerate(values)] for key, values in LAST.items()}
+BEST = {key: [v + 0.03 + 0.005 * i for i, v in enumerate(values)] for key, values in LAST.items()}
 
 
 @pytest.fixture
@@ -67,7 +73,8 @@ def tracker() -> MemoryTracker:
     t = MemoryTracker()
     for (loss, noise), values in LAST.items():
         for seed, value in enumerate(values):
-            add_run(t, "cifar10", loss, noise, seed, value, BEST[(loss, noise)][seed])
+            add_run(t, "cifar10", loss, noise, seed, value, BEST_VAL[(loss, noise)][seed],
+                    best=BEST[(loss, noise)][seed])
     return t
 
 
@@ -88,10 +95,27 @@ def test_means_sample_stds_and_paper_differences(tracker):
         assert row["paper_table"] == "table2"
 
 
-def test_best_val_metric_reads_acc_best_val(tracker):
-    summary = summarise(runs_frame(tracker.find_runs(EXP)), "best_val")
-    row = summary[(summary["method"] == "ce") & (summary["noise_kind"] == "symmetric")].iloc[0]
-    assert row["mean"] == pytest.approx(statistics.mean(100 * v for v in BEST[("ce", "symmetric:0.4")]))
+@pytest.mark.parametrize("metric,logged", [("best_val", BEST_VAL), ("best", BEST), ("last", LAST)])
+def test_each_metric_reads_its_own_summary_metric(tracker, metric, logged):
+    summary = summarise(runs_frame(tracker.find_runs(EXP)), metric)
+    for (loss, noise), values in logged.items():
+        rate = 0.4 if noise != "none" else 0.0
+        row = summary[(summary["method"] == loss) & (summary["noise_rate"] == rate)].iloc[0]
+        assert row["mean"] == pytest.approx(statistics.mean(100 * v for v in values))
+
+
+def test_metric_best_through_the_cli(tracker, tmp_path, monkeypatch, capsys):
+    import aplab.tracking
+
+    monkeypatch.setattr(aplab.tracking, "make_tracker", lambda uri=None: tracker)
+    code = main(["report", "--experiment", EXP, "--metric", "best", "--no-figures", "--no-log",
+                 "--out", str(tmp_path)])
+    assert code == 0
+    with open(tmp_path / "table_best.csv", newline="") as handle:
+        rows = {(r["method"], r["noise_kind"]): float(r["mean"]) for r in csv.DictReader(handle)}
+    assert rows[("nce+rce", "symmetric")] == pytest.approx(
+        statistics.mean(100 * v for v in BEST[("nce+rce", "symmetric:0.4")]), abs=1e-4)
+    assert (tmp_path / "table_best.md").read_text().startswith("_Best test accuracy (%) over epochs")
 
 
 def test_top_two_per_column_are_bold_and_underlined(tracker):
@@ -159,8 +183,11 @@ def test_build_report_writes_files_logs_a_report_run_and_dynamics(tmp_path):
     logged = t.runs[report.run_id]
     assert logged.tags["aplab.report"] == "1" and logged.status == "FINISHED"
     assert {"report/table_last.md", "report/curves_digits.png"} <= set(logged.artifacts)
-    # the report run itself is never a table row of a later report
-    assert len(build_report(t, EXP, tmp_path / "again", log=False).runs) == 4
+    # the report run is kept out of the training runs' experiment, so it is never counted with them
+    assert logged.experiment == f"{EXP}-reports"
+    assert len(t.find_runs(EXP)) == 4
+    again = build_report(t, EXP, tmp_path / "again")
+    assert len(again.runs) == 4 and t.runs[again.run_id].experiment == f"{EXP}-reports"
 
 
 def test_mean_band_is_mean_and_sample_std_over_seeds():
@@ -181,8 +208,8 @@ def test_study_children_become_an_alpha_beta_heatmap(tmp_path):
             t.log_metrics(child, [(1, {"val/acc": value})])
             t.end_run(child, "FINISHED")
     found = study_grids(t.find_runs(EXP))[parent]
-    assert found.loc[0.1, 1.0] == pytest.approx(60.0)  # mean of 0.5 and 0.7
-    assert found.loc[1.0, 10.0] == pytest.approx(60.0)
+    assert found.loc[0.1, 1.0] == pytest.approx(0.6)  # mean of 0.5 and 0.7
+    assert found.loc[1.0, 10.0] == pytest.approx(0.6)
     report = build_report(t, EXP, tmp_path, log=False)
     assert (tmp_path / f"heatmap_{parent}.png").is_file() and (tmp_path / f"heatmap_{parent}.pdf").is_file()
     assert report.runs.empty  # trials are not table rows
@@ -203,13 +230,31 @@ def test_report_needs_a_file_or_an_experiment(capsys):
     assert "--experiment" in capsys.readouterr().err
 
 
-def test_packaged_paper_numbers_match_rows_of_the_papers_table_2():
-    import csv
+NINE = ("ce", "fl", "gce", "nlnl", "sce", "nfl+mae", "nfl+rce", "nce+mae", "nce+rce")
+#: The layout of the paper's Tables 2-5 (Ma et al., 2020), typed from the paper: datasets, noise columns, rows.
+PAPER_LAYOUT = {
+    "table2": (("mnist", "cifar10", "cifar100"),
+               [("clean", "0.0")] + [("symmetric", r) for r in ("0.2", "0.4", "0.6", "0.8")], NINE),
+    "table3": (("mnist", "cifar10", "cifar100"), [("asymmetric", r) for r in ("0.1", "0.2", "0.3", "0.4")], NINE),
+    "table4": (("cifar10",), [("symmetric", "0.4"), ("symmetric", "0.8"), ("asymmetric", "0.4")],
+               ("gce", "ngce+mae", "ngce+rce")),
+    "table5": (("webvision_mini",), [("real", "")], ("ce", "gce", "sce", "nce+rce", "nce+mae")),
+}
 
+
+def test_packaged_paper_numbers_fill_every_cell_of_the_papers_tables_once():
+    rows = list(csv.DictReader(PAPER_CSV.open()))
+    found = [(r["table"], r["dataset"], r["noise_type"], r["noise_rate"], r["loss"]) for r in rows]
+    expected = {(table, dataset, kind, rate, loss) for table, (datasets, columns, losses) in PAPER_LAYOUT.items()
+                for dataset in datasets for kind, rate in columns for loss in losses}
+    assert len(found) == len(set(found))  # no cell twice
+    assert set(found) == expected  # no cell missing, none extra
+
+
+def test_packaged_paper_numbers_match_rows_of_the_papers_table_2():
     rows = list(csv.DictReader(PAPER_CSV.open()))
     cells = {(r["table"], r["dataset"], r["noise_type"], r["noise_rate"], r["loss"]): r["test_acc_mean"]
              for r in rows}
-    assert len(cells) == len(rows) == 257  # every cell once
     # Typed from the paper's Table 2 (Ma et al., 2020): MNIST CE and CIFAR-100 NCE+RCE, clean then 0.2-0.8.
     rates = [("clean", "0.0"), ("symmetric", "0.2"), ("symmetric", "0.4"), ("symmetric", "0.6"), ("symmetric", "0.8")]
     for dataset, loss, expected in (("mnist", "ce", [99.25, 97.42, 94.21, 86.00, 47.08]),
@@ -227,6 +272,31 @@ def test_a_study_that_is_not_a_small_grid_is_drawn_as_a_scatter(tmp_path):
         t.log_metrics(child, [(1, {"val/acc": 0.5 + 0.01 * i})])
         t.end_run(child, "FINISHED")
     grid = study_grids(t.find_runs(EXP))[parent]
-    assert grid.shape == (13, 13) and grid.stack().max() == pytest.approx(62.0)
+    assert grid.shape == (13, 13) and grid.stack().max() == pytest.approx(0.62)
     build_report(t, EXP, tmp_path, log=False)
     assert (tmp_path / f"heatmap_{parent}.png").is_file()
+
+
+IMPORT_AND_DRAW = """
+import sys
+from pathlib import Path
+import aplab.train, aplab.report, aplab.report.figures, aplab.report.tables
+from aplab.report.run_plots import plot_matrix
+import numpy as np
+import matplotlib
+
+plot_matrix(np.eye(3), Path(sys.argv[1]), "t", "x", "y")
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules, "aplab.pipeline" in sys.modules)
+"""
+
+
+def test_importing_and_drawing_leaves_the_backend_and_pyplot_alone(tmp_path):
+    """A notebook's backend survives importing aplab.train and drawing a run plot; report never loads pipeline."""
+    import os
+
+    env = {**os.environ, "MPLBACKEND": "svg"}
+    done = subprocess.run([sys.executable, "-c", IMPORT_AND_DRAW, str(tmp_path / "m.png")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["svg", "False", "False"]
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"

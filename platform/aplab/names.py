@@ -62,6 +62,9 @@ class T:
 
 #: Tags every training run carries: what a report groups by.
 REQUIRED_RUN_TAGS = (T.DATASET, T.LOSS, T.NOISE, T.SEED)
+#: The config fields behind those tags: the axes of a pipeline's matrix (in its order: dataset, noise,
+#: loss, seed) and of a report's tables.
+AXIS_FIELDS = ("data.name", "noise.spec", "loss.name", "runtime.seed")
 
 #: Config fields that never change a run's results: left out of its identity (config hash) and never
 #: used by reports to tell variants apart. Every field of these sections is included.
@@ -73,6 +76,17 @@ NON_RESULT_FIELDS = ("data.data_dir", "data.download", "runtime.device", "runtim
 P_REALISED_NOISE_RATE = "noise.realised_rate"
 P_TRAIN_SIZE = "data.train_size"
 P_VAL_SIZE = "data.val_size"
+
+
+#: Params of a report run.
+P_REPORT_METRIC = "report.metric"
+P_REPORT_RUNS = "report.runs"
+P_REPORT_CELLS = "report.cells"
+
+
+def report_experiment(experiment: str) -> str:
+    """The experiment that holds the report runs of ``experiment``: beside it, never among its training runs."""
+    return f"{experiment}-reports"
 
 
 def affects_results(field: str) -> bool:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..tracking import default_uri, make_tracker
-from .runner import run_pipeline
 from .spec import SCALES, Cell, PipelineSpec, expand, load_pipeline, scaled
 
 
@@ -27,13 +25,19 @@ def pipeline_cells(args: argparse.Namespace, uri: str | None = None) -> tuple[Pi
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ..tracking import default_uri, make_tracker
+    from .runner import run_pipeline
+
     uri = default_uri(args.tracking_uri)
     spec, cells = pipeline_cells(args, uri)
     tracker = make_tracker(uri)
-    result = run_pipeline(cells, spec.name, tracker=tracker, workers=args.workers, progress=not args.no_progress)
+    result = run_pipeline(cells, spec.name, tracker=tracker, workers=args.workers, progress=not args.no_progress,
+                          description=spec.description)
     print(result.summary_line())
     for outcome in result.failed:
-        print(f"  FAILED {outcome.cell.label} (config {outcome.cell.digest}): {outcome.error}")
+        print(f"  {outcome.status} {outcome.cell.label} (config {outcome.cell.digest}): {outcome.error}")
+    if result.failed:
+        print(f"re-run the same command to retry the {len(result.failed)} unfinished run(s)")
     scale = f" --scale {args.scale}" if args.scale != "full" else ""
     print(f"runs: {uri}, experiment {result.experiment}")
     print(f"tables and figures: aplab report {args.file}{scale} --tracking-uri {uri}")

@@ -41,7 +41,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
     cells = expand(spec, experiment=experiment, tracking_uri=tracker.uri, workdir=args.workdir)
     print(f"aplab quickstart: {spec.description}; {len(cells)} runs "
           f"({', '.join(spec.loss_order)} x seeds {', '.join(map(str, spec.seeds))}, {cells[0].config.optim.epochs} epochs)")
-    result = run_pipeline(cells, spec.name, tracker=tracker, workers=args.workers)
+    result = run_pipeline(cells, spec.name, tracker=tracker, workers=args.workers, description=spec.description)
     print(result.summary_line())
     report = build_report(tracker, experiment, args.out, hashes={c.digest for c in cells}, name=spec.name,
                           order=spec.loss_order, figure_kinds=("curves", "memorisation"))
@@ -58,5 +58,5 @@ def run_quickstart(args: argparse.Namespace) -> int:
     print(f"runs:   MLflow {tracker.uri}, experiment {experiment!r}; browse with "
           f"`aplab ui --tracking-uri {tracker.uri}`")
     for outcome in result.failed:
-        print(f"FAILED {outcome.cell.label}: {outcome.error}")
+        print(f"{outcome.status} {outcome.cell.label}: {outcome.error}")
     return 1 if result.failed else 0

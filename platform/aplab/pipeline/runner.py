@@ -2,12 +2,14 @@
 
 Re-running an interrupted pipeline continues where it stopped: finished cells are found in the store
 by their config hash, and a cell killed mid-run resumes from its checkpoint (``train`` does that).
-A failed cell is reported and never stops the others.
+A failed cell is reported, never stops the others, and is tried again by the next run of the pipeline
+(only FINISHED runs in the store count as done).
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import multiprocessing
 import os
 import queue as queue_module
@@ -24,12 +26,17 @@ from typing import Any, TextIO
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..names import T
 from ..tracking import Tracker, make_tracker
 from .spec import Cell
 
-#: Outcome of a cell: trained now, found finished in the store, skipped by train() (its run folder
-#: says it ended), or failed.
-STATUSES = ("FINISHED", "DONE", "SKIPPED", "FAILED")
+logger = logging.getLogger(__name__)
+
+#: Outcome of a cell: trained now (FINISHED), found finished in the store (DONE), found finished in its
+#: run folder by train() (SKIPPED), or not finished: FAILED, or KILLED (interrupted; a re-run resumes it).
+#: FINISHED, SKIPPED, FAILED and KILLED are the names of train()'s RunStatus.
+STATUSES = ("FINISHED", "DONE", "SKIPPED", "FAILED", "KILLED")
+NOT_DONE = ("FAILED", "KILLED")
 
 
 @dataclass
@@ -57,24 +64,31 @@ class PipelineResult:
 
     @property
     def failed(self) -> list[CellOutcome]:
-        return [o for o in self.outcomes if o.status == "FAILED"]
+        return [o for o in self.outcomes if o.status in NOT_DONE]
 
     def counts(self) -> dict[str, int]:
         return {status: sum(o.status == status for o in self.outcomes) for status in STATUSES}
 
     def summary_line(self) -> str:
         c = self.counts()
-        unsynced = sum(not o.synced for o in self.outcomes if o.status != "FAILED")
+        unsynced = sum(not o.synced for o in self.outcomes if o.status not in NOT_DONE)
         late = (f"; {unsynced} not yet in the tracking store (re-run when it is reachable, or `aplab sync`)"
                 if unsynced else "")
+        killed = f", {c['KILLED']} killed" if c["KILLED"] else ""
         return (f"pipeline {self.name}: {len(self.outcomes)} runs: {c['FINISHED']} trained now, "
-                f"{c['DONE'] + c['SKIPPED']} already finished, {c['FAILED']} failed ({self.seconds:.0f} s){late}")
+                f"{c['DONE'] + c['SKIPPED']} already finished, {c['FAILED']} failed{killed} "
+                f"({self.seconds:.0f} s){late}")
 
 
 def finished_hashes(tracker: Tracker, experiment: str) -> set[str]:
     """Config hashes of the runs the store has FINISHED in ``experiment``."""
-    return {r.tags["config_hash"] for r in tracker.find_runs(experiment)
-            if r.status == "FINISHED" and "config_hash" in r.tags}
+    return {r.tags[T.CONFIG_HASH] for r in tracker.find_runs(experiment)
+            if r.status == "FINISHED" and T.CONFIG_HASH in r.tags}
+
+
+def status_name(status: object) -> str:
+    """The name of a train() status: ``RunStatus.FAILED`` -> "FAILED" (plain strings pass through)."""
+    return getattr(status, "name", str(status))
 
 
 def _train_cell(cell: Cell, tracker: Tracker, tags: dict[str, str],
@@ -85,8 +99,10 @@ def _train_cell(cell: Cell, tracker: Tracker, tags: dict[str, str],
     start = time.perf_counter()
     try:
         result = train(cell.config, tracker, extra_tags=tags, progress=False, on_epoch=on_epoch)
-        return {"status": result.status, "run_id": result.run_id, "summary": result.summary,
-                "error": None, "seconds": time.perf_counter() - start, "synced": getattr(result, "synced", True)}
+        status = status_name(result.status)
+        error = f"the run ended {status} (run folder {result.run_dir})" if status in NOT_DONE else None
+        return {"status": status, "run_id": result.run_id, "summary": result.summary, "error": error,
+                "seconds": time.perf_counter() - start, "synced": result.synced}
     except Exception as err:  # a failed cell must not stop the others
         return {"status": "FAILED", "run_id": None, "summary": {}, "error": f"{type(err).__name__}: {err}",
                 "seconds": time.perf_counter() - start}
@@ -156,9 +172,10 @@ class _Progress:
 
     def finished(self, outcome: CellOutcome) -> None:
         self._advance(outcome.cell.index, 1.0)
-        if outcome.status == "FAILED":
+        if outcome.status in NOT_DONE:
             self.failed += 1
-            self.bar.write(f"[aplab] FAILED {outcome.cell.label} (config {outcome.cell.digest}): {outcome.error}")
+            self.bar.write(f"[aplab] {outcome.status} {outcome.cell.label} (config {outcome.cell.digest}): "
+                           f"{outcome.error}")
         self.bar.set_postfix_str(f"{self.failed} failed" if self.failed else "", refresh=True)
 
     def _advance(self, index: int, fraction: float) -> None:
@@ -177,11 +194,13 @@ def _outcome(cell: Cell, data: dict[str, Any]) -> CellOutcome:
 
 
 def run_pipeline(cells: list[Cell], name: str, tracker: Tracker | None = None, tracking_uri: str | None = None,
-                 workers: int = 1, progress: bool = True, stream: TextIO | None = None) -> PipelineResult:
+                 workers: int = 1, progress: bool = True, stream: TextIO | None = None,
+                 description: str = "") -> PipelineResult:
     """Run every cell not yet FINISHED in the store; ``workers`` > 1 trains cells in that many processes.
 
-    Every run is tagged ``pipeline=<name>``. A ``memory://`` store lives in one process, so it needs
-    ``workers=1`` (and the same ``tracker`` object to be read back).
+    Every run is tagged ``pipeline=<name>``; the experiment's description (shown by MLflow's UI) says
+    which pipeline fills it. A ``memory://`` store lives in one process, so it needs ``workers=1`` (and
+    the same ``tracker`` object to be read back).
     """
     if workers < 1:
         raise ConfigError("--workers", workers, "an integer >= 1")
@@ -195,13 +214,14 @@ def run_pipeline(cells: list[Cell], name: str, tracker: Tracker | None = None, t
     tracker.check()
     experiment = cells[0].config.tracking.experiment
     start = time.perf_counter()
+    tracker.describe_experiment(experiment, experiment_description(name, description, len(cells)))
     done = finished_hashes(tracker, experiment)
     outcomes = {c.index: CellOutcome(c, "DONE") for c in cells if c.digest in done}
     todo = [c for c in cells if c.digest not in done]
-    tags = {"pipeline": name}
+    tags = {T.PIPELINE: name}
     if outcomes:
-        print(f"[aplab] {len(outcomes)} of {len(cells)} runs already finished in {experiment}; "
-              f"{len(todo)} to run", file=stream)
+        logger.info("%d of %d runs already finished in %s; %d to run", len(outcomes), len(cells), experiment,
+                    len(todo))
     bar = _Progress(todo, name, progress and bool(todo), stream)
     try:
         if workers == 1 or len(todo) <= 1:
@@ -215,6 +235,14 @@ def run_pipeline(cells: list[Cell], name: str, tracker: Tracker | None = None, t
         bar.close()
     ordered = [outcomes[c.index] for c in cells]
     return PipelineResult(name, experiment, uri, ordered, time.perf_counter() - start)
+
+
+def experiment_description(name: str, description: str, runs: int) -> str:
+    """The experiment's note: the pipeline that fills it, what it is, and how to reproduce or report it."""
+    what = f": {description}" if description else ""
+    return (f"Runs of the aplab pipeline `{name}`{what} ({runs} runs, each tagged {T.PIPELINE}={name}). "
+            f"Re-run `aplab pipeline run <file>` to finish or retry its runs; `aplab report <file>` for its tables "
+            "and figures.")
 
 
 def _run_pool(todo: list[Cell], uri: str, tags: dict[str, str], workers: int, bar: _Progress) -> dict[int, CellOutcome]:

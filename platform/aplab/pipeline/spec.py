@@ -14,14 +14,15 @@ from typing import Any, Callable
 from ..config import RunConfig, config_hash, field_names, from_flat, load_yaml, parse_override, to_flat
 from ..resolution import resolve
 from ..errors import ConfigError
+from ..names import AXIS_FIELDS
 from ..registry import Registry, did_you_mean
 from ..report.paper import TABLE_ORDER
 
 TOP_LEVEL_KEYS = ("name", "description", "experiment", "paper_table", "matrix", "overrides")
 MATRIX_AXES = ("dataset", "noise", "loss", "seed")
+#: The config field each axis sets; an override naming one of them would silently fight the matrix.
+AXIS_OF_FIELD = dict(zip(AXIS_FIELDS, MATRIX_AXES))
 LOSS_KEYS = ("name", "alpha", "beta", "gamma", "q", "fidelity")
-#: Config fields that the matrix sets; an override naming one of them would silently fight the matrix.
-AXIS_FIELDS = ("data.name", "noise.spec", "loss.name", "runtime.seed")
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,8 @@ def _overrides(value: Any, where: str) -> dict[str, Any]:
     flat = to_flat(value)
     names = field_names()
     for key in flat:
-        if key in AXIS_FIELDS:
-            raise ConfigError(f"{where}.{key}", flat[key], "set by the matrix; change matrix."
-                              + MATRIX_AXES[AXIS_FIELDS.index(key)] + " instead")
+        if key in AXIS_OF_FIELD:
+            raise ConfigError(f"{where}.{key}", flat[key], f"set by the matrix; change matrix.{AXIS_OF_FIELD[key]} instead")
         if key not in names:
             raise ConfigError(f"{where} field", key, "a config field such as optim.epochs" + did_you_mean(key, names))
     return flat

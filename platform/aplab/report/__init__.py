@@ -1,7 +1,8 @@
 """Reports of an experiment, read only from the tracking store: tables beside the paper's numbers and figures.
 
 ``build_report(tracker, experiment, out)`` writes CSV/Markdown/LaTeX tables and PNG/PDF figures to
-``out`` and logs them to a report run (tagged ``aplab.report=1``) in the same experiment.
+``out`` and logs them to a report run (tagged ``aplab.report=1``) in the experiment
+``<experiment>-reports``: report runs stay out of the training runs' view and counts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ..names import P_REPORT_CELLS, P_REPORT_METRIC, P_REPORT_RUNS, M, T, report_experiment
 from ..tracking import Tracker
 
 if TYPE_CHECKING:  # pandas and matplotlib load only when a report is built (train imports run_plots)
@@ -19,7 +21,7 @@ if TYPE_CHECKING:  # pandas and matplotlib load only when a report is built (tra
 
 __all__ = ["Report", "build_report"]
 
-HISTORY_KEYS = ("test/acc", "train/memorised")
+HISTORY_KEYS = (M.TEST_ACC, M.TRAIN_MEMORISED)
 #: Figure kinds a report can draw; ``build_report(figure_kinds=...)`` picks among them.
 FIGURE_KINDS = ("curves", "memorisation", "noise", "heatmap")
 
@@ -56,7 +58,8 @@ def build_report(tracker: Tracker, experiment: str, out: str | Path, metric: str
         if kind not in FIGURE_KINDS:
             raise ConfigError("figure", kind, "one of " + ", ".join(FIGURE_KINDS))
     out = Path(out)
-    records = tracker.find_runs(experiment)
+    # report runs have their own experiment; older stores kept them here, and they are never counted
+    records = [r for r in tracker.find_runs(experiment) if r.tags.get(T.REPORT) != "1"]
     frame = sort_runs(runs_frame(records, hashes), order)
     grids = figures.study_grids(records) if "heatmap" in figure_kinds and hashes is None else {}
     if frame.empty and not grids:
@@ -84,14 +87,14 @@ def build_report(tracker: Tracker, experiment: str, out: str | Path, metric: str
         report.files += [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]
         report.files += [out / "runs.csv", out / "dynamics.csv", out / "dynamics.md"]
         if "curves" in figure_kinds:
-            report.files += figures.curves(frame, histories, "test/acc", "test accuracy (%)", out, "curves")
+            report.files += figures.curves(frame, histories, M.TEST_ACC, "test accuracy (%)", out, "curves")
         if "memorisation" in figure_kinds:
-            report.files += figures.curves(frame, histories, "train/memorised",
+            report.files += figures.curves(frame, histories, M.TRAIN_MEMORISED,
                                            "flipped samples predicted as their wrong label (%)", out,
                                            "memorisation", skip_clean=True)
         if "noise" in figure_kinds:
             report.files += figures.accuracy_vs_noise(summary, out, METRICS.get(metric).short)
-    names = {r.run_id: r.tags.get("mlflow.runName", r.run_id) for r in records}
+    names = {r.run_id: r.tags.get(T.RUN_NAME, r.run_id) for r in records}
     for parent, grid in grids.items():
         report.files += figures.heatmap(grid, out / f"heatmap_{parent}", f"study {names.get(parent, parent)}: "
                                         "validation accuracy")
@@ -101,12 +104,15 @@ def build_report(tracker: Tracker, experiment: str, out: str | Path, metric: str
 
 
 def _log_report(tracker: Tracker, experiment: str, report: Report, metric: str, name: str | None) -> str:
-    """A run tagged aplab.report=1 holding the report's files as artifacts."""
-    run_id = tracker.start_run(experiment, f"report-{name or experiment}",
-                               {"aplab.report": "1", "aplab.report.metric": metric,
-                                **({"pipeline": name} if name else {})})
-    tracker.log_params(run_id, {"report.metric": metric, "report.runs": len(report.runs),
-                                "report.cells": len(report.summary)})
+    """A run tagged aplab.report=1 in ``<experiment>-reports`` holding the report's files as artifacts.
+
+    Its own experiment rather than a tag filter: MLflow's UI lists and counts every run of an
+    experiment unless the user types a filter each visit, so reports there would crowd the runs.
+    """
+    run_id = tracker.start_run(report_experiment(experiment), f"report-{name or experiment}",
+                               {T.REPORT: "1", T.REPORT_METRIC: metric, **({T.PIPELINE: name} if name else {})})
+    tracker.log_params(run_id, {P_REPORT_METRIC: metric, P_REPORT_RUNS: len(report.runs),
+                                P_REPORT_CELLS: len(report.summary)})
     for path in report.files:
         tracker.log_artifact(run_id, path, "report")
     tracker.end_run(run_id, "FINISHED")

@@ -1,53 +1,14 @@
-"""``aplab report FILE | --experiment NAME``: tables beside the paper's numbers, and figures, from the store."""
+"""Moved to ``aplab.pipeline.report_cli`` (``aplab report FILE`` needs the pipeline's cells, and the
+pipeline package uses ``aplab.report``, never the other way round). Kept only until ``aplab/cli.py``
+imports ``register`` from there; then delete this file."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from ..errors import ConfigError
-from ..tracking import make_tracker
-from . import FIGURE_KINDS, build_report
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from ..pipeline.cli import pipeline_cells
-
-    if not args.file and not args.experiment:
-        raise ConfigError("aplab report", "no FILE and no --experiment", "a pipeline FILE or --experiment NAME")
-    hashes = name = paper_table = order = None
-    experiment = args.experiment
-    if args.file:
-        spec, cells = pipeline_cells(args)
-        experiment = cells[0].config.tracking.experiment
-        hashes, name, paper_table, order = {c.digest for c in cells}, spec.name, spec.paper_table, spec.loss_order
-    tracker = make_tracker(args.tracking_uri)
-    tracker.check()  # an unreachable store is one line and exit 2, not a traceback
-    out = Path(args.out or Path("aplab_out") / "report" / experiment)
-    kinds = () if args.no_figures else FIGURE_KINDS
-    report = build_report(tracker, experiment, out, metric=args.metric, hashes=hashes, name=name,
-                          paper_table=paper_table, order=order, figure_kinds=kinds, log=not args.no_log)
-    if report.plain:
-        print(report.plain)
-    print(f"{len(report.runs)} finished runs of experiment {experiment} in {tracker.uri}")
-    print(f"written to {out}: " + ", ".join(p.name for p in report.files))
-    if report.run_id:
-        print(f"logged as report run {report.run_id} (tag aplab.report=1)")
-    return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``aplab report``."""
-    from ..pipeline.cli import add_pipeline_arguments
+    """Add ``aplab report`` (see ``aplab.pipeline.report_cli.register``)."""
+    from ..pipeline.report_cli import register as register_report
 
-    parser = subparsers.add_parser("report", help="tables (CSV, Markdown, LaTeX) beside the paper, and figures")
-    parser.add_argument("file", nargs="?", help="pipeline YAML file: report exactly its cells (same --scale/--set)")
-    add_pipeline_arguments(parser)
-    parser.add_argument("--metric", default="last",
-                        help="last: test accuracy at the last epoch (the paper's protocol, default); "
-                             "best: the best epoch's test accuracy (later papers' protocol); "
-                             "best_val: test accuracy at the epoch of best validation accuracy")
-    parser.add_argument("--out", help="output folder (default aplab_out/report/<experiment>)")
-    parser.add_argument("--no-figures", action="store_true", help="tables only")
-    parser.add_argument("--no-log", action="store_true", help="do not log the report as a run")
-    parser.set_defaults(handler=cmd_report)
+    register_report(subparsers)

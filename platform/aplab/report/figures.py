@@ -1,5 +1,7 @@
 """Figures of an experiment, as PNG and PDF: accuracy and memorisation per epoch (mean with a band
 over seeds), accuracy against noise rate beside the paper, and the alpha x beta heat-map of a study.
+
+Every figure is a detached ``matplotlib.figure.Figure`` made and saved through ``aplab.plotting``.
 """
 
 from __future__ import annotations
@@ -9,37 +11,34 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ..tracking import RunRecord  # noqa: E402
-from .tables import KIND_ORDER, column_label, method_label  # noqa: E402
+from ..names import M, T
+from ..plotting import new_figure, plot_grid_heatmap, save_figure
+from ..tracking import RunRecord
+from .tables import KIND_ORDER, column_label, method_label
 
 Histories = dict[str, dict[str, list[tuple[int, float]]]]
+#: The two loss parameters of a study's grid: rows (active term) and columns (passive term).
+GRID_PARAMS = ("loss.alpha", "loss.beta")
+AXIS_LABELS = ("α (active)", "β (passive)")
+MAX_GRID = 12  # more distinct values than this on an axis (a TPE study): a scatter instead of a grid
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_")
 
 
-def save(fig, stem: Path) -> list[Path]:
-    """Write ``stem``.png and ``stem``.pdf and close the figure."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    for path in paths:
-        fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return paths
+def _formats(stem: Path) -> list[Path]:
+    """Every report figure is written as PNG (to look at) and PDF (for a paper)."""
+    return [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
 
 
 def _colours(methods: Sequence[str]) -> dict[str, tuple]:
-    cmap = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if len(methods) <= 10 else "tab20"]
     return {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
 
 
@@ -60,6 +59,8 @@ def curves(frame: pd.DataFrame, histories: Histories, key: str, ylabel: str, out
            skip_clean: bool = False) -> list[Path]:
     """One figure per dataset, a panel per noise setting, a line per loss: ``key`` (x100) against epoch,
     mean over seeds with a ±1 std band."""
+    from matplotlib.ticker import MaxNLocator
+
     paths: list[Path] = []
     methods = list(dict.fromkeys(frame["method"]))
     colours = _colours(methods)
@@ -69,7 +70,7 @@ def curves(frame: pd.DataFrame, histories: Histories, key: str, ylabel: str, out
             continue
         cols = min(len(panels), 3)
         rows = math.ceil(len(panels) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
+        fig, axes = new_figure((5 * cols, 3.8 * rows), rows, cols, squeeze=False)
         for ax, (kind, rate) in zip(axes.flat, panels):
             here = block[(block["noise_kind"] == kind) & (block["noise_rate"] == rate)]
             for method, runs in here.groupby("method", sort=False):
@@ -86,7 +87,7 @@ def curves(frame: pd.DataFrame, histories: Histories, key: str, ylabel: str, out
             ax.legend(fontsize=7)
         for ax in list(axes.flat)[len(panels):]:
             ax.set_visible(False)
-        paths += save(fig, out / f"{name}_{_slug(dataset)}")
+        paths += save_figure(fig, _formats(out / f"{name}_{_slug(dataset)}"))
     return paths
 
 
@@ -101,7 +102,7 @@ def accuracy_vs_noise(summary: pd.DataFrame, out: Path, ylabel: str) -> list[Pat
             here = pd.concat([clean, block[block["noise_kind"] == kind]])
             if here["noise_rate"].nunique() < 2:
                 continue
-            fig, ax = plt.subplots(figsize=(6.5, 4.5))
+            fig, ax = new_figure((6.5, 4.5))
             for method, rows in here.groupby("method", sort=False):
                 rows = rows.sort_values("noise_rate")
                 ax.errorbar(rows["noise_rate"], rows["mean"], yerr=rows["std"].fillna(0), marker="o", capsize=3,
@@ -114,60 +115,45 @@ def accuracy_vs_noise(summary: pd.DataFrame, out: Path, ylabel: str) -> list[Pat
             ax.set(title=f"{dataset}, {kind} noise{note}", xlabel="noise rate η", ylabel=ylabel)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-            paths += save(fig, out / f"accuracy_vs_noise_{_slug(dataset)}_{_slug(kind)}")
+            paths += save_figure(fig, _formats(out / f"accuracy_vs_noise_{_slug(dataset)}_{_slug(kind)}"))
     return paths
 
 
-def study_grids(records: Sequence[RunRecord], metric: str = "val/acc") -> dict[str, pd.DataFrame]:
+def study_grids(records: Sequence[RunRecord], metric: str = M.VAL_ACC) -> dict[str, pd.DataFrame]:
     """``{parent run id: grid}`` for every study parent whose finished children carry params loss.alpha
-    and loss.beta and the metric; grid rows are alpha, columns beta, cells the mean metric (x100)."""
+    and loss.beta and the metric; grid rows are alpha, columns beta, cells the mean metric (as logged, 0..1)."""
     found: dict[str, list[dict[str, float]]] = {}
     for record in records:
-        parent = record.tags.get("mlflow.parentRunId")
+        parent = record.tags.get(T.PARENT_RUN_ID)
         if not parent or record.status != "FINISHED" or metric not in record.metrics:
             continue
         try:
-            alpha, beta = float(record.params["loss.alpha"]), float(record.params["loss.beta"])
+            alpha, beta = (float(record.params[p]) for p in GRID_PARAMS)
         except (KeyError, TypeError, ValueError):
             continue
-        found.setdefault(parent, []).append({"alpha": alpha, "beta": beta, "value": 100 * record.metrics[metric]})
+        found.setdefault(parent, []).append({"alpha": alpha, "beta": beta, "value": record.metrics[metric]})
     return {parent: pd.DataFrame(rows).pivot_table(index="alpha", columns="beta", values="value", aggfunc="mean")
             for parent, rows in found.items()}
 
 
-MAX_GRID = 12  # more distinct values than this on an axis (a TPE study): a scatter instead of a grid
-
-
-def heatmap(grid: pd.DataFrame, out: Path, title: str, metric: str = "val/acc") -> list[Path]:
-    """The alpha x beta grid as an annotated heat-map with the best cell boxed (a log-log scatter
-    coloured by the metric when the trials do not form a small grid)."""
+def heatmap(grid: pd.DataFrame, out: Path, title: str, metric: str = M.VAL_ACC) -> list[Path]:
+    """The alpha x beta grid as the annotated heat-map studies draw (``plotting.plot_grid_heatmap``), or a
+    log-log scatter coloured by the metric when the trials do not form a small grid (a TPE study)."""
     if len(grid.index) > MAX_GRID or len(grid.columns) > MAX_GRID:
         return _scatter(grid, out, title, metric)
-    values = grid.to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(1.3 * len(grid.columns) + 2.5, 1.0 * len(grid.index) + 1.8))
-    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", origin="lower", aspect="auto")
-    fig.colorbar(image, ax=ax, label=f"{metric} (%)")
-    ax.set_xticks(range(len(grid.columns)), [f"{b:g}" for b in grid.columns])
-    ax.set_yticks(range(len(grid.index)), [f"{a:g}" for a in grid.index])
-    finite = values[np.isfinite(values)]
-    for i in range(values.shape[0]):
-        for j in range(values.shape[1]):
-            if np.isfinite(values[i, j]):
-                ax.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center", fontsize=8,
-                        color="black" if values[i, j] > (finite.min() + finite.max()) / 2 else "white")
-    if finite.size:
-        i, j = np.unravel_index(np.nanargmax(values), values.shape)
-        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-    ax.set(xlabel="β (passive)", ylabel="α (active)", title=title)
-    return save(fig, out)
+    cells = {(a, b): float(v) for (a, b), v in grid.stack().items()}
+    paths = _formats(out)
+    plot_grid_heatmap(cells, list(grid.index), list(grid.columns), AXIS_LABELS[0], AXIS_LABELS[1], paths, title,
+                      value_label=f"{metric} (%)")
+    return paths
 
 
 def _scatter(grid: pd.DataFrame, out: Path, title: str, metric: str) -> list[Path]:
     points = grid.stack().reset_index(name="value")
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    image = ax.scatter(points["beta"], points["alpha"], c=points["value"], cmap="viridis", s=40)
+    fig, ax = new_figure((6.5, 5))
+    image = ax.scatter(points["beta"], points["alpha"], c=100 * points["value"], cmap="viridis", s=40)
     best = points.loc[points["value"].idxmax()]
     ax.scatter([best["beta"]], [best["alpha"]], s=160, facecolors="none", edgecolors="red", linewidths=2)
     fig.colorbar(image, ax=ax, label=f"{metric} (%)")
-    ax.set(xscale="log", yscale="log", xlabel="β (passive)", ylabel="α (active)", title=title)
-    return save(fig, out)
+    ax.set(xscale="log", yscale="log", xlabel=AXIS_LABELS[1], ylabel=AXIS_LABELS[0], title=title)
+    return save_figure(fig, _formats(out))

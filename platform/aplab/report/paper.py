@@ -9,11 +9,13 @@ import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .. import noise as noise_module
 from ..errors import ConfigError
+
+if TYPE_CHECKING:  # pandas loads when a number is looked up: pipelines import TABLE_ORDER to validate files
+    import pandas as pd
 
 PAPER_CSV = Path(__file__).with_name("paper_results.csv")
 #: The paper's row order of methods (Tables 2-4); other losses follow in the order they appear.
@@ -35,6 +37,8 @@ class PaperCell:
 @functools.cache
 def paper_results() -> pd.DataFrame:
     """Every number of the paper's Tables 2-5 (columns table, dataset, noise_type, noise_rate, loss, test_acc_*)."""
+    import pandas as pd
+
     return pd.read_csv(PAPER_CSV)
 
 
@@ -67,5 +71,5 @@ def lookup(dataset: str, kind: str, rate: float, loss: str, prefer: str | None =
     order = {name: i for i, name in enumerate(TABLE_ORDER)}
     ranked = sorted(matched.itertuples(index=False), key=lambda r: (r.table != prefer, order.get(r.table, 99)))
     best = ranked[0]
-    std = None if pd.isna(best.test_acc_std) else float(best.test_acc_std)
+    std = None if math.isnan(best.test_acc_std) else float(best.test_acc_std)
     return PaperCell(str(best.table), float(best.test_acc_mean), std)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..config import field_names
+from ..names import AXIS_FIELDS, REQUIRED_RUN_TAGS, M, T, affects_results
 from ..registry import Registry
 from ..tracking import RunRecord, Tracker
 from .paper import PAPER_ROW_ORDER, lookup, noise_key
@@ -28,17 +30,13 @@ class Metric:
 
 
 METRICS: Registry[Metric] = Registry("--metric")
-METRICS.register("last", Metric("test/acc_last", "test accuracy (%) at the last epoch (the paper's protocol)",
-                                "last-epoch test accuracy (%)", "test/acc"))
-METRICS.register("best", Metric("test/acc_best", "best test accuracy (%) over epochs (the protocol of many later papers)",
+METRICS.register("last", Metric(M.TEST_ACC_LAST, "test accuracy (%) at the last epoch (the paper's protocol)",
+                                "last-epoch test accuracy (%)", M.TEST_ACC))
+METRICS.register("best", Metric(M.TEST_ACC_BEST, "best test accuracy (%) over epochs (the protocol of many later papers)",
                                 "best-epoch test accuracy (%)"))
-METRICS.register("best_val", Metric("test/acc_best_val", "test accuracy (%) at the epoch of best validation accuracy",
+METRICS.register("best_val", Metric(M.TEST_ACC_BEST_VAL, "test accuracy (%) at the epoch of best validation accuracy",
                                     "test accuracy (%) at best validation"))
 
-REQUIRED_TAGS = ("dataset", "loss", "noise", "seed")
-#: Config fields that are table axes or do not change results: never used to tell variants apart.
-NOT_VARIANT = ("data.name", "noise.spec", "loss.name", "runtime.seed", "data.data_dir", "data.download",
-               "runtime.device", "runtime.eval_batch_size", "runtime.compile")
 KIND_ORDER = ("clean", "symmetric", "asymmetric")
 GROUP = ["dataset", "noise_kind", "noise_rate", "method"]
 
@@ -46,14 +44,14 @@ GROUP = ["dataset", "noise_kind", "noise_rate", "method"]
 def is_table_run(record: RunRecord) -> bool:
     """A finished training run (not a study trial, not a report)."""
     tags = record.tags
-    return (record.status == "FINISHED" and all(k in tags for k in REQUIRED_TAGS)
-            and tags.get("aplab.report") != "1" and "mlflow.parentRunId" not in tags)
+    return (record.status == "FINISHED" and all(k in tags for k in REQUIRED_RUN_TAGS)
+            and tags.get(T.REPORT) != "1" and T.PARENT_RUN_ID not in tags)
 
 
-def _variant(params: dict[str, str]) -> dict[str, str]:
-    """The config params of a run that are neither table axes nor irrelevant to results."""
-    return {k: v for k, v in params.items() if "." in k and not k.startswith("tracking.") and k not in NOT_VARIANT
-            and not k.startswith(("noise.realised", "data.train_size", "data.val_size"))}
+def _variant(params: dict[str, str], fields: set[str]) -> dict[str, str]:
+    """The config fields among a run's params that change results and are not table axes: what tells
+    two runs of one loss apart (facts logged beside the config, like the realised noise rate, are not)."""
+    return {k: v for k, v in params.items() if k in fields and affects_results(k) and k not in AXIS_FIELDS}
 
 
 def _labels(frame: pd.DataFrame) -> list[str]:
@@ -74,14 +72,15 @@ def _labels(frame: pd.DataFrame) -> list[str]:
 def runs_frame(records: Iterable[RunRecord], hashes: set[str] | None = None) -> pd.DataFrame:
     """One row per finished training run (optionally only those whose config hash is in ``hashes``)."""
     rows = []
+    fields = set(field_names())
     for record in records:
-        if not is_table_run(record) or (hashes is not None and record.tags.get("config_hash") not in hashes):
+        if not is_table_run(record) or (hashes is not None and record.tags.get(T.CONFIG_HASH) not in hashes):
             continue
         tags, metrics = record.tags, record.metrics
-        kind, rate = noise_key(tags["noise"])
-        row = {"run_id": record.run_id, "config_hash": tags.get("config_hash", ""), "dataset": tags["dataset"],
-               "noise": tags["noise"], "noise_kind": kind, "noise_rate": rate, "loss": tags["loss"],
-               "seed": int(tags["seed"]), "variant": _variant(record.params)}
+        kind, rate = noise_key(tags[T.NOISE])
+        row = {"run_id": record.run_id, "config_hash": tags.get(T.CONFIG_HASH, ""), "dataset": tags[T.DATASET],
+               "noise": tags[T.NOISE], "noise_kind": kind, "noise_rate": rate, "loss": tags[T.LOSS],
+               "seed": int(tags[T.SEED]), "variant": _variant(record.params, fields)}
         for name, metric in METRICS.items():
             value = metrics.get(metric.key, metrics.get(metric.fallback) if metric.fallback else None)
             row[name] = float(value) if value is not None else math.nan
@@ -274,8 +273,8 @@ def dynamics(frame: pd.DataFrame, histories: dict[str, dict[str, list[tuple[int,
     wrong label (memorised) at the last epoch, all in %. Shows overfitting to noisy labels at a glance."""
     rows = []
     for _, run in frame.iterrows():
-        test = histories.get(run["run_id"], {}).get("test/acc") or []
-        memorised = histories.get(run["run_id"], {}).get("train/memorised") or []
+        test = histories.get(run["run_id"], {}).get(M.TEST_ACC) or []
+        memorised = histories.get(run["run_id"], {}).get(M.TRAIN_MEMORISED) or []
         if not test:
             continue
         peak_epoch, peak = max(test, key=lambda point: point[1])
