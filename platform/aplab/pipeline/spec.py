@@ -1,6 +1,6 @@
 """Declarative pipelines: a YAML matrix (datasets x noise x losses x seeds, plus overrides) -> run configs.
 
-A pipeline file is validated and every cell's config is resolved (``config.resolve``) before anything
+A pipeline file is validated and every cell's config is resolved (``aplab.resolution.resolve``) before anything
 runs, so a bad name anywhere fails at once with one ``ConfigError`` line that names the file and field.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import RunConfig, config_hash, field_names, from_flat, load_yaml, parse_override, to_flat
+from ..config import LOSS_PARAMS, RunConfig, config_hash, field_names, from_flat, load_yaml, parse_override, to_flat
 from ..resolution import resolve
 from ..errors import ConfigError
 from ..names import AXIS_FIELDS
@@ -22,7 +22,7 @@ TOP_LEVEL_KEYS = ("name", "description", "experiment", "paper_table", "matrix", 
 MATRIX_AXES = ("dataset", "noise", "loss", "seed")
 #: The config field each axis sets; an override naming one of them would silently fight the matrix.
 AXIS_OF_FIELD = dict(zip(AXIS_FIELDS, MATRIX_AXES))
-LOSS_KEYS = ("name", "alpha", "beta", "gamma", "q", "fidelity")
+LOSS_KEYS = ("name", *LOSS_PARAMS, "fidelity")
 
 
 @dataclass(frozen=True)
