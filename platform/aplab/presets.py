@@ -78,7 +78,8 @@ PRESETS.register("cifar100", DatasetPreset(
 PRESETS.register("webvision_mini", DatasetPreset(
     model="resnet50", epochs=250, lr=0.4, weight_decay=3e-5, augment="webvision", batch_size=512,
     nesterov=True, schedule="exponential", apl=(50.0, 0.1), apl_beta_with_mae=1.0, sce=(10.0, 1.0),
-    successors={"anl-ce": {"alpha": 20.0, "beta": 1.0, "delta": 5e-6}}))
+    successors={"anl-ce": {"alpha": 20.0, "beta": 1.0, "delta": 5e-6},
+                "nce+agce": {"alpha": 50.0, "beta": 0.1, "a": 2.5, "q": 3.0}}))
 
 
 def preset_for(dataset: str, fidelity: str, loss: str | None = None) -> DatasetPreset:
