@@ -292,3 +292,11 @@ def test_server_script_refuses_to_start_without_its_stores(tmp_path):
     )
     assert out.returncode != 0
     assert "MLFLOW_BACKEND_STORE_URI" in out.stderr
+
+
+def test_runuser_is_found_in_sbin_when_path_lacks_it(monkeypatch):
+    if not Path("/usr/sbin/runuser").exists():
+        pytest.skip("no /usr/sbin/runuser on this machine")
+    stack = importlib.import_module(pytest_plugins[0])
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert stack.runuser() == "/usr/sbin/runuser"
