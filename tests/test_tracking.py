@@ -225,3 +225,28 @@ def test_memory_tracker_keeps_runs_descriptions_and_a_copy_of_the_model():
     tracker.fail = True
     with pytest.raises(ConnectionError):
         tracker.has_run(run_id)
+
+
+def test_ui_of_a_server_points_at_its_runs_page(capsys):
+    """A server has its own UI: aplab prints where its runs are (the UI otherwise opens on GenAI pages)."""
+    import http.server
+    import threading
+
+    from aplab.tracking.mlflow_tracker import open_ui
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}"
+            assert open_ui(url, 5000) == 0
+        finally:
+            server.shutdown()
+    assert capsys.readouterr().out.strip().endswith(f"{url}/#/experiments?workflowType=machine_learning")

@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from importlib.metadata import version
 from pathlib import Path
 
 import mlflow
@@ -162,7 +163,6 @@ class MlflowTracker:
         loading it needs aplab importable (the models are aplab's classes).
         """
         import mlflow.pytorch
-        import torch
 
         run = self.client.get_run(run_id)
         logged = self.client.create_logged_model(run.info.experiment_id, name=name, source_run_id=run_id,
@@ -170,7 +170,7 @@ class MlflowTracker:
         try:
             with tempfile.TemporaryDirectory() as folder:
                 local = Path(folder) / name
-                mlflow.pytorch.save_model(model, str(local), pip_requirements=[f"torch=={torch.__version__}"],
+                mlflow.pytorch.save_model(model, str(local), pip_requirements=[f"torch=={version('torch')}"],
                                           serialization_format="pickle")  # "pt2" needs an input example
                 self.client.log_model_artifacts(logged.model_id, str(local))
         except BaseException:
@@ -252,18 +252,24 @@ def git_commit(folder: Path) -> str | None:
     return commit if out.returncode == 0 and len(commit) == 40 else None
 
 
+#: Where the UI shows runs: MLflow 3.17's UI opens every experiment on its GenAI overview unless the
+#: browser chose "Model training" once (localStorage) or the address says so; this address does.
+UI_PAGE = "/#/experiments?workflowType=machine_learning"
+
+
 def open_ui(uri: str, port: int) -> int:
     """Run the MLflow UI on the same store (blocks until stopped); a server already has its own UI."""
     if not 1 <= port <= 65535:
         raise ConfigError("port", port, "an integer from 1 to 65535")
     MlflowTracker(uri).check()
     if is_remote(uri):
-        print(f"the tracking server serves its own UI: open {uri}")
+        print(f"the tracking server serves its own UI: open {uri.rstrip('/')}{UI_PAGE}")
         return 0
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
             raise ConfigError("port", port, "a free port (this one is in use): pass another --port") from None
+    print(f"MLflow UI of {uri}: open http://127.0.0.1:{port}{UI_PAGE} (Ctrl-C stops it)", flush=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--port", str(port)]
     return subprocess.call(command)
