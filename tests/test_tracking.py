@@ -250,3 +250,15 @@ def test_ui_of_a_server_points_at_its_runs_page(capsys):
         finally:
             server.shutdown()
     assert capsys.readouterr().out.strip().endswith(f"{url}/#/experiments?workflowType=machine_learning")
+
+
+def test_short_http_retries_keep_what_the_user_set(monkeypatch):
+    from aplab.tracking import HTTP_RETRY_DEFAULTS, use_short_http_retries
+
+    for name in HTTP_RETRY_DEFAULTS:
+        monkeypatch.delenv(name, raising=False)  # restored after the test
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    use_short_http_retries()
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
+    assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "1"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30"

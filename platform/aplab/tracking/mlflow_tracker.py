@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import getpass
-import logging
 import socket
 import subprocess
 import sys
@@ -43,10 +42,9 @@ from .base import DatasetRecord, RunRecord
 from .quiet import quiet_store_errors
 from .sqlite_store import prepare_store, sqlite_path
 
-log = logging.getLogger(__name__)
-
 BATCH = 100  # MLflow's limit on params per log_batch call
-#: Experiment tag MLflow 3's UI reads to open an experiment on its runs (not on the GenAI overview).
+#: The experiment's kind, read by MLflow 3's UI: a model-training experiment offers "Training runs"
+#: even on the UI's GenAI pages (which pages open first is the browser's choice, see UI_PAGE).
 EXPERIMENT_KIND = "mlflow.experimentKind"  # TODO names.py
 MODEL_TRAINING_KIND = "custom_model_development"
 
