@@ -110,6 +110,25 @@ def test_log_model_makes_a_ready_logged_model_of_the_run(tracker):
     assert torch.equal(loaded(x), model(x))
 
 
+def test_the_logged_model_carries_the_runs_final_metrics_on_their_datasets(tracker):
+    from aplab.tracking import DatasetRecord
+
+    run_id = tracker.start_run("e", None, {})
+    for context in ("training", "validation", "test"):
+        tracker.log_dataset(run_id, DatasetRecord(f"digits-{context}", f"d-{context}", "digits", 10, context))
+    tracker.log_metrics(run_id, [(1, {"test/acc": 0.5, "val/acc": 0.4, "lr": 0.1}),
+                                 (2, {"test/acc": 0.75, "val/acc": 0.6, "lr": 0.01})])
+    tracker.log_model(run_id, small_model())
+    (output,) = tracker.client.get_run(run_id).outputs.model_outputs
+    linked = {m.key: m for m in tracker.client.get_logged_model(output.model_id).metrics}
+    assert {k: (m.value, m.step) for k, m in linked.items()} == {"test/acc": (0.75, 2), "val/acc": (0.6, 2),
+                                                                 "lr": (0.01, 2)}
+    assert (linked["test/acc"].dataset_name, linked["test/acc"].dataset_digest) == ("digits-test", "d-test")
+    assert linked["val/acc"].dataset_name == "digits-validation"
+    assert linked["lr"].dataset_name is None
+    assert tracker.metric_history(run_id, "test/acc") == [(1, 0.5), (2, 0.75)]  # the run keeps one point each
+
+
 def test_resumed_system_metrics_continue_their_steps(tracker):
     run_id = tracker.start_run("e", None, {})
     tracker.log_metrics(run_id, [(4, {"system/cpu_utilization_percentage": 10.0})])  # the first attempt's last

@@ -47,6 +47,8 @@ BATCH = 100  # MLflow's limit on params per log_batch call
 #: even on the UI's GenAI pages (which pages open first is the browser's choice, see UI_PAGE).
 EXPERIMENT_KIND = "mlflow.experimentKind"  # TODO names.py
 MODEL_TRAINING_KIND = "custom_model_development"
+#: Metric prefix -> the context of the dataset it is measured on (DatasetRecord.context).
+METRIC_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
 
 
 def is_remote(uri: str) -> bool:
@@ -153,7 +155,8 @@ class MlflowTracker:
                                                                        dataset.context)])])
 
     def log_model(self, run_id, model, name="model"):
-        """The model as an MLflow LoggedModel of the run (its params copied, shown under the run's outputs).
+        """The model as an MLflow LoggedModel of the run: its params, and the last value of each of its
+        metrics (log it after the final metrics), shown under the run's outputs.
 
         ``mlflow.pytorch.log_model`` would need the global tracking URI, so the same steps go through
         this client: create the LoggedModel, save the flavour with explicit requirements (MLflow's
@@ -176,6 +179,25 @@ class MlflowTracker:
             raise
         self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
         self.client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        self._link_final_metrics(run, logged.model_id)
+
+    def _link_final_metrics(self, run, model_id: str) -> None:
+        """The run's last value of every metric, shown on the model (and tied to its dataset by prefix).
+
+        MLflow links a metric to a model by logging it again with ``model_id`` (as ``Model.log`` does);
+        the run keeps one point, since an identical point is not stored twice.
+        """
+        datasets = {tag.value: entry.dataset for entry in run.inputs.dataset_inputs for tag in entry.tags
+                    if tag.key == mlflow_tags.MLFLOW_DATASET_CONTEXT}
+        linked = []
+        for key in run.data.metrics:
+            last = max(self.client.get_metric_history(run.info.run_id, key), key=lambda m: (m.step, m.timestamp))
+            dataset = datasets.get(METRIC_CONTEXTS.get(key.split("/", 1)[0], ""))
+            linked.append(Metric(key, last.value, last.timestamp, last.step, model_id=model_id,
+                                 dataset_name=dataset.name if dataset else None,
+                                 dataset_digest=dataset.digest if dataset else None, run_id=run.info.run_id))
+        for start in range(0, len(linked), 1000):
+            self.client.log_batch(run.info.run_id, metrics=linked[start:start + 1000])
 
     def set_tags(self, run_id, tags):
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
