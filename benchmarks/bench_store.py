@@ -3,8 +3,9 @@
     PYTHONPATH=platform python benchmarks/bench_store.py [--repeat 3] [--race 4]
 
 Prints: MLflow importing, a store made by MLflow's migrations, the one-off template, a store copied
-from it, and opening an existing store; with --race N, N processes started together on a new store
-with plain MLflow and with aplab's lock (how many fail).
+from it, opening an existing store, and logging a small model as a LoggedModel (first call in a
+process, then later calls); with --race N, N processes started together on a new store with plain
+MLflow and with aplab's lock (how many fail).
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ else:
 """
 
 
+def row(label: str, value: float, note: str) -> None:
+    print(f"{label:<40}{value:6.2f} s  {note}")
+
+
 def seconds(action) -> float:
     start = time.perf_counter()
     action()
@@ -55,6 +60,20 @@ def race(n: int, how: str, folder: Path) -> int:
         proc.stdin.write("go\n")
         proc.stdin.flush()
     return sum(proc.wait() != 0 for proc in procs)
+
+
+def log_model_seconds(db: Path, repeat: int) -> list[float]:
+    """Seconds of each of 1 + repeat log_model calls of a small CNN into one run of ``db``."""
+    import torch
+
+    from aplab.tracking.mlflow_tracker import MlflowTracker
+
+    tracker = MlflowTracker(f"sqlite:///{db}")
+    run_id = tracker.start_run("bench", None, {})
+    tracker.log_metrics(run_id, [(1, {"test/acc": 0.5, "val/acc": 0.5})])
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 32, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(32 * 6 * 6, 10))
+    return [seconds(lambda i=i: tracker.log_model(run_id, model, name=f"model-{i}")) for i in range(1 + repeat)]
 
 
 def main() -> None:
@@ -80,11 +99,14 @@ def main() -> None:
         existing = [seconds(lambda i=i: prepare_store(folder / f"migrated-{i}.db", mlflow.__version__, open_store,
                                                       default_artifacts())) for i in range(args.repeat)]
         print(f"machine: {os.cpu_count()} cpus, python {sys.version.split()[0]}, mlflow {mlflow.__version__}")
-        print(f"import mlflow                          {import_s:6.2f} s")
-        print(f"new store by MLflow's migrations       {statistics.median(migrate):6.2f} s  (median of {args.repeat})")
-        print(f"first aplab store (makes the template) {template:6.2f} s  (once per MLflow version)")
-        print(f"new aplab store (template copy)        {statistics.median(copied):6.2f} s  (median of {args.repeat})")
-        print(f"existing store, opened under the lock  {statistics.median(existing):6.2f} s  (already open here)")
+        row("import mlflow", import_s, "")
+        row("new store by MLflow's migrations", statistics.median(migrate), f"(median of {args.repeat})")
+        row("first aplab store (makes the template)", template, "(once per MLflow version)")
+        row("new aplab store (template copy)", statistics.median(copied), f"(median of {args.repeat})")
+        row("existing store, opened under the lock", statistics.median(existing), "(already open here)")
+        model_s = log_model_seconds(folder / "copied-0.db", args.repeat)
+        row("log_model, first in a process", model_s[0], "(MLflow scans installed packages once)")
+        row("log_model, later", statistics.median(model_s[1:]), f"(median of {args.repeat})")
         if args.race:
             for how in ("mlflow", "aplab"):
                 failed = race(args.race, how, folder)
