@@ -151,6 +151,10 @@ def test_a_store_made_from_the_template_is_its_own(tracker, tmp_path, template_c
     run_id = tracker.start_run("e", None, {})
     tracker.log_metrics(run_id, [(1, {"a": 1.0})])
     assert tracker.metric_history(run_id, "a") == [(1, 1.0)]
+    umask = os.umask(0o022)  # what a file made here gets: the test's process, not the library, sets it
+    os.umask(umask)
+    assert (tmp_path / "mlflow.db").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "mlflow.db.lock"]  # no leftovers
 
 
 class Collect(logging.Handler):

@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -100,8 +99,8 @@ def copy_template(template: Path, db: Path, default_artifacts: str) -> None:
     The template's Default experiment (id 0) carries the template's artifact location and creation
     time; MLflow has no API to change them, so one SQL statement on its ``experiments`` table does.
     """
-    fd, scratch = tempfile.mkstemp(dir=db.parent, prefix=f".{db.name}.", suffix=".tmp")
-    os.close(fd)
+    scratch = db.with_name(f".{db.name}.partial")  # the caller holds the store's lock; the umask sets its mode
+    scratch.unlink(missing_ok=True)  # a crashed attempt's leftover
     try:
         shutil.copyfile(template, scratch)
         now = int(time.time() * 1000)
@@ -110,5 +109,4 @@ def copy_template(template: Path, db: Path, default_artifacts: str) -> None:
                                "WHERE experiment_id = 0", (default_artifacts, now, now))
         os.replace(scratch, db)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(scratch)
+        scratch.unlink(missing_ok=True)
