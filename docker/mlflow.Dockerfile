@@ -1,5 +1,5 @@
 # MLflow tracking server for the aplab stack: PostgreSQL backend, proxied artifacts.
-# The mlflow pin must equal the version in aplab's environment (tests/test_compose_static.py checks).
+# Versions come from docker/constraints.txt, the stack's one list of pins.
 FROM python:3.11-slim
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -7,7 +7,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONUNBUFFERED=1
 
 # [auth] adds Flask-WTF, which the basic-auth app (compose profile "auth") needs.
-RUN pip install "mlflow[auth]==3.17.2" "psycopg[binary]>=3.1,<4"
+COPY constraints.txt /tmp/constraints.txt
+RUN pip install -c /tmp/constraints.txt "mlflow[auth]" "psycopg[binary]>=3.1,<4"
 
 COPY mlflow-server.sh /usr/local/bin/mlflow-server.sh
 RUN chmod 0755 /usr/local/bin/mlflow-server.sh \

@@ -5,7 +5,9 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1
 
-RUN pip install "optuna-dashboard==0.21.0" "optuna==4.9.0" "psycopg[binary]>=3.1,<4" \
+# Versions come from docker/constraints.txt, the stack's one list of pins.
+COPY constraints.txt /tmp/constraints.txt
+RUN pip install -c /tmp/constraints.txt optuna-dashboard optuna "psycopg[binary]>=3.1,<4" \
     && useradd --create-home --uid 1000 dashboard
 
 USER dashboard

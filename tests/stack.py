@@ -83,6 +83,14 @@ def find_postgres_bin() -> Path:
     )
 
 
+def runuser() -> str:
+    """util-linux's runuser: on PATH, else in /usr/sbin or /sbin (a non-login root shell's PATH may lack them)."""
+    found = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+    if found is None:
+        raise RuntimeError("runuser (util-linux) not found on PATH, /usr/sbin or /sbin: install util-linux")
+    return found
+
+
 def _tail(path: Path, n: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -133,7 +141,7 @@ class PostgresInstance:
         return self.url(OPTUNA_DB)
 
     def _as_owner(self) -> list[str]:
-        return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        return [runuser(), "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
     def _run(self, args: list[str], env: dict[str, str] | None = None) -> None:
         proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)

@@ -155,11 +155,60 @@ def test_auth_profile_turns_on_basic_auth(services):
     assert "profiles" not in services["mlflow"]
 
 
-def test_docker_pins_equal_the_installed_versions(services):
-    mlflow_file = dockerfile_of(services["mlflow"]).read_text()
-    assert re.findall(r"\bmlflow(?:\[[\w,]+\])?==([\w.]+)", mlflow_file) == [version("mlflow")]
-    dash_file = dockerfile_of(services["optuna-dashboard"]).read_text()
-    assert re.findall(r'"optuna==([\w.]+)"', dash_file) == [version("optuna")]
+CONSTRAINTS = ROOT / "docker" / "constraints.txt"
+PINNED = ("mlflow", "optuna", "optuna-dashboard")
+
+
+def pins() -> dict[str, str]:
+    """docker/constraints.txt as {package: version}."""
+    found = re.findall(r"^([\w.-]+)==(\S+)\s*$", CONSTRAINTS.read_text(), re.M)
+    return dict(found)
+
+
+def requirement(name: str):
+    """aplab's requirement on a package (pyproject.toml's dependencies), as a packaging Requirement."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (found,) = [r for r in map(Requirement, deps) if r.name == name]
+    return found
+
+
+def test_server_versions_are_pinned_in_one_file_every_image_installs_with(services):
+    assert set(pins()) == set(PINNED)
+    for name in ("mlflow", "optuna-dashboard", "trainer"):
+        text = dockerfile_of(services[name]).read_text()
+        assert re.search(r"pip install -c \S*constraints\.txt ", text), name
+        copied = re.search(r"^COPY\s+constraints\.txt\s", text, re.M) or "/workspace/docker/constraints.txt" in text
+        assert copied, name
+        for package in PINNED:  # no second pin in a Dockerfile
+            assert not re.search(rf"\b{re.escape(package)}(\[[\w,]+\])?\s*[=<>~]=", text), (name, package)
+    for name in ("mlflow", "optuna-dashboard"):
+        assert not re.search(r"\d+\.\d+", services[name]["image"]), "image tags would repeat the version"
+
+
+@pytest.mark.parametrize("package", ["mlflow", "optuna"])
+def test_pinned_and_installed_versions_are_inside_the_supported_range(package):
+    """A newer release on the index must not fail this test; a pin or install outside the range must."""
+    supported = requirement(package).specifier
+    assert pins()[package] in supported, f"docker/constraints.txt pins {package} outside {supported}"
+    assert version(package) in supported, f"installed {package} {version(package)} is outside {supported}"
+
+
+def test_supported_ranges_admit_the_next_major_only_where_meant():
+    assert "5.0.0" in requirement("optuna").specifier  # Optuna 5 is supported
+    assert "6.0.0" not in requirement("optuna").specifier
+    assert "4.0.0" not in requirement("mlflow").specifier
+
+
+def test_trainer_installs_the_gpu_extra_for_gpu_system_metrics(services):
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(dep.startswith("nvidia-ml-py") for dep in extras["gpu"])
+    assert '"/workspace[gpu]"' in dockerfile_of(services["trainer"]).read_text()
 
 
 def test_trainer_reserves_a_gpu_and_points_at_the_stack(services):
@@ -243,3 +292,11 @@ def test_server_script_refuses_to_start_without_its_stores(tmp_path):
     )
     assert out.returncode != 0
     assert "MLFLOW_BACKEND_STORE_URI" in out.stderr
+
+
+def test_runuser_is_found_in_sbin_when_path_lacks_it(monkeypatch):
+    if not Path("/usr/sbin/runuser").exists():
+        pytest.skip("no /usr/sbin/runuser on this machine")
+    stack = importlib.import_module(pytest_plugins[0])
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert stack.runuser() == "/usr/sbin/runuser"

@@ -7,7 +7,13 @@ from pathlib import Path
 
 from .base import DatasetRecord, MemoryTracker, RunRecord, Tracker
 
-__all__ = ["DatasetRecord", "MemoryTracker", "RunRecord", "Tracker", "default_uri", "make_tracker"]
+__all__ = ["DatasetRecord", "MemoryTracker", "RunRecord", "Tracker", "default_uri", "make_tracker",
+           "use_short_http_retries"]
+
+#: MLflow's HTTP client settings for aplab's processes: an outage costs seconds per call, not minutes
+#: (MLflow's defaults are 7 retries and a 120 s timeout).
+HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "8",
+                       "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
 
 def default_uri(uri: str | None = None) -> str:
@@ -27,3 +33,13 @@ def make_tracker(uri: str | None = None) -> Tracker:
     from .mlflow_tracker import MlflowTracker
 
     return MlflowTracker(resolved)
+
+
+def use_short_http_retries() -> None:
+    """Short HTTP retries for this process and its children, unless the user set them.
+
+    MLflow reads them from the environment only, so this writes ``os.environ``: the CLI calls it in
+    its own process; importing aplab never does.
+    """
+    for name, value in HTTP_RETRY_DEFAULTS.items():
+        os.environ.setdefault(name, value)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from ..names import T
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,10 @@ class Tracker(Protocol):
     def end_run(self, run_id: str, status: str) -> None: ...
     def find_runs(self, experiment: str, tags: dict[str, str] | None = None) -> list[RunRecord]: ...
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]: ...
-    def start_system_metrics(self, run_id: str) -> object | None: ...
+    def start_system_metrics(self, run_id: str, first_step: int = 0) -> object | None: ...
+    def has_run(self, run_id: str) -> bool: ...
+    def describe_experiment(self, experiment: str, text: str) -> None: ...
+    def log_model(self, run_id: str, model: torch.nn.Module, name: str = "model") -> None: ...
 
 
 @dataclass
@@ -59,6 +67,7 @@ class MemoryRun:
     artifacts: dict[str, Path] = field(default_factory=dict)
     datasets: list[DatasetRecord] = field(default_factory=list)
     status: str = "RUNNING"
+    models: dict[str, dict[str, object]] = field(default_factory=dict)  # name -> the model's state_dict
 
 
 class MemoryTracker:
@@ -68,6 +77,7 @@ class MemoryTracker:
 
     def __init__(self) -> None:
         self.runs: dict[str, MemoryRun] = {}
+        self.descriptions: dict[str, str] = {}  # experiment -> its description
         self.fail = False
         self._ids = itertools.count()
 
@@ -83,7 +93,7 @@ class MemoryTracker:
         run_id = f"run{next(self._ids)}"
         self.runs[run_id] = MemoryRun(experiment, name, dict(tags))
         if parent_run_id:
-            self.runs[run_id].tags["mlflow.parentRunId"] = parent_run_id
+            self.runs[run_id].tags[T.PARENT_RUN_ID] = parent_run_id
         return run_id
 
     def resume_run(self, run_id):
@@ -130,5 +140,18 @@ class MemoryTracker:
         self._guard()
         return list(self.runs[run_id].metrics.get(key, []))
 
-    def start_system_metrics(self, run_id):
+    def start_system_metrics(self, run_id, first_step=0):
         return None
+
+    def has_run(self, run_id):
+        self._guard()
+        return run_id in self.runs
+
+    def describe_experiment(self, experiment, text):
+        self._guard()
+        self.descriptions[experiment] = text
+
+    def log_model(self, run_id, model, name="model"):
+        """Keeps a detached copy of the weights, as MLflow keeps the logged files."""
+        self._guard()
+        self.runs[run_id].models[name] = {k: v.detach().clone() for k, v in model.state_dict().items()}

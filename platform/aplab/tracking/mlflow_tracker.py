@@ -1,35 +1,54 @@
 """The only module that imports mlflow: a Tracker over MlflowClient with explicit run ids.
 
-Explicit run ids (never the fluent "active run") make it safe from any thread or process.
-HTTP retries are kept short so an outage costs seconds, not minutes, per call.
+Explicit run ids (never the fluent "active run", never the global tracking URI) make it safe from
+any thread or process, and leave the importer's MLflow settings alone.
 """
 
 from __future__ import annotations
 
-import logging
-import os
+import functools
+import getpass
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from importlib.metadata import version
 from pathlib import Path
 
-for _name, _value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1"), ("MLFLOW_HTTP_REQUEST_TIMEOUT", "8"),
-                      ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")):
-    os.environ.setdefault(_name, _value)
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import (
+    Dataset,
+    DatasetInput,
+    InputTag,
+    LoggedModelOutput,
+    LoggedModelStatus,
+    Metric,
+    Param,
+    RunTag,
+    SourceType,
+)
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+from mlflow.utils import mlflow_tags
 
-import mlflow  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag  # noqa: E402
-
-from ..errors import TrackingUnavailable  # noqa: E402
-from .base import DatasetRecord, RunRecord  # noqa: E402
-
-logging.getLogger("mlflow").setLevel(logging.WARNING)  # keep the per-epoch line the only chatter
+from ..errors import ConfigError, TrackingUnavailable
+from ..names import T
+from .base import DatasetRecord, RunRecord
+from .quiet import quiet_store_errors
+from .sqlite_store import prepare_store, sqlite_path
 
 BATCH = 100  # MLflow's limit on params per log_batch call
-MLFLOW_VERSION = mlflow.__version__
+#: The experiment's kind, read by MLflow 3's UI: a model-training experiment offers "Training runs"
+#: even on the UI's GenAI pages (which pages open first is the browser's choice, see UI_PAGE).
+EXPERIMENT_KIND = "mlflow.experimentKind"  # TODO names.py
+MODEL_TRAINING_KIND = "custom_model_development"
+#: Metric prefix -> the context of the dataset it is measured on (DatasetRecord.context).
+METRIC_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
 
 
 def is_remote(uri: str) -> bool:
@@ -43,11 +62,15 @@ class MlflowTracker:
         self.uri = uri
         self._client: MlflowClient | None = None
         self._experiments: dict[str, str] = {}
+        quiet_store_errors()
 
     @property
     def client(self) -> MlflowClient:
         """Created on first use: a SQLite store file appears only when something is logged."""
         if self._client is None:
+            db = sqlite_path(self.uri)
+            if db is not None:
+                prepare_store(db, mlflow.__version__, open_store, default_artifacts())
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
 
@@ -70,29 +93,46 @@ class MlflowTracker:
         raise TrackingUnavailable(f"tracking server {self.uri} answered /health with an error")
 
     def experiment_id(self, name: str) -> str:
+        """The experiment's id, creating it as a model-training experiment (older ones are marked so too)."""
         if name not in self._experiments:
             found = self.client.get_experiment_by_name(name)
             if found is None:
                 location = None
-                if self.uri.startswith("sqlite:///"):
-                    location = (Path(self.uri[len("sqlite:///"):]).parent / "mlartifacts").resolve().as_uri()
+                if (db := sqlite_path(self.uri)) is not None:
+                    location = (db.parent / "mlartifacts").resolve().as_uri()
                 try:
-                    self._experiments[name] = self.client.create_experiment(name, artifact_location=location)
-                except mlflow.exceptions.MlflowException:  # created meanwhile by another worker
+                    self._experiments[name] = self.client.create_experiment(
+                        name, artifact_location=location, tags={EXPERIMENT_KIND: MODEL_TRAINING_KIND})
+                except MlflowException:  # created meanwhile by another worker
                     self._experiments[name] = self.client.get_experiment_by_name(name).experiment_id
             else:
+                if EXPERIMENT_KIND not in found.tags:
+                    self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING_KIND)
                 self._experiments[name] = found.experiment_id
         return self._experiments[name]
 
     def start_run(self, experiment, name, tags, parent_run_id=None):
-        tags = dict(tags)
+        tags = {**source_tags(), **tags}
         if parent_run_id:
-            tags["mlflow.parentRunId"] = parent_run_id
+            tags[T.PARENT_RUN_ID] = parent_run_id
         run = self.client.create_run(self.experiment_id(experiment), tags=tags, run_name=name)
         return run.info.run_id
 
     def resume_run(self, run_id):
         self.client.update_run(run_id, status="RUNNING")
+
+    def has_run(self, run_id):
+        """False when the store does not hold the run (e.g. a new store); an outage raises."""
+        try:
+            self.client.get_run(run_id)
+        except MlflowException as err:
+            if err.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+                return False
+            raise
+        return True
+
+    def describe_experiment(self, experiment, text):
+        self.client.set_experiment_tag(self.experiment_id(experiment), T.NOTE, text)
 
     def log_params(self, run_id, params):
         items = [Param(k, str(v)) for k, v in params.items()]
@@ -111,7 +151,53 @@ class MlflowTracker:
     def log_dataset(self, run_id, dataset: DatasetRecord):
         entity = Dataset(name=dataset.name, digest=dataset.digest, source_type="aplab", source=dataset.source,
                          profile=f'{{"num_rows": {dataset.num_rows}}}')
-        self.client.log_inputs(run_id, [DatasetInput(entity, [InputTag("mlflow.data.context", dataset.context)])])
+        self.client.log_inputs(run_id, [DatasetInput(entity, [InputTag(mlflow_tags.MLFLOW_DATASET_CONTEXT,
+                                                                       dataset.context)])])
+
+    def log_model(self, run_id, model, name="model"):
+        """The model as an MLflow LoggedModel of the run: its params, and the last value of each of its
+        metrics (log it after the final metrics), shown under the run's outputs.
+
+        ``mlflow.pytorch.log_model`` would need the global tracking URI, so the same steps go through
+        this client: create the LoggedModel, save the flavour with explicit requirements (MLflow's
+        requirement inference costs seconds), upload, mark it READY, and link it to the run. Pickled:
+        loading it needs aplab importable (the models are aplab's classes).
+        """
+        import mlflow.pytorch
+
+        run = self.client.get_run(run_id)
+        logged = self.client.create_logged_model(run.info.experiment_id, name=name, source_run_id=run_id,
+                                                 params=dict(run.data.params), model_type="pytorch")
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                local = Path(folder) / name
+                mlflow.pytorch.save_model(model, str(local), pip_requirements=[f"torch=={version('torch')}"],
+                                          serialization_format="pickle")  # "pt2" needs an input example
+                self.client.log_model_artifacts(logged.model_id, str(local))
+        except BaseException:
+            self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+            raise
+        self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+        self.client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        self._link_final_metrics(run, logged.model_id)
+
+    def _link_final_metrics(self, run, model_id: str) -> None:
+        """The run's last value of every metric, shown on the model (and tied to its dataset by prefix).
+
+        MLflow links a metric to a model by logging it again with ``model_id`` (as ``Model.log`` does);
+        the run keeps one point, since an identical point is not stored twice.
+        """
+        datasets = {tag.value: entry.dataset for entry in run.inputs.dataset_inputs for tag in entry.tags
+                    if tag.key == mlflow_tags.MLFLOW_DATASET_CONTEXT}
+        linked = []
+        for key in run.data.metrics:
+            last = max(self.client.get_metric_history(run.info.run_id, key), key=lambda m: (m.step, m.timestamp))
+            dataset = datasets.get(METRIC_CONTEXTS.get(key.split("/", 1)[0], ""))
+            linked.append(Metric(key, last.value, last.timestamp, last.step, model_id=model_id,
+                                 dataset_name=dataset.name if dataset else None,
+                                 dataset_digest=dataset.digest if dataset else None, run_id=run.info.run_id))
+        for start in range(0, len(linked), 1000):
+            self.client.log_batch(run.info.run_id, metrics=linked[start:start + 1000])
 
     def set_tags(self, run_id, tags):
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
@@ -131,19 +217,79 @@ class MlflowTracker:
     def metric_history(self, run_id, key):
         return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
 
-    def start_system_metrics(self, run_id):
-        """Sample CPU/GPU/memory every 10 s into the run (needs psutil); None when unavailable."""
+    def start_system_metrics(self, run_id, first_step=0):
+        """Sample CPU/GPU/memory every 10 s into the run (needs psutil); None when unavailable.
+
+        ``first_step > 0`` (a resumed run) continues after the last system-metric step the store
+        holds (MLflow's ``resume_logging``) instead of writing over steps from 0 again.
+        """
         try:
             import psutil  # noqa: F401
             from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
         except ImportError:
             return None
-        monitor = SystemMetricsMonitor(run_id, tracking_uri=self.uri)
+        monitor = SystemMetricsMonitor(run_id, resume_logging=first_step > 0, tracking_uri=self.uri)
         monitor.start()
         return monitor
 
 
+def open_store(uri: str) -> None:
+    """Open (and, for a new file, migrate) an MLflow store; MLflow keeps it for the process."""
+    MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+
+
+def default_artifacts() -> str:
+    """Where MLflow puts the Default experiment's artifacts for a store created from here."""
+    return str(Path(DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH).resolve() / "0")
+
+
+@functools.cache
+def source_tags() -> dict[str, str]:
+    """What MLflow's fluent API records of a run's origin: entry point, user, and the code's git commit."""
+    tags = {mlflow_tags.MLFLOW_SOURCE_NAME: sys.argv[0] or "<console>",
+            mlflow_tags.MLFLOW_SOURCE_TYPE: SourceType.to_string(SourceType.LOCAL),
+            mlflow_tags.MLFLOW_USER: _user()}
+    if commit := git_commit(Path(__file__).resolve().parent):
+        tags[mlflow_tags.MLFLOW_GIT_COMMIT] = commit
+    return tags
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no $USER (some containers)
+        return "unknown"
+
+
+def git_commit(folder: Path) -> str | None:
+    """The HEAD commit of the git checkout holding ``folder``; None outside one or without git."""
+    try:
+        out = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and len(commit) == 40 else None
+
+
+#: Where the UI shows runs: MLflow 3.17's UI opens every experiment on its GenAI overview unless the
+#: browser chose "Model training" once (localStorage) or the address says so; this address does.
+UI_PAGE = "/#/experiments?workflowType=machine_learning"
+
+
 def open_ui(uri: str, port: int) -> int:
-    """Run the MLflow UI on the same store (blocks until stopped)."""
+    """Run the MLflow UI on the same store (blocks until stopped); a server already has its own UI."""
+    if not 1 <= port <= 65535:
+        raise ConfigError("port", port, "an integer from 1 to 65535")
+    MlflowTracker(uri).check()
+    if is_remote(uri):
+        print(f"the tracking server serves its own UI: open {uri.rstrip('/')}{UI_PAGE}")
+        return 0
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise ConfigError("port", port, "a free port (this one is in use): pass another --port") from None
+    print(f"MLflow UI of {uri}: open http://127.0.0.1:{port}{UI_PAGE} (Ctrl-C stops it)", flush=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--port", str(port)]
     return subprocess.call(command)

@@ -1,0 +1,112 @@
+"""A new SQLite tracking store, made safely by any number of processes at once, and made fast.
+
+MLflow creates a SQLite store by running its schema migrations (seconds), and two processes that
+do it at once on one new file break it for good (a race inside the migrations, issue 15.1). So a
+store is made under an exclusive file lock beside it, and a new one is a copy of a migrated
+template kept once per MLflow version in the user's cache directory (issue 13).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: The template cache: $APLAB_CACHE, else $XDG_CACHE_HOME/aplab, else ~/.cache/aplab.
+CACHE_ENV = "APLAB_CACHE"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI; None for any other store (and in-memory SQLite)."""
+    if not uri.startswith("sqlite:///") or uri in ("sqlite:///", "sqlite:///:memory:"):
+        return None
+    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
+
+
+def sqlite_uri(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aplab"
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock (fcntl) on ``path``, released when the block ends or the process dies."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def prepare_store(db: Path, template_key: str, initialise: Callable[[str], None], default_artifacts: str) -> None:
+    """Make ``db`` a ready store: copy the template when the file is new, then let ``initialise`` open it.
+
+    ``initialise(uri)`` opens the store with MLflow (migrating it if needed); it runs under the lock, so
+    concurrent callers wait for the first instead of migrating the same file together.
+    ``default_artifacts`` is where the copy's Default experiment keeps artifacts, as MLflow would set.
+    """
+    db = db.resolve()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(db.with_name(db.name + ".lock")):
+        if not db.exists() or db.stat().st_size == 0:
+            template = migrated_template(template_key, initialise)
+            if template is not None:
+                copy_template(template, db, default_artifacts)
+        initialise(sqlite_uri(db))
+
+
+def migrated_template(template_key: str, initialise: Callable[[str], None]) -> Path | None:
+    """The cached migrated empty store for ``template_key`` (the MLflow version), made once; None when
+    the cache directory cannot be written (the caller then migrates its own file)."""
+    folder = cache_dir()
+    template = folder / f"mlflow-store-{template_key}.db"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with file_lock(folder / f"{template.name}.lock"):
+            if not template.exists():
+                started = time.perf_counter()
+                scratch = folder / f".{template.name}.partial"  # ours alone while the lock is held
+                scratch.unlink(missing_ok=True)  # a crashed attempt's leftover
+                try:
+                    initialise(sqlite_uri(scratch))
+                    os.replace(scratch, template)
+                finally:
+                    scratch.unlink(missing_ok=True)
+                log.debug("made the store template %s in %.1f s", template, time.perf_counter() - started)
+    except OSError as err:
+        log.debug("no store template (%s): migrating the store in place", err)
+        return None
+    return template
+
+
+def copy_template(template: Path, db: Path, default_artifacts: str) -> None:
+    """Copy the template to ``db`` atomically (no half-written store, even on a crash) and make it its own.
+
+    The template's Default experiment (id 0) carries the template's artifact location and creation
+    time; MLflow has no API to change them, so one SQL statement on its ``experiments`` table does.
+    """
+    scratch = db.with_name(f".{db.name}.partial")  # the caller holds the store's lock; the umask sets its mode
+    scratch.unlink(missing_ok=True)  # a crashed attempt's leftover
+    try:
+        shutil.copyfile(template, scratch)
+        now = int(time.time() * 1000)
+        with contextlib.closing(sqlite3.connect(scratch)) as connection, connection:
+            connection.execute("UPDATE experiments SET artifact_location = ?, creation_time = ?, last_update_time = ? "
+                               "WHERE experiment_id = 0", (default_artifacts, now, now))
+        os.replace(scratch, db)
+    finally:
+        scratch.unlink(missing_ok=True)
