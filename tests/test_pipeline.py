@@ -189,18 +189,6 @@ def test_parse_keeps_loss_parameters_and_order():
 # ----------------------------------------------------------------------------- running
 
 
-class DescribingTracker(MemoryTracker):
-    """MemoryTracker with the experiment descriptions of the Tracker protocol (a stand-in until
-    tracking/base.py's MemoryTracker has ``describe_experiment``)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.descriptions: dict[str, str] = {}
-
-    def describe_experiment(self, experiment: str, text: str) -> None:
-        self._guard()
-        self.descriptions[experiment] = text
-
 
 class Status(enum.Enum):
     """The names train()'s RunStatus uses for runs that did not finish."""
@@ -229,7 +217,7 @@ def test_failures_do_not_stop_others_and_finished_runs_are_skipped(tmp_path, mon
         return real(cfg, tracker, **kwargs)
 
     monkeypatch.setattr(aplab.train, "train", flaky)
-    tracker = DescribingTracker()
+    tracker = MemoryTracker()
     cells = small_cells(tmp_path, "[ce, gce]")
     first = run_pipeline(cells, "small", tracker=tracker, progress=False)
     assert calls == ["ce", "gce"]  # the failure of ce did not stop gce
@@ -267,7 +255,7 @@ def test_failed_and_killed_runs_are_not_done_and_a_rerun_retries_them(tmp_path, 
     real = aplab.train.train
     calls: list[str] = []
     monkeypatch.setattr(aplab.train, "train", ends_unfinished({"ce": Status.FAILED, "gce": Status.KILLED}, calls))
-    tracker = DescribingTracker()
+    tracker = MemoryTracker()
     cells = small_cells(tmp_path, "[ce, gce]")
     first = run_pipeline(cells, "small", tracker=tracker, progress=False)
     assert [o.status for o in first.outcomes] == ["FAILED", "KILLED"]
@@ -284,7 +272,7 @@ def test_a_pipeline_with_a_failed_cell_exits_1_and_describes_its_experiment(tmp_
     import aplab.train
     import aplab.tracking
 
-    tracker = DescribingTracker()
+    tracker = MemoryTracker()
     monkeypatch.setattr(aplab.tracking, "make_tracker", lambda uri=None: tracker)
     monkeypatch.setattr(aplab.train, "train", ends_unfinished({"ce": Status.FAILED}, []))
     pipeline = write(tmp_path, "name: small\nexperiment: t\ndescription: one loss that fails\nmatrix:\n"

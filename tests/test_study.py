@@ -38,16 +38,6 @@ TINY = ["--dataset", "digits", "--loss", "nce+rce", "--noise", "symmetric:0.6", 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-class DescribingTracker(MemoryTracker):
-    """MemoryTracker with ``describe_experiment`` (the tracking branch adds it to MemoryTracker itself)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.descriptions: dict[str, str] = {}
-
-    def describe_experiment(self, experiment: str, text: str) -> None:
-        self.descriptions[experiment] = text
-
 
 def write(path: Path, text: str) -> Path:
     path.write_text(text)
@@ -207,7 +197,7 @@ def test_help_and_argument_errors_import_neither_optuna_nor_torch(tmp_path, argv
                                                 (False, ["worker 1 (pid 9) ended with signal SIGKILL"], "FAILED"),
                                                 (True, [], "FINISHED"), (False, [], "RUNNING")])
 def test_the_parent_run_is_marked_by_its_trials_not_by_a_late_dead_worker(done, dead, status):
-    tracker = DescribingTracker()
+    tracker = MemoryTracker()
     run_id = tracker.start_run("t", "study-s", {T.STUDY_ROLE: "study"})
     close_parent_run(tracker, run_id, done, dead)
     assert tracker.runs[run_id].status == status
@@ -300,7 +290,7 @@ def test_a_worker_killed_mid_trial_is_resumed_without_repeating_a_point(tmp_path
 
 def test_a_nan_trial_fails_with_its_reason_the_study_goes_on_and_refit_uses_the_best(tmp_path):
     space = write(tmp_path / "lr.yaml", "grid:\n  optim.lr: [1.0e+30, 0.05]\n")
-    tracker = DescribingTracker()
+    tracker = MemoryTracker()
     report = run_study(StudyOptions(str(space), base_config(**{"tracking.workdir": str(tmp_path / "runs")}),
                                     study_name="nan", storage=str(tmp_path / "j.journal"), refit=True,
                                     progress=False), tracker=tracker)
@@ -322,7 +312,7 @@ def test_a_nan_trial_fails_with_its_reason_the_study_goes_on_and_refit_uses_the_
 def test_the_median_pruner_stops_a_hopeless_trial_and_its_run_ends_killed(tmp_path):
     space = write(tmp_path / "prune.yaml", "grid:\n  optim.lr: [0.05, 1.0e-6]\n"
                   "pruner: {name: median, n_startup_trials: 1, n_warmup_steps: 0}\n")
-    tracker = DescribingTracker()
+    tracker = MemoryTracker()
     run_study(StudyOptions(str(space), base_config(**{"optim.epochs": 3, "noise.spec": "none",
                                                       "tracking.workdir": str(tmp_path / "runs")}),
                            study_name="p", storage=str(tmp_path / "j.journal"), progress=False), tracker=tracker)
@@ -338,7 +328,7 @@ def test_the_median_pruner_stops_a_hopeless_trial_and_its_run_ends_killed(tmp_pa
 
 
 def test_tpe_runs_its_budget_of_log_uniform_points(tmp_path):
-    tracker = DescribingTracker()
+    tracker = MemoryTracker()
     report = run_study(StudyOptions(str(TPE_SPACE), base_config(**{"tracking.workdir": str(tmp_path / "runs")}),
                                     study_name="tpe", storage=str(tmp_path / "j.journal"), n_trials=2,
                                     progress=False), tracker=tracker)

@@ -58,6 +58,9 @@ class T:
     RUN_NAME = "mlflow.runName"
     PARENT_RUN_ID = "mlflow.parentRunId"
     NOTE = "mlflow.note.content"
+    EXPERIMENT_KIND = "mlflow.experimentKind"  # an experiment tag: which page MLflow's UI opens
+    STUDY_STORAGE = "optuna.storage"
+    STUDY_INCOMPLETE = "study.incomplete"  # the dead workers of a command that left trials undone
 
 
 #: Tags every training run carries: what a report groups by.

@@ -17,8 +17,6 @@ from .storage import redact
 log = logging.getLogger(__name__)
 
 ATTR_PARENT = "aplab.parent_run_id"  # study user attribute: the parent run's id
-TAG_STORAGE = "optuna.storage"  # TODO names.py
-TAG_INCOMPLETE = "study.incomplete"  # TODO names.py: the dead workers of a command that left trials undone
 
 
 def _parent_params(base: RunConfig, space: SearchSpace) -> dict[str, Any]:
@@ -39,7 +37,7 @@ def ensure_parent_run(study, ctx: TrialContext, tracker: Tracker, storage_url: s
     """The study's MLflow run: the one recorded in the study (or found by tag), else a new one whose
     params are the resolved base config (less the searched fields)."""
     experiment = ctx.base.tracking.experiment
-    tags = {T.STUDY: ctx.study_name, T.STUDY_ROLE: ROLE_STUDY, TAG_STORAGE: redact(storage_url)}
+    tags = {T.STUDY: ctx.study_name, T.STUDY_ROLE: ROLE_STUDY, T.STUDY_STORAGE: redact(storage_url)}
     found = {r.run_id: r for r in tracker.find_runs(experiment, tags)}
     known = study.user_attrs.get(ATTR_PARENT)
     record = found.get(known) if known else None
@@ -72,7 +70,7 @@ def close_parent_run(tracker: Tracker, run_id: str, done: bool, dead_workers: li
         tracker.end_run(run_id, "FINISHED")
         return "FINISHED"
     if dead_workers:
-        tracker.set_tags(run_id, {TAG_INCOMPLETE: "; ".join(dead_workers)})
+        tracker.set_tags(run_id, {T.STUDY_INCOMPLETE: "; ".join(dead_workers)})
         tracker.end_run(run_id, "FAILED")
         return "FAILED"
     return None

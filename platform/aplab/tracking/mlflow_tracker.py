@@ -45,7 +45,6 @@ from .sqlite_store import prepare_store, sqlite_path
 BATCH = 100  # MLflow's limit on params per log_batch call
 #: The experiment's kind, read by MLflow 3's UI: a model-training experiment offers "Training runs"
 #: even on the UI's GenAI pages (which pages open first is the browser's choice, see UI_PAGE).
-EXPERIMENT_KIND = "mlflow.experimentKind"  # TODO names.py
 MODEL_TRAINING_KIND = "custom_model_development"
 #: Metric prefix -> the context of the dataset it is measured on (DatasetRecord.context).
 METRIC_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
@@ -102,12 +101,12 @@ class MlflowTracker:
                     location = (db.parent / "mlartifacts").resolve().as_uri()
                 try:
                     self._experiments[name] = self.client.create_experiment(
-                        name, artifact_location=location, tags={EXPERIMENT_KIND: MODEL_TRAINING_KIND})
+                        name, artifact_location=location, tags={T.EXPERIMENT_KIND: MODEL_TRAINING_KIND})
                 except MlflowException:  # created meanwhile by another worker
                     self._experiments[name] = self.client.get_experiment_by_name(name).experiment_id
             else:
-                if EXPERIMENT_KIND not in found.tags:
-                    self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING_KIND)
+                if T.EXPERIMENT_KIND not in found.tags:
+                    self.client.set_experiment_tag(found.experiment_id, T.EXPERIMENT_KIND, MODEL_TRAINING_KIND)
                 self._experiments[name] = found.experiment_id
         return self._experiments[name]
 
