@@ -24,3 +24,15 @@ class TrackingUnavailable(AplabError):
 def one_of(choices: Iterable[object]) -> str:
     """Render a list of choices for an error message."""
     return "one of " + ", ".join(repr(c) if not isinstance(c, str) else c for c in choices)
+
+
+class RunFailed(AplabError, RuntimeError):
+    """A run ended FAILED (the tracker shows it so); the message says why and what to try. CLI exit 1."""
+
+
+class RunFileCorrupt(RunFailed):
+    """A run folder's file (state.json, checkpoint.pt) cannot be read: truncated or corrupt."""
+
+    def __init__(self, path: object, problem: str, remedy: str):
+        self.path = path
+        super().__init__(f"{path} is unreadable ({problem}); {remedy}")
