@@ -93,7 +93,8 @@ class RunRecorder:
         def create() -> None:
             run_id = tracker.start_run(state["experiment"], state["run_name"], state["tags"], state.get("parent_run_id"))
             tracker.log_params(run_id, state["params"])
-            for record in state["datasets"]:  # training, validation and test sets
+            records = state.get("datasets") or [state["dataset"]]  # older run folders hold the training set only
+            for record in records:  # training, validation and test sets
                 tracker.log_dataset(run_id, DatasetRecord(**record))
             state["run_id"] = run_id
 
