@@ -412,6 +412,18 @@ def test_an_interrupted_run_shows_killed_and_resumes_to_the_same_result(small_ru
     assert without_timing(resumed.history) == without_timing(straight.history)
 
 
+def test_the_cli_logs_diagnostics_as_one_aplab_line_on_the_current_stderr(tmp_path, monkeypatch):
+    import io
+    import logging
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["sync", "--tracking-uri", "memory://"]) == 0  # installs the handler
+    later = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", later)  # stderr swapped after install (a notebook, the next test)
+    logging.getLogger("aplab.train.run").info("resuming x at epoch 2")
+    assert later.getvalue() == "[aplab] resuming x at epoch 2\n"
+
+
 def test_argument_type_errors_are_one_line_with_status_2(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--epochs", "2.5"])

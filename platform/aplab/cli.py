@@ -127,13 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class StderrHandler(logging.Handler):
+    """Writes each record to the current sys.stderr, not the one of install time (tests and notebooks swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # logging's own contract: a failing handler reports and goes on
+            self.handleError(record)
+
+
 def install_log_handler() -> None:
     """The one handler of aplab's diagnostics: "[aplab] message" on stderr, INFO and above (once per process)."""
     logger = logging.getLogger("aplab")
-    if not any(getattr(h, "aplab_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, StderrHandler) for h in logger.handlers):
+        handler = StderrHandler()
         handler.setFormatter(logging.Formatter("[aplab] %(message)s"))
-        handler.aplab_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
 
