@@ -234,8 +234,7 @@ class TrainingRun:
             return self._finish_sync(recorder, skipped=True)
         if recorder is not None and recorder.state["status"] == RunStatus.FAILED:
             self._finish_sync(recorder)  # its FAILED status reaches the tracker before the retry starts
-            log.info("run %s FAILED earlier (%s): training it again from scratch", self.run_dir,
-                     recorder.state.get("end_tags", {}).get(T.FAILURE_REASON, "no reason recorded"))
+            log.info("run %s FAILED earlier: training it again from scratch", self.run_dir)
             recorder = None
 
         engine = self._build(data, runtime)
