@@ -194,6 +194,20 @@ def test_a_truncated_run_file_fails_the_run_in_one_line_and_a_rerun_trains_it_ag
     assert [s for s, _ in tracker.runs[again.run_id].metrics[M.TRAIN_LOSS]] == [1, 2, 3]
 
 
+def test_a_truncated_state_file_is_one_line_and_exit_1_from_the_cli(small_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = train(small_run(**{"tracking.uri": "memory://"}), tracker=ContractTracker(), progress=False)
+    state = result.run_dir / "state.json"
+    state.write_bytes(state.read_bytes()[:100])
+    command = ["train", "--dataset", "digits", "--loss", "nce+rce", "--noise", "symmetric:0.4", "--epochs", "2",
+               "--workdir", str(tmp_path / "runs"), "--tracking-uri", "memory://", "--no-progress",
+               "--set", "tracking.system_metrics=false"]
+    assert main(command) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("aplab: error:") and "\n" not in err and str(state) in err and "from scratch" in err
+    assert (result.run_dir / "state.json.corrupt").exists() and not state.exists()
+
+
 def test_a_tracking_outage_delays_metrics_but_loses_or_doubles_none(small_run):
     tracker = ContractTracker()
 
