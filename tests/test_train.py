@@ -2,31 +2,61 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
+import torch
 
 from aplab.cli import main
+from aplab.names import P_TRAIN_SIZE, P_VAL_SIZE, M, T
 from aplab.tracking import MemoryTracker
 from aplab.train import NonFiniteLoss, train
+from aplab.train.status import RunStatus
 
-TIMING = {"time/epoch_s", "time/images_per_s"}
+TIMING = {M.EPOCH_SECONDS, M.IMAGES_PER_SECOND}
 
 
 def without_timing(history):
     return [{k: v for k, v in row.items() if k not in TIMING} for row in history]
 
 
-def test_a_run_logs_params_tags_metrics_artifacts_and_its_dataset(small_run):
-    tracker = MemoryTracker()
+class ContractTracker(MemoryTracker):
+    """MemoryTracker with the Tracker additions of the shared contract (has_run, log_model, system
+    metrics that continue their steps); its fake sampler logs three steps of one system metric."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.models: dict[str, tuple[str, torch.nn.Module]] = {}
+        self.monitor_starts: list[tuple[str, int]] = []
+
+    def has_run(self, run_id):
+        self._guard()
+        return run_id in self.runs
+
+    def log_model(self, run_id, model, name="model"):
+        self._guard()
+        self.models[run_id] = (name, model)
+
+    def start_system_metrics(self, run_id, first_step=0):
+        self._guard()
+        self.monitor_starts.append((run_id, first_step))
+        self.log_metrics(run_id, [(first_step + i, {"system/cpu_utilization_percentage": 50.0}) for i in range(3)])
+        return FakeMonitor()
+
+
+class FakeMonitor:
+    def finish(self):
+        return None  # succeeds even while the tracking server is down, as MLflow's may
+
+
+def test_a_run_logs_params_tags_metrics_artifacts_model_and_its_datasets(small_run):
+    tracker = ContractTracker()
     result = train(small_run(), tracker=tracker, progress=False)
-    assert result.status == "FINISHED"
+    assert result.status == RunStatus.FINISHED
     run = tracker.runs[result.run_id]
     assert run.status == "FINISHED"
     assert run.params["loss.name"] == "nce+rce" and run.params["loss.alpha"] == "1.0"
@@ -38,55 +68,139 @@ def test_a_run_logs_params_tags_metrics_artifacts_and_its_dataset(small_run):
                 "val/loss", "val/acc", "test/loss", "test/acc", "lr", "time/epoch_s", "time/images_per_s"):
         assert [step for step, _ in run.metrics[key]] == [1, 2], key
     assert run.metrics["test/acc_last"][0][1] == run.metrics["test/acc"][-1][1]
-    for artifact in ("config.yaml", "transition.csv", "transition.png", "metrics.csv", "curves.png",
-                     "confusion.png", "model/state_dict.pt"):
+    for artifact in ("config.yaml", "transition.csv", "transition.png", "metrics.csv", "curves.png", "confusion.png"):
         assert artifact in run.artifacts, artifact
     transition = np.loadtxt(run.artifacts["transition.csv"], delimiter=",")
     np.testing.assert_allclose(transition.sum(axis=1), 1.0, atol=1e-5)
     assert np.diag(transition).mean() == pytest.approx(0.6, abs=0.01)
-    (dataset,) = run.datasets
+    datasets = {d.context: d for d in run.datasets}
+    assert sorted(datasets) == ["test", "training", "validation"]
+    assert datasets["training"].num_rows == int(run.params[P_TRAIN_SIZE]) + int(run.params[P_VAL_SIZE])
+    assert datasets["validation"].num_rows == int(run.params[P_VAL_SIZE])
+    # the logged model is the final one: it reproduces the last epoch's test accuracy
+    name, model = tracker.models[result.run_id]
+    assert name == "model"
     from aplab.resolution import resolve
-    from aplab.train.prepare import prepare_data
+    from aplab.train.prepare import make_batches, prepare_data
+    from aplab.train.runtime import select_runtime
 
-    labels = prepare_data(resolve(small_run())).noisy.labels
-    assert dataset.digest == hashlib.sha256(labels.tobytes()).hexdigest()[:16]
+    cfg = resolve(small_run())
+    _, _, test = make_batches(prepare_data(cfg), cfg, select_runtime(cfg.runtime))
+    model.eval()
+    with torch.no_grad():
+        correct = sum(int((model(batch.images).argmax(1) == batch.labels).sum()) for batch in test)
+    assert correct / len(test) == pytest.approx(result.summary[M.TEST_ACC_LAST], abs=1e-12)
+
+
+def test_dataset_inputs_are_identified_by_their_labels(small_run, tmp_path):
+    first, other_seed = ContractTracker(), ContractTracker()
+    train(small_run(), tracker=first, progress=False)
+    train(small_run(**{"runtime.seed": 1}), tracker=other_seed, progress=False)
+    (a,), (b,) = first.runs.values(), other_seed.runs.values()
+    digests = [{d.context: d.digest for d in run.datasets} for run in (a, b)]
+    assert digests[0]["training"] != digests[1]["training"]  # other noise draw: another training set
+    assert digests[0]["test"] == digests[1]["test"]  # the same test set
+    assert len({digests[0]["training"], digests[0]["validation"], digests[0]["test"]}) == 3
 
 
 def test_memorisation_is_measured_on_the_flipped_samples(small_run):
     result = train(small_run(**{"loss.name": "ce", "noise.spec": "symmetric:0.8", "optim.epochs": 30}),
-                   tracker=MemoryTracker(), progress=False)
-    last = result.history[-1]
+                   tracker=ContractTracker(), progress=False)
     # CE under 80% noise fits the wrong labels of the flipped samples far above chance (1/9 of wrong classes)
-    assert last["train/memorised"] > 0.3
-    assert last["train/memorised"] + last["train/corrected"] <= 1.0
+    assert result.history[-1]["train/memorised"] > 0.3
 
 
 def test_the_same_command_gives_bit_identical_metrics_on_cpu(small_run, tmp_path):
-    first = train(small_run(), tracker=MemoryTracker(), progress=False)
-    second = train(small_run(**{"tracking.workdir": str(tmp_path / "again")}), tracker=MemoryTracker(), progress=False)
+    first = train(small_run(), tracker=ContractTracker(), progress=False)
+    second = train(small_run(**{"tracking.workdir": str(tmp_path / "again")}), tracker=ContractTracker(), progress=False)
     assert without_timing(first.history) == without_timing(second.history)
-    other = train(small_run(**{"runtime.seed": 1}), tracker=MemoryTracker(), progress=False)
+    other = train(small_run(**{"runtime.seed": 1}), tracker=ContractTracker(), progress=False)
     assert without_timing(other.history) != without_timing(first.history)
 
 
 def test_a_finished_run_is_not_run_again(small_run):
-    tracker = MemoryTracker()
+    tracker = ContractTracker()
     first = train(small_run(), tracker=tracker, progress=False)
     again = train(small_run(), tracker=tracker, progress=False)
     assert again.status == "SKIPPED" and again.run_id == first.run_id and len(tracker.runs) == 1
 
 
-def test_a_nan_loss_fails_the_run_with_the_reason_as_a_tag(small_run):
-    tracker = MemoryTracker()
-    cfg = small_run(**{"loss.name": "ce", "optim.lr": 1e30, "optim.grad_clip": 0.0})
-    with pytest.raises(NonFiniteLoss):
+NAN = {"loss.name": "ce", "optim.lr": 1e30, "optim.grad_clip": 0.0}
+
+
+def test_a_nan_loss_fails_the_run_with_the_reason_and_a_rerun_retries_it(small_run):
+    tracker = ContractTracker()
+    with pytest.raises(NonFiniteLoss, match="epoch 1: lower optim.lr"):
+        train(small_run(**NAN), tracker=tracker, progress=False)
+    (first,) = tracker.runs.values()
+    assert first.status == "FAILED" and "at epoch 1" in first.tags[T.FAILURE_REASON]
+    with pytest.raises(NonFiniteLoss):  # not "already finished": trained again, from scratch, as a new run
+        train(small_run(**NAN), tracker=tracker, progress=False)
+    assert [run.status for run in tracker.runs.values()] == ["FAILED", "FAILED"]
+    assert [step for step, _ in list(tracker.runs.values())[1].metrics.get(M.TRAIN_LOSS, [])] == []
+
+
+def test_a_nan_loss_is_one_line_and_exit_1_every_time(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    command = ["train", "--dataset", "digits", "--epochs", "2", "--no-progress", "--tracking-uri", "memory://",
+               "--set", "optim.lr=1e30", "--set", "optim.grad_clip=0", "--set", "tracking.system_metrics=false"]
+    for _ in range(2):
+        assert main(command) == 1
+        captured = capsys.readouterr()
+        err = [line for line in captured.err.splitlines() if line.startswith("aplab: error:")]
+        assert len(err) == 1 and "epoch 1" in err[0] and "optim.lr" in err[0] and "from scratch" in err[0]
+        assert "Traceback" not in captured.err and "finished" not in captured.out
+
+
+def interrupted_at(epoch):
+    def interrupt(done, metrics):
+        if done == epoch:
+            raise KeyboardInterrupt
+
+    return interrupt
+
+
+@pytest.mark.parametrize("name", ["state.json", "checkpoint.pt"])
+def test_a_truncated_run_file_fails_the_run_in_one_line_and_a_rerun_trains_it_again(small_run, tmp_path, name):
+    from aplab.errors import RunFileCorrupt
+
+    tracker = ContractTracker()
+    cfg = small_run(**{"optim.epochs": 3})
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tracker=tracker, progress=False, on_epoch=interrupted_at(2))
+    (first_id,) = tracker.runs
+    path = next((tmp_path / "runs").rglob(name))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # a full disk or a killed copy
+    with pytest.raises(RunFileCorrupt) as failure:
         train(cfg, tracker=tracker, progress=False)
-    (run,) = tracker.runs.values()
-    assert run.status == "FAILED" and "loss is" in run.tags["failure_reason"]
+    message = str(failure.value)
+    assert str(path) in message and "truncated or corrupt" in message and "again" in message and "\n" not in message
+    assert tracker.runs[first_id].status == "FAILED" and name in tracker.runs[first_id].tags[T.FAILURE_REASON]
+    again = train(cfg, tracker=tracker, progress=False)
+    straight = train(small_run(**{"optim.epochs": 3, "tracking.workdir": str(tmp_path / "straight")}),
+                     tracker=ContractTracker(), progress=False)
+    assert again.status == RunStatus.FINISHED and again.run_id != first_id
+    assert without_timing(again.history) == without_timing(straight.history)
+    assert [s for s, _ in tracker.runs[again.run_id].metrics[M.TRAIN_LOSS]] == [1, 2, 3]
+
+
+def test_a_truncated_state_file_is_one_line_and_exit_1_from_the_cli(small_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = train(small_run(**{"tracking.uri": "memory://"}), tracker=ContractTracker(), progress=False)
+    state = result.run_dir / "state.json"
+    state.write_bytes(state.read_bytes()[:100])
+    command = ["train", "--dataset", "digits", "--loss", "nce+rce", "--noise", "symmetric:0.4", "--epochs", "2",
+               "--workdir", str(tmp_path / "runs"), "--tracking-uri", "memory://", "--no-progress",
+               "--set", "tracking.system_metrics=false"]
+    assert main(command) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("aplab: error:") and "\n" not in err and str(state) in err and "from scratch" in err
+    assert (result.run_dir / "state.json.corrupt").exists() and not state.exists()
 
 
 def test_a_tracking_outage_delays_metrics_but_loses_or_doubles_none(small_run):
-    tracker = MemoryTracker()
+    tracker = ContractTracker()
 
     def outage(epoch, metrics):
         tracker.fail = epoch in (2, 3)  # down after epoch 2's push attempt... back after epoch 3
@@ -102,12 +216,106 @@ def test_an_offline_run_is_synced_later(small_run):
 
     result = train(small_run(**{"tracking.offline": True}), progress=False)
     assert result.run_id is None and result.status == "FINISHED"
-    tracker = MemoryTracker()
+    tracker = ContractTracker()
     synced = sync(result.run_dir, tracker)
     run = tracker.runs[synced.run_id]
     assert [step for step, _ in run.metrics["test/acc"]] == [1, 2]
-    assert run.status == "FINISHED" and "model/state_dict.pt" in run.artifacts
+    assert run.status == "FINISHED" and "curves.png" in run.artifacts and synced.run_id in tracker.models
     assert sync(result.run_dir, tracker).run_id == synced.run_id and len(tracker.runs) == 1
+
+
+def test_a_lost_store_gets_the_run_again_on_rerun_and_on_sync(small_run):
+    from aplab.train import sync
+
+    train(small_run(), tracker=ContractTracker(), progress=False)
+    replaced = ContractTracker()  # same URI, a new empty store (mlflow.db deleted and created again)
+    again = train(small_run(), tracker=replaced, progress=False)
+    assert again.status == RunStatus.SKIPPED and again.synced
+    (run,) = replaced.runs.values()
+    assert [s for s, _ in run.metrics[M.TEST_ACC]] == [1, 2] and run.status == "FINISHED"
+    assert "curves.png" in run.artifacts and again.run_id in replaced.models
+    third = ContractTracker()
+    synced = sync(again.run_dir, third)
+    assert synced.synced and [r.status for r in third.runs.values()] == ["FINISHED"]
+    assert [s for s, _ in third.runs[synced.run_id].metrics[M.TRAIN_LOSS]] == [1, 2]
+
+
+def test_an_outage_at_the_end_never_claims_the_server_is_back(small_run, caplog):
+    tracker = ContractTracker()
+
+    def outage(epoch, metrics):
+        tracker.fail = epoch >= 2  # down from epoch 2 to the end: the sampler's finish() still succeeds
+
+    with caplog.at_level("INFO", logger="aplab"):
+        result = train(small_run(**{"optim.epochs": 3, "tracking.system_metrics": True}), tracker=tracker,
+                       progress=False, on_epoch=outage)
+    messages = [r.getMessage() for r in caplog.records]
+    assert not result.synced and not any("server is back" in m for m in messages)
+    assert sum("tracking unavailable" in m for m in messages) == 1
+
+
+def test_system_metrics_continue_their_steps_on_resume(small_run):
+    tracker = ContractTracker()
+    cfg = small_run(**{"optim.epochs": 3, "tracking.system_metrics": True})
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tracker=tracker, progress=False, on_epoch=interrupted_at(2))
+    train(cfg, tracker=tracker, progress=False)
+    (run_id,) = tracker.runs
+    assert [start for _, start in tracker.monitor_starts] == [0, 3]  # the fake sampler logged steps 0-2 first
+    assert [s for s, _ in tracker.runs[run_id].metrics["system/cpu_utilization_percentage"]] == list(range(6))
+
+
+def test_the_step_schedule_multiplies_the_rate_every_step_size_epochs(small_run):
+    result = train(small_run(**{"optim.epochs": 5, "optim.schedule": "step", "optim.step_size": 2,
+                                "optim.lr": 0.1, "optim.lr_decay": 0.1}), tracker=ContractTracker(), progress=False)
+    assert [row[M.LR] for row in result.history] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001], rel=1e-12)
+
+
+class L1Stub(torch.nn.Module):
+    """A loss of zero whose penalty is delta * ||theta||_1 (ANL's), recording the epoch hook's calls."""
+
+    def __init__(self, delta):
+        super().__init__()
+        self.delta, self.epochs_seen = delta, []
+
+    def forward(self, logits, labels):
+        return (logits * 0).sum()
+
+    def on_epoch_start(self, epoch, epochs):
+        self.epochs_seen.append((epoch, epochs))
+
+    def penalty(self, model):
+        return self.delta * sum(p.abs().sum() for p in model.parameters())
+
+
+def test_the_engine_minimises_the_loss_penalty_and_calls_the_epoch_hook():
+    from aplab.train.batches import DeviceBatches
+    from aplab.train.engine import Engine
+    from aplab.train.runtime import Runtime
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    before = [p.detach().clone() for p in model.parameters()]
+    images, labels = torch.randint(0, 255, (8, 1, 2, 2), dtype=torch.uint8), torch.arange(8) % 3
+    runtime = Runtime(torch.device("cpu"), "fp32", False)
+    batches = DeviceBatches(images, labels, labels, torch.zeros(8, dtype=torch.bool), (0.5,), (0.25,), 8, runtime.device)
+    lr, delta = 0.1, 0.01
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    loss = L1Stub(delta)
+    metrics, _ = Engine(model, loss, optimizer, scheduler, runtime, 0.0, 3).epoch(batches, None, batches, 3, 7)
+    assert loss.epochs_seen == [(2, 7)]  # zero-based epoch, as the loss schedules count
+    for old, new in zip(before, model.parameters()):  # one SGD step on delta * |theta|: theta - lr * delta * sign
+        torch.testing.assert_close(new.detach(), old - lr * delta * old.sign())
+    assert metrics[M.TRAIN_LOSS] == pytest.approx(delta * sum(float(p.abs().sum()) for p in before))
+
+
+def test_sync_with_nothing_to_push_says_so_and_fails_on_an_unreachable_store(tmp_path, capsys):
+    assert main(["sync", "--tracking-uri", "memory://", "--workdir", str(tmp_path / "none")]) == 0
+    assert "nothing to push" in capsys.readouterr().out
+    assert main(["sync", "--tracking-uri", "http://127.0.0.1:9", "--workdir", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("aplab: error:") and "127.0.0.1:9" in err and "\n" not in err
 
 
 def aplab(*args, cwd):
@@ -125,16 +333,14 @@ def test_a_killed_run_resumes_into_the_same_mlflow_run_with_the_same_result(tmp_
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     command, env = aplab(*TRAIN, "--tracking-uri", uri, "--workdir", str(tmp_path / "runs"), cwd=tmp_path)
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    state = None
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        states = list((tmp_path / "runs").rglob("state.json"))
-        if states and '"epoch": 3' in states[0].read_text():
-            state = states[0]
+    progress = [arg for arg in command if arg != "--no-progress"]  # per-epoch lines, written after each checkpoint
+    process = subprocess.Popen(progress, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in process.stdout:  # blocks until the next line: no polling, no sleep
+        seen.append(line)
+        if line.startswith("epoch   3/6"):
             break
-        time.sleep(0.05)
-    assert state is not None, process.communicate()[0]
+    assert seen and seen[-1].startswith("epoch   3/6"), "".join(seen)
     process.send_signal(signal.SIGKILL)
     process.wait()
     resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -165,14 +371,12 @@ def test_a_killed_run_resumes_into_the_same_mlflow_run_with_the_same_result(tmp_
 ])
 def test_bad_input_exits_2_with_one_line_and_leaves_nothing_behind(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
-    start = time.time()
     code = main(["train", "--no-progress", "--workdir", str(tmp_path / "runs"), *args])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err.startswith("aplab: error:") and message in err and "\n" not in err
-    assert time.time() - start < 10
     assert not (tmp_path / "runs").exists()
-    assert not (tmp_path / "mlflow.db").exists() or "tracking" not in message
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_malformed_yaml_config_exits_2(tmp_path, capsys):
@@ -186,9 +390,9 @@ def test_sync_refuses_to_claim_a_run_that_lives_in_another_store(small_run):
     from aplab.train import sync
     from aplab.train.run import RunOfAnotherStore
 
-    home = MemoryTracker()
+    home = ContractTracker()
     result = train(small_run(), tracker=home, progress=False)
-    other = MemoryTracker()
+    other = ContractTracker()
     other.uri = "memory://other"
     with pytest.raises(RunOfAnotherStore, match="memory://"):
         sync(result.run_dir, other)
@@ -196,7 +400,7 @@ def test_sync_refuses_to_claim_a_run_that_lives_in_another_store(small_run):
 
 
 def test_an_interrupted_run_shows_killed_and_resumes_to_the_same_result(small_run, tmp_path):
-    tracker = MemoryTracker()
+    tracker = ContractTracker()
 
     def interrupt(epoch, metrics):
         if epoch == 2:
@@ -208,9 +412,21 @@ def test_an_interrupted_run_shows_killed_and_resumes_to_the_same_result(small_ru
     assert tracker.runs[run_id].status == "KILLED"
     resumed = train(small_run(**{"optim.epochs": 4}), tracker=tracker, progress=False)
     straight = train(small_run(**{"optim.epochs": 4, "tracking.workdir": str(tmp_path / "straight")}),
-                     tracker=MemoryTracker(), progress=False)
+                     tracker=ContractTracker(), progress=False)
     assert resumed.run_id == run_id and tracker.runs[run_id].status == "FINISHED"
     assert without_timing(resumed.history) == without_timing(straight.history)
+
+
+def test_the_cli_logs_diagnostics_as_one_aplab_line_on_the_current_stderr(tmp_path, monkeypatch):
+    import io
+    import logging
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["sync", "--tracking-uri", "memory://"]) == 0  # installs the handler
+    later = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", later)  # stderr swapped after install (a notebook, the next test)
+    logging.getLogger("aplab.train.run").info("resuming x at epoch 2")
+    assert later.getvalue() == "[aplab] resuming x at epoch 2\n"
 
 
 def test_argument_type_errors_are_one_line_with_status_2(capsys):

@@ -1,4 +1,4 @@
-"""aplab: deep learning with noisy labels (train, quickstart, study, pipeline, report, sync, ui, losses).
+"""aplab: deep learning with noisy labels (train, quickstart, study, pipeline, report, sync, ui, losses, audit).
 
 Every user mistake ends with one line ``aplab: error: ...`` and exit status 2, before anything runs.
 """
@@ -6,31 +6,34 @@ Every user mistake ends with one line ``aplab: error: ...`` and exit status 2, b
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from .cli_args import OneLineParser, add_config_arguments, config_from_args
-from .errors import AplabError
+from .errors import AplabError, RunFailed
+from .names import M
+
+#: The end-of-run numbers printed (all are logged): chosen without looking at the test set.
+SUMMARY_SHOWN = (M.TEST_ACC_LAST, M.TEST_ACC_BEST_VAL, M.BEST_VAL_EPOCH)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)  # a bad flag or file fails here, before torch is imported
     from .train import train
+    from .train.status import RunStatus
 
-    result = train(config_from_args(args), progress=not args.no_progress)
+    result = train(cfg, progress=not args.no_progress)
     where = f"run {result.run_id}" if result.run_id else f"offline run in {result.run_dir}"
     shown = [k for k in SUMMARY_SHOWN if k in result.summary]
     summary = "  ".join(f"{k} {100 * result.summary[k]:.2f}%" if "acc" in k else f"{k} {result.summary[k]:g}"
                         for k in shown)
-    status = "already finished (nothing to do)" if result.status == "SKIPPED" else result.status.lower()
+    status = "already finished (nothing to do)" if result.status == RunStatus.SKIPPED else result.status.lower()
     print(f"{status}: {where}  {summary}")
     print(f"run folder: {result.run_dir}")
     if not result.synced and not args.offline:
         print(f"the tracking server has not received everything yet: run `aplab sync {result.run_dir}`")
-    return 0 if result.status in ("FINISHED", "SKIPPED") else 1
-
-
-#: The end-of-run numbers printed (all are logged): chosen without looking at the test set.
-SUMMARY_SHOWN = ("test/acc_last", "test/acc_best_val", "best_val_epoch")
+    return result.status.exit_code
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
@@ -54,13 +57,17 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    """Push run folders; exit 0 only when the store is reachable and holds everything they hold."""
     from .tracking import make_tracker
     from .train import sync
     from .train.run import RunOfAnotherStore
 
     tracker = make_tracker(args.tracking_uri)
+    tracker.check()  # an unreachable or malformed URI is an error (exit 2) even with nothing to push
     folders = [Path(p) for p in args.run_dirs] or sorted(p.parent for p in Path(args.workdir).rglob("state.json"))
-    skipped = 0
+    if not folders:
+        print(f"nothing to push: no run folders under {args.workdir}; tracker {tracker.uri} is reachable")
+    skipped = behind = 0
     for folder in folders:
         try:
             result = sync(folder, tracker)
@@ -68,9 +75,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
             skipped += 1
             print(f"{folder}: skipped, {err}")
             continue
+        behind += not result.synced
         print(f"{folder}: {result.status.lower()} run {result.run_id}, tracker up to date: {result.synced}")
     if skipped and args.run_dirs:
         return 2
+    if behind:
+        print(f"{behind} run(s) not fully delivered (see the warnings above): run `aplab sync` again once the "
+              "store is reachable", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -106,20 +118,50 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--workdir", default="aplab_runs", help="where to look for run folders (default aplab_runs)")
     sync.set_defaults(handler=cmd_sync)
 
+    from .audit.cli import register as register_audit
     from .pipeline.cli import register as register_pipeline
-    from .report.cli import register as register_report
+    from .pipeline.report_cli import register as register_report
     from .study.cli import register as register_study
 
-    for register in (register_study, register_pipeline, register_report):
+    for register in (register_study, register_pipeline, register_report, register_audit):
         register(commands)
     return parser
+
+
+class StderrHandler(logging.Handler):
+    """Writes each record to the current sys.stderr, not the one of install time (tests and notebooks swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # logging's own contract: a failing handler reports and goes on
+            self.handleError(record)
+
+
+def install_log_handler() -> None:
+    """The one handler of aplab's diagnostics: "[aplab] message" on stderr, INFO and above (once per process)."""
+    logger = logging.getLogger("aplab")
+    if not any(isinstance(h, StderrHandler) for h in logger.handlers):
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter("[aplab] %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    install_log_handler()
+    from .tracking import use_short_http_retries
+
+    use_short_http_retries()  # MLflow's HTTP retries: seconds per call during an outage, not minutes
     try:
         return args.handler(args)
+    except RunFailed as err:  # the run is marked FAILED; the message says why and what to try
+        from .train.status import RunStatus  # a run has run: torch is loaded already
+
+        print("aplab: error: " + " ".join(str(err).split()), file=sys.stderr)
+        return RunStatus.FAILED.exit_code
     except AplabError as err:
         print("aplab: error: " + " ".join(str(err).split()), file=sys.stderr)  # always one line
         return 2

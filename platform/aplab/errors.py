@@ -32,3 +32,15 @@ class InputShapeError(AplabError, ValueError):
     def __init__(self, argument: str, value: object, expected: str):
         self.argument, self.value, self.expected = argument, value, expected
         super().__init__(f"{argument}={value!r} is not allowed: {expected}")
+
+
+class RunFailed(AplabError, RuntimeError):
+    """A run ended FAILED (the tracker shows it so); the message says why and what to try. CLI exit 1."""
+
+
+class RunFileCorrupt(RunFailed):
+    """A run folder's file (state.json, checkpoint.pt) cannot be read: truncated or corrupt."""
+
+    def __init__(self, path: object, problem: str, remedy: str):
+        self.path = path
+        super().__init__(f"{path} is unreadable ({problem}); {remedy}")

@@ -30,6 +30,7 @@ class M:
     VAL_ACC_BEST = "val/acc_best"
     VAL_ACC_LAST = "val/acc_last"
     BEST_VAL_EPOCH = "best_val_epoch"
+    SYSTEM_CPU = "system/cpu_utilization_percentage"  # MLflow's system metrics, sampled every interval
 
 
 class T:

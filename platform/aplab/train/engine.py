@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import RunFailed
+from ..names import M
 from .batches import DeviceBatches
 from .runtime import Runtime
 
 TRAIN_SUMS = ("loss", "acc_noisy", "acc_clean", "flipped_noisy", "flipped_clean", "count", "flipped")
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(RunFailed):
     """The training loss became NaN or infinite; the run stops as FAILED."""
 
-
-@dataclass
-class EvalResult:
-    loss: float
-    acc: float
-    confusion: torch.Tensor | None = None
+    def __init__(self, loss: float, epoch: int, run_dir: object = None):
+        self.loss, self.epoch = loss, epoch
+        where = f" (run folder {run_dir}: marked FAILED; the same command trains it again from scratch)" if run_dir else ""
+        super().__init__(f"the training loss is {loss} at epoch {epoch}: lower optim.lr, set optim.grad_clip "
+                         f"(e.g. 5), or try another loss{where}")
 
 
 class Engine:
@@ -50,6 +50,9 @@ class Engine:
             with self.runtime.autocast():
                 logits = self.forward(batch.images)
             loss = self.loss_fn(logits, batch.labels)
+            penalty = self.loss_fn.penalty(self.model)  # e.g. ANL's delta * ||theta||_1; part of what is minimised
+            if penalty is not None:
+                loss = loss + penalty
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.grad_clip > 0:
@@ -95,8 +98,7 @@ class Engine:
               epoch: int, epochs: int, confusion: bool = False) -> tuple[dict[str, float], torch.Tensor | None]:
         """Train one epoch and evaluate; the metrics dict costs exactly one host synchronisation."""
         start = time.perf_counter()
-        if hasattr(self.loss_fn, "on_epoch_start"):
-            self.loss_fn.on_epoch_start(epoch - 1, epochs)
+        self.loss_fn.on_epoch_start(epoch - 1, epochs)
         lr = self.optimizer.param_groups[0]["lr"]
         train_sums = self.train_epoch(train)
         val_sums = self.evaluate(val)[0] if val is not None and len(val) else torch.zeros(3, device=train_sums.device,
@@ -107,19 +109,19 @@ class Engine:
         t = dict(zip(TRAIN_SUMS, values[: len(TRAIN_SUMS)]))
         v_loss, v_correct, v_n, s_loss, s_correct, s_n = values[len(TRAIN_SUMS):]
         if not torch.isfinite(torch.tensor(t["loss"])):
-            raise NonFiniteLoss(f"training loss is {t['loss'] / max(t['count'], 1)} at epoch {epoch}")
+            raise NonFiniteLoss(t["loss"] / max(t["count"], 1), epoch)
         metrics = {
-            "train/loss": t["loss"] / t["count"],
-            "train/acc_noisy": t["acc_noisy"] / t["count"],
-            "train/acc_clean": t["acc_clean"] / t["count"],
-            "train/memorised": t["flipped_noisy"] / t["flipped"] if t["flipped"] else 0.0,
-            "train/corrected": t["flipped_clean"] / t["flipped"] if t["flipped"] else 0.0,
-            "test/loss": s_loss / s_n,
-            "test/acc": s_correct / s_n,
-            "lr": lr,
-            "time/epoch_s": seconds,
-            "time/images_per_s": t["count"] / seconds,
+            M.TRAIN_LOSS: t["loss"] / t["count"],
+            M.TRAIN_ACC_NOISY: t["acc_noisy"] / t["count"],
+            M.TRAIN_ACC_CLEAN: t["acc_clean"] / t["count"],
+            M.TRAIN_MEMORISED: t["flipped_noisy"] / t["flipped"] if t["flipped"] else 0.0,
+            M.TRAIN_CORRECTED: t["flipped_clean"] / t["flipped"] if t["flipped"] else 0.0,
+            M.TEST_LOSS: s_loss / s_n,
+            M.TEST_ACC: s_correct / s_n,
+            M.LR: lr,
+            M.EPOCH_SECONDS: seconds,
+            M.IMAGES_PER_SECOND: t["count"] / seconds,
         }
         if v_n:
-            metrics.update({"val/loss": v_loss / v_n, "val/acc": v_correct / v_n})
+            metrics.update({M.VAL_LOSS: v_loss / v_n, M.VAL_ACC: v_correct / v_n})
         return metrics, matrix

@@ -30,7 +30,12 @@ class PreparedData:
     @property
     def labels_digest(self) -> str:
         """The identity of the noisy training set: a hash of its labels."""
-        return hashlib.sha256(self.noisy.labels.tobytes()).hexdigest()[:16]
+        return labels_digest(self.noisy.labels)
+
+
+def labels_digest(labels: np.ndarray) -> str:
+    """The identity of a labelled split (a dataset input of the run): a hash of its labels."""
+    return hashlib.sha256(np.ascontiguousarray(labels).tobytes()).hexdigest()[:16]
 
 
 def prepare_data(cfg: RunConfig) -> PreparedData:

@@ -7,15 +7,21 @@ replays the same pushes later for runs made offline or finished while the server
 
 from __future__ import annotations
 
-import sys
+import json
+import logging
 from pathlib import Path
 from typing import Any
 
+from ..errors import RunFileCorrupt
+from ..names import M
 from ..tracking import DatasetRecord, Tracker
 from .checkpoint import read_json, write_json
 
+log = logging.getLogger(__name__)
+
 STATE_FILE = "state.json"
-SENTINEL_METRIC = "train/loss"  # logged every epoch; its history tells which epochs reached the server
+MODEL_FILE = "model.pt"  # the final model, delivered to the tracker as a LoggedModel with the artifacts
+SENTINEL_METRIC = M.TRAIN_LOSS  # logged every epoch; its history tells which epochs reached the server
 
 
 class RunRecorder:
@@ -29,7 +35,14 @@ class RunRecorder:
 
     @classmethod
     def load(cls, run_dir: Path, tracker: Tracker | None) -> RunRecorder | None:
-        state = read_json(run_dir / STATE_FILE)
+        """The run folder's recorder, None when it has no state.json; RunFileCorrupt when that is unreadable."""
+        path = run_dir / STATE_FILE
+        try:
+            state = read_json(path)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise RunFileCorrupt(path, f"truncated or corrupt: {type(err).__name__}: {err}",
+                                 "run the same `aplab train` command again: it marks the run FAILED in the "
+                                 "tracker and trains it again from scratch") from err
         return cls(run_dir, tracker, state) if state is not None else None
 
     @property
@@ -45,17 +58,29 @@ class RunRecorder:
             return False
         try:
             call()
-            if self._warned:
-                print(f"[aplab] tracking server is back; {what} delivered", file=sys.stderr)
-                self._warned = False
-            return True
         except Exception as err:  # an outage must never cost the training run
             if not self._warned:
-                print(f"[aplab] tracking unavailable ({type(err).__name__}: {str(err)[:120]}); "
-                      "training goes on, metrics are kept in the run folder and sent when it is back",
-                      file=sys.stderr)
+                log.warning("tracking unavailable (%s: %s); training goes on, metrics are kept in the run "
+                            "folder and sent when it is back", type(err).__name__, " ".join(str(err).split())[:120])
                 self._warned = True
             return False
+        if self._warned:  # only a tracker call that went through says the server is back
+            log.info("tracking server is back; %s delivered", what)
+            self._warned = False
+        return True
+
+    def forget_lost_run(self) -> bool:
+        """When the store no longer holds this run (deleted or replaced), forget it so that the next push
+        creates it again with every epoch, artifact and the final status; True when it was lost."""
+        if self.run_id is None or self.tracker is None:
+            return False
+        found: list[bool] = []
+        if not self.attempt("run lookup", lambda: found.append(self.tracker.has_run(self.run_id))) or found[0]:
+            return False
+        log.warning("run %s is not in %s (store deleted or replaced): it is created there again with all its "
+                    "epochs and artifacts", self.run_id, self.tracker.uri)
+        self.state.update(run_id=None, synced_step=0, artifacts_synced=False, end_synced=False)
+        return True
 
     def ensure_run(self) -> bool:
         """Create the tracked run (params, tags, dataset input) if it does not exist yet; False during an outage."""
@@ -68,7 +93,9 @@ class RunRecorder:
         def create() -> None:
             run_id = tracker.start_run(state["experiment"], state["run_name"], state["tags"], state.get("parent_run_id"))
             tracker.log_params(run_id, state["params"])
-            tracker.log_dataset(run_id, DatasetRecord(**state["dataset"]))
+            records = state.get("datasets") or [state["dataset"]]  # older run folders hold the training set only
+            for record in records:  # training, validation and test sets
+                tracker.log_dataset(run_id, DatasetRecord(**record))
             state["run_id"] = run_id
 
         return self.attempt("run creation", create)
@@ -95,15 +122,21 @@ class RunRecorder:
         return False
 
     def push_artifacts(self) -> bool:
-        """Upload the run's artifact folder once; remembered in the state."""
+        """Upload the run's artifact folder and its final model (a LoggedModel) once; remembered in the state."""
         if self.state.get("artifacts_synced") or self.run_id is None:
             return bool(self.state.get("artifacts_synced"))
         folder = self.run_dir / "artifacts"
+        model_file = self.run_dir / MODEL_FILE
 
         def upload() -> None:
             for path in sorted(p for p in folder.rglob("*") if p.is_file()):
                 parent = path.parent.relative_to(folder).as_posix()
                 self.tracker.log_artifact(self.run_id, path, None if parent == "." else parent)
+            if model_file.exists():
+                import torch
+
+                model = torch.load(model_file, map_location="cpu", weights_only=False)  # aplab's own file
+                self.tracker.log_model(self.run_id, model, name="model")
 
         self.state["artifacts_synced"] = self.attempt("artifacts", upload)
         return self.state["artifacts_synced"]

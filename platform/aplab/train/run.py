@@ -1,13 +1,16 @@
 """One training run end to end: resolved config -> data -> engine -> local state and tracker.
 
 The run folder (``<workdir>/<experiment>/<config hash>``) holds the atomic checkpoint and state.json:
-re-running the same command after a crash resumes into the same tracked run from the last epoch.
+re-running the same command after a crash resumes into the same tracked run from the last epoch. A run
+that FAILED (non-finite loss, unreadable run file) is trained again from scratch, as a new tracked run,
+by the same command: its last checkpoint is not trusted (the epoch that diverged would diverge again).
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+import logging
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -20,23 +23,26 @@ from tqdm.auto import tqdm
 
 from .. import __version__, losses
 from ..config import RunConfig, config_hash, loss_kwargs, to_yaml
+from ..errors import ConfigError, RunFailed, RunFileCorrupt, TrackingUnavailable
 from ..resolution import resolve
-from ..errors import ConfigError, TrackingUnavailable
 from ..models import build_model, float32_head
-from ..report.run_plots import plot_curves, plot_matrix
+from ..names import P_REALISED_NOISE_RATE, P_TRAIN_SIZE, P_VAL_SIZE, M, T
 from ..tracking import DatasetRecord, Tracker, default_uri, make_tracker
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
 from .engine import Engine, NonFiniteLoss
-from .prepare import PreparedData, make_batches, prepare_data
-from .recorder import RunRecorder
+from .prepare import PreparedData, labels_digest, make_batches, prepare_data
+from .recorder import MODEL_FILE, STATE_FILE, RunRecorder
 from .runtime import Runtime, seed_everything, select_runtime
+from .status import RunStatus
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
 class RunResult:
-    status: str  # FINISHED, FAILED or SKIPPED (already finished earlier)
+    status: RunStatus  # FINISHED now, SKIPPED (finished earlier); sync() also reports FAILED, RUNNING
     run_id: str | None
     config_hash: str
     run_dir: Path
@@ -58,10 +64,10 @@ def code_version() -> str:
 
 def run_tags(cfg: RunConfig, digest: str, runtime: Runtime) -> dict[str, str]:
     return {
-        "dataset": cfg.data.name, "model": str(cfg.model.name), "loss": cfg.loss.name, "noise": cfg.noise.spec,
-        "seed": str(cfg.runtime.seed), "fidelity": cfg.loss.fidelity, "config_hash": digest,
-        "code_version": code_version(), "val_labels": "clean" if cfg.data.clean_val else "noisy",
-        "precision": runtime.precision, "device": str(runtime.device),
+        T.DATASET: cfg.data.name, T.MODEL: str(cfg.model.name), T.LOSS: cfg.loss.name, T.NOISE: cfg.noise.spec,
+        T.SEED: str(cfg.runtime.seed), T.FIDELITY: cfg.loss.fidelity, T.CONFIG_HASH: digest,
+        T.CODE_VERSION: code_version(), T.VAL_LABELS: "clean" if cfg.data.clean_val else "noisy",
+        T.PRECISION: runtime.precision, T.DEVICE: str(runtime.device),
     }
 
 
@@ -69,25 +75,52 @@ def default_run_name(cfg: RunConfig) -> str:
     return f"{cfg.data.name}-{cfg.loss.name}-{cfg.noise.spec}-s{cfg.runtime.seed}"
 
 
+def dataset_records(cfg: RunConfig, data: PreparedData) -> list[DatasetRecord]:
+    """The run's dataset inputs: noisy training labels, validation labels (noisy or clean) and the test set."""
+    name, source = cfg.data.name, f"aplab:{cfg.data.name}"
+    records = [DatasetRecord(f"{name}-train-{cfg.noise.spec}", data.labels_digest, source, int(data.noisy.labels.size))]
+    if data.val_idx.size:
+        val_labels = (data.dataset.train.labels if data.clean_val else data.noisy.labels)[data.val_idx]
+        kind = "clean" if data.clean_val else cfg.noise.spec
+        records.append(DatasetRecord(f"{name}-val-{kind}", labels_digest(val_labels), source, int(val_labels.size),
+                                     context="validation"))
+    test_labels = data.dataset.test.labels
+    records.append(DatasetRecord(f"{name}-test", labels_digest(test_labels), source, int(test_labels.size),
+                                 context="test"))
+    return records
+
+
 def summary_line(epoch: int, epochs: int, m: dict[str, float]) -> str:
-    val = f" val {100 * m['val/acc']:5.1f}%" if "val/acc" in m else ""
-    return (f"epoch {epoch:>3}/{epochs}  loss {m['train/loss']:.4f}  train {100 * m['train/acc_noisy']:5.1f}% noisy"
-            f" {100 * m['train/acc_clean']:5.1f}% clean  memorised {100 * m['train/memorised']:5.1f}%{val}"
-            f"  test {100 * m['test/acc']:5.1f}%  lr {m['lr']:.4g}  {m['time/epoch_s']:.1f}s"
-            f" {m['time/images_per_s']:,.0f} img/s")
+    val = f" val {100 * m[M.VAL_ACC]:5.1f}%" if M.VAL_ACC in m else ""
+    return (f"epoch {epoch:>3}/{epochs}  loss {m[M.TRAIN_LOSS]:.4f}  train {100 * m[M.TRAIN_ACC_NOISY]:5.1f}% noisy"
+            f" {100 * m[M.TRAIN_ACC_CLEAN]:5.1f}% clean  memorised {100 * m[M.TRAIN_MEMORISED]:5.1f}%{val}"
+            f"  test {100 * m[M.TEST_ACC]:5.1f}%  lr {m[M.LR]:.4g}  {m[M.EPOCH_SECONDS]:.1f}s"
+            f" {m[M.IMAGES_PER_SECOND]:,.0f} img/s")
+
+
+def run_summary(history: list[dict[str, float]]) -> dict[str, float]:
+    """The end-of-run numbers: last epoch, best validation epoch, and the best test epoch (logged only)."""
+    top = max(history, key=lambda row: row[M.TEST_ACC])  # the "best epoch" many later papers report
+    summary = {M.TEST_ACC_LAST: history[-1][M.TEST_ACC], M.TEST_ACC_BEST: top[M.TEST_ACC],
+               M.BEST_TEST_EPOCH: float(top["epoch"])}
+    if M.VAL_ACC in history[0]:
+        best = max(history, key=lambda row: row[M.VAL_ACC])  # first epoch among ties
+        summary.update({M.TEST_ACC_BEST_VAL: best[M.TEST_ACC], M.VAL_ACC_BEST: best[M.VAL_ACC],
+                        M.BEST_VAL_EPOCH: float(best["epoch"]), M.VAL_ACC_LAST: history[-1][M.VAL_ACC]})
+    return summary
 
 
 class TrainingRun:
-    """Builds everything for one resolved config and runs (or resumes) it."""
+    """Builds everything for one resolved config (``resolve(cfg)``, done once by ``train``) and runs or resumes it."""
 
     def __init__(self, cfg: RunConfig, tracker: Tracker | None, run_dir: Path | None = None,
                  parent_run_id: str | None = None, extra_tags: dict[str, str] | None = None,
                  progress: bool = True, on_epoch: Callable[[int, dict[str, float]], None] | None = None):
-        self.cfg = resolve(cfg)
-        self.digest = config_hash(self.cfg)
+        self.cfg = cfg
+        self.digest = config_hash(cfg)
         self.tracker = tracker
-        self.uri = tracker.uri if tracker is not None else default_uri(self.cfg.tracking.uri)
-        self.run_dir = run_dir or Path(self.cfg.tracking.workdir) / self.cfg.tracking.experiment / self.digest
+        self.uri = tracker.uri if tracker is not None else default_uri(cfg.tracking.uri)
+        self.run_dir = run_dir or Path(cfg.tracking.workdir) / cfg.tracking.experiment / self.digest
         self.parent_run_id = parent_run_id
         self.extra_tags = extra_tags or {}
         self.progress = progress
@@ -106,10 +139,12 @@ class TrainingRun:
         loss_fn.observe_labels(data.noisy.labels[data.train_idx])
         optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                     weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
+        schedulers = torch.optim.lr_scheduler
         schedules = {
-            "cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.optim.epochs),
-            "exponential": lambda: torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.optim.lr_decay),
-            "constant": lambda: torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0),
+            "cosine": lambda: schedulers.CosineAnnealingLR(optimizer, T_max=cfg.optim.epochs),
+            "exponential": lambda: schedulers.ExponentialLR(optimizer, gamma=cfg.optim.lr_decay),
+            "step": lambda: schedulers.StepLR(optimizer, step_size=cfg.optim.step_size, gamma=cfg.optim.lr_decay),
+            "constant": lambda: schedulers.LambdaLR(optimizer, lambda _: 1.0),
         }
         scheduler = schedules[cfg.optim.schedule]()
         compiled = torch.compile(model) if cfg.runtime.compile else None
@@ -118,18 +153,18 @@ class TrainingRun:
     def _fresh_state(self, data: PreparedData, runtime: Runtime) -> dict[str, Any]:
         cfg = self.cfg
         tags = {**run_tags(cfg, self.digest, runtime), **self.extra_tags}
-        dataset = DatasetRecord(name=f"{cfg.data.name}-train-{cfg.noise.spec}", digest=data.labels_digest,
-                                source=f"aplab:{cfg.data.name}", num_rows=int(data.noisy.labels.size))
         return {
             "config_hash": self.digest, "tracking_uri": self.uri, "experiment": cfg.tracking.experiment,
             "run_name": cfg.tracking.run_name or default_run_name(cfg), "parent_run_id": self.parent_run_id,
-            "run_id": None, "status": "RUNNING", "tags": tags,
-            "params": {**cfg.flat(), "noise.realised_rate": data.noisy.rate, "data.train_size": len(data.train_idx),
-                       "data.val_size": len(data.val_idx)},
-            "dataset": dataset.__dict__, "history": [], "synced_step": 0,
+            "run_id": None, "status": RunStatus.RUNNING, "tags": tags,
+            "params": {**cfg.flat(), P_REALISED_NOISE_RATE: data.noisy.rate, P_TRAIN_SIZE: len(data.train_idx),
+                       P_VAL_SIZE: len(data.val_idx)},
+            "datasets": [record.__dict__ for record in dataset_records(cfg, data)], "history": [], "synced_step": 0,
         }
 
     def _write_start_artifacts(self, data: PreparedData) -> None:
+        from ..report.run_plots import plot_matrix  # matplotlib only when a figure is drawn
+
         folder = self.run_dir / "artifacts"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.yaml").write_text(to_yaml(self.cfg))
@@ -138,6 +173,52 @@ class TrainingRun:
                     f"realised noise {self.cfg.noise.spec}: {100 * data.noisy.rate:.1f}% of all labels flipped",
                     "noisy label", "true label")
 
+    # -- run files -----------------------------------------------------------------------------
+    def _load_recorder(self) -> RunRecorder | None:
+        """The run folder's state; an unreadable state.json marks the tracked run FAILED and is set aside."""
+        try:
+            return RunRecorder.load(self.run_dir, self.tracker)
+        except RunFileCorrupt as err:
+            reason = f"{STATE_FILE} unreadable: {err}"
+            helper = RunRecorder(self.run_dir, self.tracker, {})
+            helper.attempt("marking the run FAILED", lambda: self._fail_tracked_runs(reason))
+            path = self.run_dir / STATE_FILE
+            path.replace(path.with_name(STATE_FILE + ".corrupt"))
+            (self.run_dir / CHECKPOINT).unlink(missing_ok=True)  # its epochs are not trusted without their state
+            cause = err.__cause__
+            raise RunFileCorrupt(path, f"truncated or corrupt: {type(cause).__name__}: {cause}",
+                                 "the run is marked FAILED and the file kept as "
+                                 f"{STATE_FILE}.corrupt; run the same command again to train it from scratch") from None
+
+    def _fail_tracked_runs(self, reason: str) -> None:
+        """End FAILED the tracked runs of this config left RUNNING or KILLED (resumable) in the experiment:
+        their state is lost, so none of them can be resumed."""
+        assert self.tracker is not None
+        for record in self.tracker.find_runs(self.cfg.tracking.experiment, {T.CONFIG_HASH: self.digest}):
+            if record.status in (RunStatus.RUNNING, RunStatus.KILLED):
+                self.tracker.set_tags(record.run_id, {T.FAILURE_REASON: reason})
+                self.tracker.end_run(record.run_id, RunStatus.FAILED)
+
+    def _load_checkpoint(self, recorder: RunRecorder) -> dict[str, Any] | None:
+        """The last checkpoint; an unreadable one fails the run (FAILED, retried from scratch by a re-run)."""
+        path = self.run_dir / CHECKPOINT
+        try:
+            return load_checkpoint(path)
+        except Exception as err:  # torch.load's failures on a damaged file have no common type
+            path.replace(path.with_name(CHECKPOINT + ".corrupt"))
+            failure = RunFileCorrupt(path, f"truncated or corrupt: {type(err).__name__}: {' '.join(str(err).split())[:200]}",
+                                     f"the run is marked FAILED and the file kept as {CHECKPOINT}.corrupt; run the "
+                                     "same command again to train it from scratch")
+            self._fail(recorder, failure)
+            raise failure from None
+
+    def _fail(self, recorder: RunRecorder, err: RunFailed) -> None:
+        """Mark the run FAILED with its reason, here and in the tracker; a re-run starts it from scratch."""
+        recorder.state.update(status=RunStatus.FAILED, end_tags={T.FAILURE_REASON: str(err)})
+        (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
+        recorder.save()
+        self._finish_sync(recorder)
+
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> RunResult:
         cfg = self.cfg
@@ -145,15 +226,20 @@ class TrainingRun:
         data = prepare_data(cfg)  # a missing or bad dataset fails here, before the tracker is touched
         if self.tracker is not None:
             self.tracker.check()  # fail fast, before any run or checkpoint exists
-        recorder = RunRecorder.load(self.run_dir, self.tracker)
+        recorder = self._load_recorder()
         if recorder is not None and recorder.state.get("tracking_uri") != self.uri:
             recorder = None  # same config, another tracking store: a new run
-        if recorder is not None and recorder.state["status"] in ("FINISHED", "FAILED"):
+        if recorder is not None and recorder.state["status"] == RunStatus.FINISHED:
+            recorder.forget_lost_run()
             return self._finish_sync(recorder, skipped=True)
+        if recorder is not None and recorder.state["status"] == RunStatus.FAILED:
+            self._finish_sync(recorder)  # its FAILED status reaches the tracker before the retry starts
+            log.info("run %s FAILED earlier: training it again from scratch", self.run_dir)
+            recorder = None
 
         engine = self._build(data, runtime)
         train, val, test = make_batches(data, cfg, runtime)
-        checkpoint = load_checkpoint(self.run_dir / CHECKPOINT) if recorder is not None else None
+        checkpoint = self._load_checkpoint(recorder) if recorder is not None else None
         if checkpoint is not None and recorder is not None:
             start = self._restore(engine, train, checkpoint, recorder)
         else:
@@ -167,9 +253,7 @@ class TrainingRun:
                 raise TrackingUnavailable(f"could not create a run in {self.uri}; see the warning above")
             recorder.save()
 
-        monitors: list = []
-        if cfg.tracking.system_metrics and self.tracker is not None and recorder.run_id is not None:
-            recorder.attempt("system metrics", lambda: monitors.append(self.tracker.start_system_metrics(recorder.run_id)))
+        monitor = self._start_system_metrics(recorder, resumed=start > 1)
         epochs = cfg.optim.epochs
         bar = tqdm(range(start, epochs + 1), desc=recorder.state["run_name"], unit="epoch", initial=start - 1,
                    total=epochs, disable=None if self.progress else True, leave=False, file=sys.stderr)  # None: no bar off a TTY
@@ -187,20 +271,33 @@ class TrainingRun:
                 if self.on_epoch is not None:
                     self.on_epoch(epoch, metrics)
         except NonFiniteLoss as err:
-            recorder.state.update(status="FAILED", end_tags={"failure_reason": str(err)})
-            recorder.save()
-            self._finish_sync(recorder)
-            raise
+            failure = NonFiniteLoss(err.loss, err.epoch, self.run_dir)
+            self._fail(recorder, failure)
+            raise failure from None
         except KeyboardInterrupt:  # the tracker shows KILLED; the same command resumes (and sets RUNNING)
             if recorder.run_id is not None:
-                recorder.attempt("status", lambda: self.tracker.end_run(recorder.run_id, "KILLED"))
+                recorder.attempt("status", lambda: self.tracker.end_run(recorder.run_id, RunStatus.KILLED))
             raise
         finally:
             bar.close()
-            for monitor in filter(None, monitors):
-                recorder.attempt("system metrics", monitor.finish)
-        self._finalise(engine, recorder, matrix, data)
+            if monitor is not None:
+                stop_monitor(monitor)
+        self._finalise(engine, recorder, matrix)
         return self._finish_sync(recorder)
+
+    def _start_system_metrics(self, recorder: RunRecorder, resumed: bool) -> object | None:
+        """MLflow's system-metrics sampler for the run; on resume its steps continue after the last one logged."""
+        if not self.cfg.tracking.system_metrics or self.tracker is None or recorder.run_id is None:
+            return None
+        tracker, run_id = self.tracker, recorder.run_id
+        steps: list[int] = []
+        if resumed and not recorder.attempt("system metrics", lambda: steps.extend(
+                step for step, _ in tracker.metric_history(run_id, M.SYSTEM_CPU))):
+            return None
+        monitors: list[object | None] = []
+        first_step = max(steps) + 1 if steps else 0
+        recorder.attempt("system metrics", lambda: monitors.append(tracker.start_system_metrics(run_id, first_step=first_step)))
+        return monitors[0] if monitors else None
 
     def _checkpoint(self, engine: Engine, train, recorder: RunRecorder, epoch: int) -> None:
         state = {
@@ -210,7 +307,7 @@ class TrainingRun:
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "history": recorder.state["history"],
         }
-        save_checkpoint(self.run_dir / CHECKPOINT, state)
+        save_checkpoint(self.run_dir / CHECKPOINT, state)  # atomic: the previous one stays until this one is whole
 
     def _restore(self, engine: Engine, train, checkpoint: dict[str, Any], recorder: RunRecorder) -> int:
         engine.model.load_state_dict(checkpoint["model"])
@@ -221,36 +318,30 @@ class TrainingRun:
         if checkpoint.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
         recorder.state["history"] = checkpoint["history"]  # epochs after the checkpoint are run again
+        recorder.forget_lost_run()
         recorder.reconcile()
         if recorder.run_id is not None:
             recorder.attempt("resume", lambda: recorder.tracker.resume_run(recorder.run_id))
-        print(f"[aplab] resuming {recorder.state['run_name']} at epoch {checkpoint['epoch'] + 1}", file=sys.stderr)
+        log.info("resuming %s at epoch %d", recorder.state["run_name"], checkpoint["epoch"] + 1)
         return checkpoint["epoch"] + 1
 
-    def _finalise(self, engine: Engine, recorder: RunRecorder, matrix, data: PreparedData) -> None:
+    def _finalise(self, engine: Engine, recorder: RunRecorder, matrix) -> None:
+        from ..report.run_plots import plot_curves, plot_matrix  # matplotlib only when a figure is drawn
+
         history = recorder.state["history"]
         folder = self.run_dir / "artifacts"
-        top = max(history, key=lambda row: row["test/acc"])  # the "best epoch" many later papers report
-        summary = {"test/acc_last": history[-1]["test/acc"], "test/acc_best": top["test/acc"],
-                   "best_test_epoch": float(top["epoch"])}
-        if "val/acc" in history[0]:
-            best = max(history, key=lambda row: row["val/acc"])  # first epoch among ties
-            summary.update({"test/acc_best_val": best["test/acc"], "val/acc_best": best["val/acc"],
-                            "best_val_epoch": float(best["epoch"]), "val/acc_last": history[-1]["val/acc"]})
-        recorder.state["summary"] = summary
+        recorder.state["summary"] = run_summary(history)
         with open(folder / "metrics.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(history[0]))
             writer.writeheader()
             writer.writerows(history)
         plot_curves(history, folder / "curves.png", recorder.state["run_name"])
         if matrix is not None:
-            confusion = matrix.cpu().numpy()
-            plot_matrix(confusion, folder / "confusion.png", "test confusion matrix (last epoch)",
+            plot_matrix(matrix.cpu().numpy(), folder / "confusion.png", "test confusion matrix (last epoch)",
                         "predicted", "true", fmt="d")
-        if self.cfg.tracking.log_model:
-            (folder / "model").mkdir(exist_ok=True)
-            torch.save(engine.model.state_dict(), folder / "model" / "state_dict.pt")
-        recorder.state["status"] = "FINISHED"
+        if self.cfg.tracking.log_model:  # sent to the tracker as a LoggedModel with the artifacts
+            atomic_write_bytes(self.run_dir / MODEL_FILE, lambda handle: torch.save(engine.model, handle))
+        recorder.state["status"] = RunStatus.FINISHED
         recorder.save()
         (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
 
@@ -262,8 +353,20 @@ class TrainingRun:
         return result_of(recorder, skipped)
 
 
+def stop_monitor(monitor) -> None:
+    """Stop the system-metrics sampler; its last delivery failing is not news of the tracking server."""
+    try:
+        monitor.finish()
+    except Exception as err:  # MLflow's monitor raises whatever its last push met
+        log.debug("system metrics monitor: %s", err)
+
+
 def train(cfg: RunConfig, tracker: Tracker | None = None, **kwargs) -> RunResult:
-    """Train (or resume, or skip if finished) one run; the tracker defaults to the config's URI."""
+    """Train (or resume, or skip if finished, or retry from scratch if FAILED) one run; resolves the config once.
+
+    The tracker defaults to the config's URI. Raises RunFailed (NonFiniteLoss, RunFileCorrupt) after
+    marking the run FAILED; the same call then trains it again from scratch.
+    """
     resolved = resolve(cfg)
     if tracker is None and not resolved.tracking.offline:
         tracker = make_tracker(resolved.tracking.uri)
@@ -275,7 +378,8 @@ class RunOfAnotherStore(ConfigError):
 
 
 def sync(run_dir: Path, tracker: Tracker) -> RunResult:
-    """Push a run made offline (or during an outage) to a tracker: run, metrics, artifacts, status."""
+    """Push a run made offline (or during an outage, or lost with its store) to a tracker: run, metrics,
+    artifacts, model, status. A run the store no longer holds is created again there."""
     recorder = RunRecorder.load(run_dir, tracker)
     if recorder is None:
         raise ConfigError("run folder", str(run_dir), "a folder with a state.json written by aplab train")
@@ -284,9 +388,10 @@ def sync(run_dir: Path, tracker: Tracker) -> RunResult:
         raise RunOfAnotherStore("--tracking-uri", tracker.uri, f"{home}, the store that holds run {recorder.run_id}")
     tracker.check()
     recorder.state["tracking_uri"] = tracker.uri
+    recorder.forget_lost_run()
     if recorder.ensure_run():
         done = recorder.push_pending()
-        if recorder.state["status"] in ("FINISHED", "FAILED") and done:
+        if recorder.state["status"] in (RunStatus.FINISHED, RunStatus.FAILED) and done:
             recorder.push_artifacts() and recorder.push_end()
     recorder.save()
     return result_of(recorder)
@@ -294,5 +399,6 @@ def sync(run_dir: Path, tracker: Tracker) -> RunResult:
 
 def result_of(recorder: RunRecorder, skipped: bool = False) -> RunResult:
     state = recorder.state
-    return RunResult("SKIPPED" if skipped else state["status"], state.get("run_id"), state["config_hash"],
-                     recorder.run_dir, state.get("summary", {}), state["history"], synced=bool(state.get("end_synced")))
+    status = RunStatus.SKIPPED if skipped else RunStatus(state["status"])
+    return RunResult(status, state.get("run_id"), state["config_hash"], recorder.run_dir, state.get("summary", {}),
+                     state["history"], synced=bool(state.get("end_synced")))
