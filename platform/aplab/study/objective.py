@@ -109,12 +109,13 @@ def end_child(tracker: Tracker, run_id: str | None, status: str, tags: dict[str,
 def run_trial(trial, ctx: TrialContext, tracker: Tracker) -> TrialOutcome:
     """Train the trial's config as a child of the study run and say how it ended.
 
-    Exceptions other than pruning and a non-finite loss propagate: the worker fails the trial
+    Exceptions other than pruning and a failed run (RunFailed) propagate: the worker fails the trial
     as retryable (a crash is not the point's fault) and stops.
     """
     import optuna
 
-    from ..train import NonFiniteLoss, train
+    from ..errors import RunFailed
+    from ..train import train
     from ..train.run import CHECKPOINT
 
     params = {spec.name: spec.suggest(trial) for spec in ctx.space.params}
@@ -132,10 +133,10 @@ def run_trial(trial, ctx: TrialContext, tracker: Tracker) -> TrialOutcome:
         (run_dir / CHECKPOINT).unlink(missing_ok=True)  # never resumed: a pruned trial is final
         return TrialOutcome("PRUNED", reporter.last_value, run_id, str(err),
                             {**attrs, "pruned_at_epoch": reporter.last_epoch})
-    except NonFiniteLoss as err:
+    except RunFailed as err:  # a non-finite loss, an unreadable run file
         run_id = child_run_id(tracker, ctx, trial.number)  # aplab.train ended it FAILED with failure_reason
         end_child(tracker, run_id, "", {T.TRIAL_STATE: "FAIL"})
-        return TrialOutcome("FAIL", None, run_id, f"non-finite loss: {err}", attrs)
+        return TrialOutcome("FAIL", None, run_id, f"run failed: {err}", attrs)
     if not result.history or M.VAL_ACC not in result.history[-1] or M.VAL_ACC_LAST not in result.summary:
         end_child(tracker, result.run_id, "", {T.TRIAL_STATE: "FAIL"})
         return TrialOutcome("FAIL", None, result.run_id, f"run in {run_dir} ended {result.status} without "

@@ -325,7 +325,8 @@ def run_workers(job: StudyJob, workers: int, tracker: Tracker) -> list[str]:
 def refit_best(job: StudyJob, study, tracker: Tracker) -> tuple[float | None, str]:
     """Retrain the best configuration on the whole noisy training set (no validation split);
     log its test accuracy in the study run. Returns (test accuracy, error text)."""
-    from ..train import NonFiniteLoss, train
+    from ..errors import RunFailed
+    from ..train import train
 
     ctx = job.context
     best = best_trial(study)
@@ -340,7 +341,7 @@ def refit_best(job: StudyJob, study, tracker: Tracker) -> tuple[float | None, st
         result = train(cfg, tracker, run_dir=run_dir, parent_run_id=ctx.parent_run_id, progress=ctx.progress,
                        extra_tags={T.STUDY: ctx.study_name, T.STUDY_ROLE: ROLE_REFIT,
                                    T.TRIAL_NUMBER: str(best.number)})
-    except NonFiniteLoss as err:
+    except RunFailed as err:  # a non-finite loss, an unreadable run file
         tracker.set_tags(ctx.parent_run_id, {"refit.failure_reason": str(err)})
         return None, f"refit failed: {err}"
     accuracy = float(result.summary[M.TEST_ACC_LAST])
