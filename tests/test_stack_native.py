@@ -136,8 +136,8 @@ def test_aplab_train_logs_a_complete_run_to_the_server(mlflow_server, mlflow_res
     for key in ("train/loss", "train/memorised", "val/acc", "test/acc"):
         assert steps_of(mlflow_rest, run_id, key) == [1, 2], key
     artifacts = set(mlflow_rest.artifact_paths(run_id))
-    assert {"config.yaml", "metrics.csv", "curves.png", "confusion.png", "transition.csv", "transition.png",
-            "model/state_dict.pt"} <= artifacts
+    assert {"config.yaml", "metrics.csv", "curves.png", "confusion.png", "transition.csv", "transition.png"} <= artifacts
+    assert len(run["outputs"]["model_outputs"]) == 1  # the final model, an MLflow LoggedModel of this run
     rows = list(csv.DictReader(io.StringIO(mlflow_rest.download_artifact(run_id, "metrics.csv").decode())))
     history = sorted(mlflow_rest.metric_history(run_id, "val/acc"), key=lambda m: int(m["step"]))
     assert [float(r["val/acc"]) for r in rows] == pytest.approx([m["value"] for m in history])
