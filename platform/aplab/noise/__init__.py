@@ -19,9 +19,10 @@ from .kinds import NOISE_KINDS, NoiseContext
 from .maps import ASYMMETRIC_MAPS, CIFAR100_COARSE
 from .official import SAMPLER_FIELD, check_official, sample_official
 from .spec import LABEL_SET_KINDS, NoiseSpec, parse_spec
+from .training_set import corrupt_training_set
 
 __all__ = ["ASYMMETRIC_MAPS", "CIFAR100_COARSE", "HUMAN_SETS", "SAMPLERS", "NoiseSpec", "NoisyLabels", "available",
-           "check_config", "corrupt", "parse_spec", "required_dataset", "transition_matrix"]
+           "check_config", "corrupt", "corrupt_training_set", "parse_spec", "required_dataset", "transition_matrix"]
 
 #: noise.sampler values: None = aplab's exact per-class counts; "official" = the reference code's draws.
 SAMPLERS = (None, "official")
