@@ -208,3 +208,87 @@ def test_human_like_keeps_the_sets_transition_matrix_and_rate_but_not_its_instan
     assert (like[0].labels != like[1].labels).any() and (like[0].labels != human.labels).any()
     again = noise.corrupt(clean, "human_like:worst", 10, seed=0, dataset="cifar10", data_dir=data_dir)
     np.testing.assert_array_equal(again.labels, like[0].labels)
+
+
+# ----------------------------------------------------------------------------- runs and pipelines
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pipeline_cells(name: str, sets: list[str], keep_dataset: bool = False):
+    """The cells of a shipped CIFAR-N pipeline; ``keep_dataset``: its smoke scale on its own dataset."""
+    import dataclasses
+
+    from aplab.pipeline.spec import expand, load_pipeline, scaled
+
+    spec = load_pipeline(ROOT / "pipelines" / f"{name}.yaml")
+    if keep_dataset:  # smoke (3 epochs, first seed, preset model) without the switch to digits
+        spec = dataclasses.replace(scaled(spec, "smoke"), datasets=spec.datasets)
+    return expand(scaled(spec, "full", sets))
+
+
+@pytest.fixture
+def user_data(cifar10_n, monkeypatch, tmp_path):
+    """A user whose $APLAB_DATA holds CIFAR-10 and cifar-n/CIFAR-10_human.pt; runs write under tmp_path."""
+    data_dir, clean, labels = cifar10_n
+    monkeypatch.setenv("APLAB_DATA", str(data_dir))
+    return data_dir, clean, labels, [f"tracking.workdir={tmp_path / 'runs'}", "tracking.system_metrics=false"]
+
+
+def test_cifar10n_pipeline_follows_the_cifar_n_protocol():
+    cells = pipeline_cells("cifar10n", [])
+    assert len(cells) == 3 * 9 * 3
+    assert {c.config.noise.spec for c in cells} == {"human:aggre", "human:rand1", "human:worst"}
+    for c in cells:
+        o = c.config.optim
+        assert (c.config.model.name, o.lr, o.momentum, o.weight_decay, o.batch_size, o.epochs) == (
+            "resnet34", 0.1, 0.9, 5e-4, 128, 100)
+        assert (o.schedule, o.step_size, o.lr_decay, o.nesterov, c.config.data.val_fraction) == ("step", 60, 0.1, False, 0.0)
+    cifar100 = pipeline_cells("cifar100n", [])
+    assert {c.config.noise.spec for c in cifar100} == {"human:noisy"} and len(cifar100) == 9 * 3
+
+
+def test_a_cifar10n_cell_trains_on_the_human_labels(user_data):
+    from aplab.tracking import MemoryTracker
+    from aplab.train import train
+
+    data_dir, clean, labels, sets = user_data
+    # one epoch of the small CNN and a constant lr: this test is about the labels a run trains on
+    cells = pipeline_cells("cifar10n", [*sets, "optim.epochs=1", "model.name=cnn8", "optim.schedule=constant"])
+    cell = next(c for c in cells if c.config.loss.name == "nce+rce" and c.config.noise.spec == "human:worst")
+    tracker = MemoryTracker()
+    result = train(cell.config, tracker=tracker, progress=False)
+    run = tracker.runs[result.run_id]
+    assert run.status == "FINISHED"
+    assert float(run.params["noise.realised_rate"]) == 0.4  # the 40 wrong labels built into worse_label
+
+
+def test_a_missing_human_file_fails_before_anything_is_created(user_data, tmp_path):
+    from aplab.tracking import MemoryTracker
+    from aplab.train import train
+
+    data_dir, clean, labels, sets = user_data
+    (data_dir / "cifar-n" / "CIFAR-10_human.pt").unlink()
+    cell = pipeline_cells("cifar10n", [*sets, "optim.epochs=1", "model.name=cnn8", "optim.schedule=constant"])[0]
+    tracker = MemoryTracker()
+    with pytest.raises(ConfigError, match=r"^noise.file=.*CIFAR-10_human.pt"):
+        train(cell.config, tracker=tracker, progress=False)
+    assert tracker.runs == {} and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cifar10n", "cifar100n"])
+def test_cifar_n_pipelines_run_at_smoke_scale_on_cpu(name, user_data):
+    from aplab.pipeline.runner import run_pipeline
+    from aplab.tracking import MemoryTracker
+
+    data_dir, clean, labels, sets = user_data
+    if name == "cifar100n":
+        clean = write_cifar100(data_dir)
+        write_human_file(data_dir / "cifar-n" / "CIFAR-100_human.pt",
+                         {"clean_label": clean, "noisy_label": flip_first(clean, 80, 100)})
+    cells = pipeline_cells(name, [*sets, "runtime.device=cpu"], keep_dataset=True)
+    tracker = MemoryTracker()
+    run_pipeline(cells, name, tracker=tracker, progress=False)
+    assert len(tracker.runs) == len(cells) == (27 if name == "cifar10n" else 9)
+    assert {run.status for run in tracker.runs.values()} == {"FINISHED"}

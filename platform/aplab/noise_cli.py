@@ -27,7 +27,7 @@ def noise_summary(dataset: str, spec: str, seed: int, data_dir: str | None = Non
 
     if dataset not in PRESETS:
         raise PRESETS.unknown(dataset, "dataset")
-    normalised = noise.check_config(spec, dataset, sampler=sampler, file=file, data_dir=data_dir)
+    normalised = noise.check_config(spec, dataset, sampler=sampler, file=file)
     loaded = load_dataset(dataset, data_dir)
     noisy = noise.corrupt_training_set(loaded, normalised, seed, data_dir=data_dir, file=file, sampler=sampler)
     clean = loaded.train.labels

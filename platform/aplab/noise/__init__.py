@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from .human import HUMAN_SETS, human_file, human_set, load_human_labels
+from .human import HUMAN_SETS, human_set, load_human_labels
 from .kinds import NOISE_KINDS, NoiseContext
 from .maps import ASYMMETRIC_MAPS, CIFAR100_COARSE
 from .official import SAMPLER_FIELD, check_official, sample_official
@@ -58,12 +58,12 @@ def required_dataset(spec: str | NoiseSpec) -> str | None:
     return HUMAN_SETS[parsed.label_set].dataset if parsed.label_set is not None else None
 
 
-def check_config(spec: str, dataset: str, sampler: str | None = None, file: str | None = None,
-                 data_dir: str | None = None) -> str:
-    """Validate a run's noise section without touching labels; returns the normalised spec.
+def check_config(spec: str, dataset: str, sampler: str | None = None, file: str | None = None) -> str:
+    """Validate a run's noise section without reading files or labels; returns the normalised spec.
 
-    Refusals are ConfigErrors naming ``noise.spec``, ``noise.sampler`` or ``noise.file``; a human set's
-    file must exist (at ``file``, else ``<data_dir>/cifar-n/``) so a run fails before anything is created.
+    Refusals are ConfigErrors naming ``noise.spec``, ``noise.sampler`` or ``noise.file``. A human label
+    file is read (and its absence refused) by ``corrupt``, which a run calls before it creates anything:
+    resolving a pipeline needs no data.
     """
     try:
         parsed = parse_spec(spec, available())
@@ -73,13 +73,11 @@ def check_config(spec: str, dataset: str, sampler: str | None = None, file: str 
         raise ConfigError(SAMPLER_FIELD, sampler, "unset (aplab's exact per-class counts) or 'official'")
     if sampler is not None:
         check_official(parsed.kind, dataset, parsed.map_name)
-    if parsed.label_set is None:
-        if file is not None:
-            raise ConfigError("noise.file", file, "unset: only " + " and ".join(f"{k}:<set>" for k in LABEL_SET_KINDS)
-                              + " read a label file")
-    else:
+    if parsed.label_set is not None:
         human_set(parsed.label_set, dataset)
-        human_file(dataset, data_dir, file)
+    elif file is not None:
+        raise ConfigError("noise.file", file, "unset: only " + " and ".join(f"{k}:<set>" for k in LABEL_SET_KINDS)
+                          + " read a label file")
     return str(parsed)
 
 

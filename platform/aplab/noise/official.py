@@ -47,13 +47,12 @@ def sample_official(labels: np.ndarray, kind: str, rate: float, num_classes: int
                     dataset: str | None, map_name: str | None = None) -> np.ndarray:
     """Noisy labels as the reference code draws them for ``kind`` at ``rate`` with ``seed``."""
     check_official(kind, dataset, map_name)
-    if rate == 0.0:
-        return labels.copy()  # the reference code leaves the labels clean at eta = 0
     return OFFICIAL_SAMPLERS.get(kind)(labels, rate, num_classes, np.random.RandomState(seed), dataset)
 
 
 @OFFICIAL_SAMPLERS.register("none")
 def official_none(labels, rate, num_classes, state, dataset):
+    """Clean labels."""
     return labels.copy()
 
 
