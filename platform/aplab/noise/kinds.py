@@ -55,8 +55,8 @@ def no_noise(labels, rate, num_classes, rng, context):
 def symmetric(labels, rate, num_classes, rng, context):
     """Exactly int(eta n_c) samples of each class c, each to a uniformly random OTHER class.
 
-    The reference code flips int(eta N / K) per class: the same on balanced CIFAR, while on MNIST's
-    unequal classes aplab's per-class count keeps every class's realised rate at eta.
+    The reference code flips int(eta N / K) per class (``noise.sampler=official``): the same on balanced
+    CIFAR, while on MNIST's unequal classes aplab's per-class count keeps every class's realised rate at eta.
     """
     noisy = labels.copy()
     for c, idx in pick_per_class(labels, rate, range(num_classes), rng).items():
