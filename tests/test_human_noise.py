@@ -125,6 +125,16 @@ def test_human_set_ignores_the_seed_and_reads_noise_file_first(cifar10_n, tmp_pa
     assert chosen.provenance["noise.human_file"] == str(elsewhere)
 
 
+def test_loading_registers_no_global_allow_list(cifar10_n):
+    import torch
+
+    data_dir, clean, _ = cifar10_n
+    before = list(torch.serialization.get_safe_globals())
+    noise.corrupt(clean, "human:aggre", 10, seed=0, dataset="cifar10", data_dir=data_dir)
+    assert torch.serialization.get_safe_globals() == before
+    assert np.ndarray not in before
+
+
 def test_cifar100_noisy_set(tmp_path):
     clean = write_cifar100(tmp_path)
     content = {"clean_label": clean, "noisy_label": flip_first(clean, 80, 100),

@@ -79,12 +79,17 @@ def human_file(dataset: str, data_dir: str | Path | None = None, file: str | Pat
 
 
 def _read_label_dict(path: Path) -> object:
-    """Unpickle ``path`` admitting only NumPy arrays (a scoped allow-list: nothing is registered globally)."""
-    import torch
-    from numpy._core.multiarray import _reconstruct
+    """Unpickle ``path`` admitting only NumPy integer arrays (a scoped allow-list: nothing is registered globally).
 
-    allowed = [np.ndarray, np.dtype, np.dtypes.Int64DType, np.dtypes.Int32DType, _reconstruct,
-               (_reconstruct, "numpy.core.multiarray._reconstruct")]  # files written under NumPy 1
+    NumPy's array rebuild function is taken from ``ndarray.__reduce__`` (public) rather than imported
+    from its private module, and allowed under both the NumPy 1 and NumPy 2 names files carry.
+    """
+    import torch
+
+    rebuild = np.zeros(0).__reduce__()[0]
+    integer_dtypes = [type(np.dtype(kind)) for kind in ("int64", "int32")]
+    allowed = [np.ndarray, np.dtype, *integer_dtypes, (rebuild, "numpy.core.multiarray._reconstruct"),
+               (rebuild, "numpy._core.multiarray._reconstruct")]
     with torch.serialization.safe_globals(allowed):
         return torch.load(path, map_location="cpu", weights_only=True)
 
