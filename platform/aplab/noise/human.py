@@ -18,7 +18,7 @@ from ..errors import ConfigError
 FILE_FIELD = "noise.file"
 SPEC_FIELD = "noise.spec"
 CIFAR_N_FOLDER = "cifar-n"
-SOURCE_HINT = "the published file from github.com/UCSC-REAL/cifar-10-100n (data/)"
+SOURCE_HINT = "published in github.com/UCSC-REAL/cifar-10-100n, folder data/"
 
 
 @dataclass(frozen=True)
