@@ -14,6 +14,7 @@ import pytest
 
 from aplab import noise
 from aplab.errors import ConfigError
+from aplab.names import P_REALISED_NOISE_RATE
 
 CIFAR10_KEYS = ("aggre_label", "worse_label", "random_label1", "random_label2", "random_label3")
 
@@ -270,7 +271,7 @@ def test_a_cifar10n_cell_trains_on_the_human_labels(user_data):
     result = train(cell.config, tracker=tracker, progress=False)
     run = tracker.runs[result.run_id]
     assert run.status == "FINISHED"
-    assert float(run.params["noise.realised_rate"]) == 0.4  # the 40 wrong labels built into worse_label
+    assert float(run.params[P_REALISED_NOISE_RATE]) == 0.4  # the 40 wrong labels built into worse_label
 
 
 def test_a_missing_human_file_fails_before_anything_is_created(user_data, tmp_path):
