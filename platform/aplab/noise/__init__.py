@@ -1,38 +1,84 @@
 """Label noise as pure functions: (clean labels, spec, classes, seed) -> noisy labels + transition matrix.
 
 ``corrupt(labels, "symmetric:0.4", num_classes=10, seed=0)`` never reads or changes global random
-state: the same inputs and seed give the same labels on any machine (NumPy's PCG64).
+state: the same inputs and seed give the same labels on any machine (NumPy's PCG64, or the legacy
+MT19937 of ``np.random.RandomState(seed)`` under ``sampler="official"``). ``human:<set>`` reads a
+published CIFAR-N label file; ``human_like:<set>`` draws from that set's transition matrix.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
+from .human import HUMAN_SETS, human_set, load_human_labels
 from .kinds import NOISE_KINDS, NoiseContext
 from .maps import ASYMMETRIC_MAPS, CIFAR100_COARSE
-from .spec import NoiseSpec, parse_spec
+from .official import SAMPLER_FIELD, check_official, sample_official
+from .spec import LABEL_SET_KINDS, NoiseSpec, parse_spec
+from .training_set import corrupt_training_set
 
-__all__ = ["ASYMMETRIC_MAPS", "CIFAR100_COARSE", "NoiseSpec", "NoisyLabels", "available", "corrupt",
-           "parse_spec", "transition_matrix"]
+__all__ = ["ASYMMETRIC_MAPS", "CIFAR100_COARSE", "HUMAN_SETS", "SAMPLERS", "NoiseSpec", "NoisyLabels", "available",
+           "check_config", "corrupt", "corrupt_training_set", "parse_spec", "required_dataset", "transition_matrix"]
+
+#: noise.sampler values: None = aplab's exact per-class counts; "official" = the reference code's draws.
+SAMPLERS = (None, "official")
+# Provenance keys a run logs as params. TODO names.py
+P_HUMAN_LABELS = "noise.human_labels"
+P_HUMAN_FILE = "noise.human_file"
+P_HUMAN_FILE_SHA256 = "noise.human_file_sha256"
 
 
 @dataclass(frozen=True)
 class NoisyLabels:
-    """Noisy labels with what was realised: transition matrix (rows = true class), rate, flip mask."""
+    """Noisy labels with what was realised: transition matrix (rows = true class), rate, flip mask.
+
+    ``provenance`` holds what a run must record beyond the spec (a human label set, its file and digest).
+    """
 
     labels: np.ndarray
     transition: np.ndarray
     rate: float
     flipped: np.ndarray
     spec: NoiseSpec
+    provenance: dict[str, str] = field(default_factory=dict)
 
 
 def available() -> list[str]:
     """The noise kinds."""
     return NOISE_KINDS.names()
+
+
+def required_dataset(spec: str | NoiseSpec) -> str | None:
+    """The only dataset a spec applies to (a human label set's), or None when it applies to any."""
+    parsed = parse_spec(spec, available())
+    return HUMAN_SETS[parsed.label_set].dataset if parsed.label_set is not None else None
+
+
+def check_config(spec: str, dataset: str, sampler: str | None = None, file: str | None = None) -> str:
+    """Validate a run's noise section without reading files or labels; returns the normalised spec.
+
+    Refusals are ConfigErrors naming ``noise.spec``, ``noise.sampler`` or ``noise.file``. A human label
+    file is read (and its absence refused) by ``corrupt``, which a run calls before it creates anything:
+    resolving a pipeline needs no data.
+    """
+    try:
+        parsed = parse_spec(spec, available())
+    except ConfigError as err:
+        raise ConfigError("noise.spec", spec, f"{err.field} {err.value!r}: {err.allowed}") from None
+    if sampler not in SAMPLERS:
+        raise ConfigError(SAMPLER_FIELD, sampler, "unset (aplab's exact per-class counts) or 'official'")
+    if sampler is not None:
+        check_official(parsed.kind, dataset, parsed.map_name)
+    if parsed.label_set is not None:
+        human_set(parsed.label_set, dataset)
+    elif file is not None:
+        raise ConfigError("noise.file", file, "unset: only " + " and ".join(f"{k}:<set>" for k in LABEL_SET_KINDS)
+                          + " read a label file")
+    return str(parsed)
 
 
 def transition_matrix(clean: np.ndarray, noisy: np.ndarray, num_classes: int) -> np.ndarray:
@@ -59,13 +105,27 @@ def _check_labels(labels: object, num_classes: int) -> np.ndarray:
 
 
 def corrupt(labels: np.ndarray, spec: str | NoiseSpec, num_classes: int, seed: int,
-            dataset: str | None = None, features: np.ndarray | None = None) -> NoisyLabels:
-    """Corrupt clean labels by ``spec`` (e.g. ``"symmetric:0.4"``); a pure function of its inputs."""
+            dataset: str | None = None, features: np.ndarray | None = None, *,
+            data_dir: str | Path | None = None, file: str | Path | None = None,
+            sampler: str | None = None) -> NoisyLabels:
+    """Corrupt clean labels by ``spec`` (e.g. ``"symmetric:0.4"``, ``"human:aggre"``); a pure function of its inputs.
+
+    ``data_dir`` / ``file`` locate a human label set (``file`` wins); ``sampler="official"`` draws as the
+    reference code does (see ``noise.official``).
+    """
     clean = _check_labels(labels, num_classes)
     parsed = parse_spec(spec, available())
-    rng = np.random.default_rng(seed)
-    context = NoiseContext(dataset=dataset, map_name=parsed.map_name, features=features)
-    noisy = NOISE_KINDS.get(parsed.kind)(clean, parsed.rate, int(num_classes), rng, context)
+    provenance: dict[str, str] = {}
+    if sampler is not None:
+        check_config(str(parsed), dataset, sampler)
+        noisy = sample_official(clean, parsed.kind, parsed.rate, int(num_classes), seed, dataset, parsed.map_name)
+    else:
+        human = None
+        if parsed.label_set is not None:
+            human = load_human_labels(parsed.label_set, dataset, clean, data_dir=data_dir, file=file)
+            provenance = {P_HUMAN_LABELS: human.key, P_HUMAN_FILE: str(human.path), P_HUMAN_FILE_SHA256: human.sha256}
+        context = NoiseContext(dataset=dataset, map_name=parsed.map_name, features=features, human=human)
+        noisy = NOISE_KINDS.get(parsed.kind)(clean, parsed.rate, int(num_classes), np.random.default_rng(seed), context)
     flipped = noisy != clean
     return NoisyLabels(
         labels=noisy.astype(np.int64),
@@ -73,4 +133,5 @@ def corrupt(labels: np.ndarray, spec: str | NoiseSpec, num_classes: int, seed: i
         rate=float(flipped.mean()) if clean.size else 0.0,
         flipped=flipped,
         spec=parsed,
+        provenance=provenance,
     )

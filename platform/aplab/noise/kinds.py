@@ -14,16 +14,18 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..registry import Registry
+from .human import HumanLabels
 from .maps import ASYMMETRIC_MAPS, MAP_ALIASES
 
 
 @dataclass(frozen=True)
 class NoiseContext:
-    """What some generators need beyond the labels: the dataset (asymmetric maps), features (instance)."""
+    """What some generators need beyond the labels: dataset (maps), features (instance), a human label set."""
 
     dataset: str | None = None
     map_name: str | None = None
     features: np.ndarray | None = None
+    human: HumanLabels | None = None
 
 
 Generator = Callable[[np.ndarray, float, int, np.random.Generator, NoiseContext], np.ndarray]
@@ -53,8 +55,8 @@ def no_noise(labels, rate, num_classes, rng, context):
 def symmetric(labels, rate, num_classes, rng, context):
     """Exactly int(eta n_c) samples of each class c, each to a uniformly random OTHER class.
 
-    The reference code flips int(eta N / K) per class: the same on balanced CIFAR, while on MNIST's
-    unequal classes aplab's per-class count keeps every class's realised rate at eta.
+    The reference code flips int(eta N / K) per class (``noise.sampler=official``): the same on balanced
+    CIFAR, while on MNIST's unequal classes aplab's per-class count keeps every class's realised rate at eta.
     """
     noisy = labels.copy()
     for c, idx in pick_per_class(labels, rate, range(num_classes), rng).items():
@@ -138,4 +140,24 @@ def instance(labels, rate, num_classes, rng, context):
         cumulative = np.cumsum(probs, axis=1)
         drawn = (cumulative < uniforms[idx, None] * cumulative[:, -1:]).sum(axis=1)
         noisy[idx] = np.minimum(drawn, num_classes - 1)
+    return noisy
+
+
+@NOISE_KINDS.register("human")
+def human(labels, rate, num_classes, rng, context):
+    """A published human label set (CIFAR-N), as annotated: class- and instance-dependent."""
+    return context.human.labels.copy()
+
+
+@NOISE_KINDS.register("human_like")
+def human_like(labels, rate, num_classes, rng, context):
+    """The human set's labels shuffled within each true class: its exact transition matrix and rate, instance-free.
+
+    Each class c keeps exactly the human counts n_{c,j}, re-assigned to a uniformly random permutation
+    of c's samples, so which image is mislabelled no longer depends on the image.
+    """
+    noisy = labels.copy()
+    for c in range(num_classes):
+        idx = np.flatnonzero(labels == c)
+        noisy[idx] = context.human.labels[idx][rng.permutation(idx.size)]
     return noisy

@@ -1,24 +1,32 @@
-"""Parse noise specs such as ``"symmetric:0.4"``, ``"asymmetric:0.3"``, ``"asymmetric:0.4:cifar100_superclass"``."""
+"""Parse noise specs: ``"symmetric:0.4"``, ``"asymmetric:0.4:cifar100_superclass"``, ``"human:aggre"``, ``"human_like:worst"``."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..registry import did_you_mean
+from .human import HUMAN_SETS
+
+#: Kinds that take a human label set (CIFAR-N) instead of a rate: the rate is realised from the file.
+LABEL_SET_KINDS = ("human", "human_like")
 
 
 @dataclass(frozen=True)
 class NoiseSpec:
-    """A noise kind, its rate eta in [0, 1), and optionally the asymmetric map to use."""
+    """A noise kind, its rate eta in [0, 1) (NaN for a label-set kind), an asymmetric map or a label set."""
 
     kind: str
     rate: float
     map_name: str | None = None
+    label_set: str | None = None
 
     def __str__(self) -> str:
         if self.kind == "none":
             return "none"
+        if self.label_set is not None:
+            return f"{self.kind}:{self.label_set}"
         return f"{self.kind}:{self.rate:g}" + (f":{self.map_name}" if self.map_name else "")
 
 
@@ -36,6 +44,13 @@ def parse_spec(spec: str | NoiseSpec, kinds: list[str]) -> NoiseSpec:
         if len(parts) > 2 or (len(parts) == 2 and _rate(parts[1]) != 0.0):
             raise ConfigError("noise", spec, "'none' takes no rate")
         return NoiseSpec("none", 0.0)
+    if kind in LABEL_SET_KINDS:
+        sets = list(HUMAN_SETS)
+        if len(parts) != 2 or parts[1] not in sets:
+            name = parts[1] if len(parts) == 2 else spec
+            raise ConfigError("noise label set", name, f"'{kind}:<set>' with a set among " + ", ".join(sets)
+                              + did_you_mean(name, sets))
+        return NoiseSpec(kind, math.nan, label_set=parts[1])
     if len(parts) not in (2, 3):
         raise ConfigError("noise", spec, f"'{kind}:<rate>' with a rate in [0, 1)")
     rate = _rate(parts[1])
