@@ -264,8 +264,8 @@ def test_a_cifar10n_cell_trains_on_the_human_labels(user_data):
     from aplab.train import train
 
     data_dir, clean, labels, sets = user_data
-    # one epoch of the small CNN and a constant lr: this test is about the labels a run trains on
-    cells = pipeline_cells("cifar10n", [*sets, "optim.epochs=1", "model.name=cnn8", "optim.schedule=constant"])
+    # one epoch of the small CNN: this test is about the labels a run trains on
+    cells = pipeline_cells("cifar10n", [*sets, "optim.epochs=1", "model.name=cnn8"])
     cell = next(c for c in cells if c.config.loss.name == "nce+rce" and c.config.noise.spec == "human:worst")
     tracker = MemoryTracker()
     result = train(cell.config, tracker=tracker, progress=False)
@@ -280,7 +280,7 @@ def test_a_missing_human_file_fails_before_anything_is_created(user_data, tmp_pa
 
     data_dir, clean, labels, sets = user_data
     (data_dir / "cifar-n" / "CIFAR-10_human.pt").unlink()
-    cell = pipeline_cells("cifar10n", [*sets, "optim.epochs=1", "model.name=cnn8", "optim.schedule=constant"])[0]
+    cell = pipeline_cells("cifar10n", [*sets, "optim.epochs=1", "model.name=cnn8"])[0]
     tracker = MemoryTracker()
     with pytest.raises(ConfigError, match=r"^noise.file=.*CIFAR-10_human.pt"):
         train(cell.config, tracker=tracker, progress=False)

@@ -1,4 +1,4 @@
-"""aplab: deep learning with noisy labels (train, quickstart, study, pipeline, report, sync, ui, losses, audit).
+"""aplab: deep learning with noisy labels (train, quickstart, study, pipeline, report, sync, ui, losses, audit, noise).
 
 Every user mistake ends with one line ``aplab: error: ...`` and exit status 2, before anything runs.
 """
@@ -119,11 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     sync.set_defaults(handler=cmd_sync)
 
     from .audit.cli import register as register_audit
+    from .noise_cli import register as register_noise
     from .pipeline.cli import register as register_pipeline
     from .pipeline.report_cli import register as register_report
     from .study.cli import register as register_study
 
-    for register in (register_study, register_pipeline, register_report, register_audit):
+    for register in (register_study, register_pipeline, register_report, register_audit, register_noise):
         register(commands)
     return parser
 

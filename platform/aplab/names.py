@@ -80,6 +80,9 @@ NON_RESULT_FIELDS = ("data.data_dir", "data.download", "runtime.device", "runtim
 P_REALISED_NOISE_RATE = "noise.realised_rate"
 P_TRAIN_SIZE = "data.train_size"
 P_VAL_SIZE = "data.val_size"
+P_HUMAN_LABELS = "noise.human_labels"  # the CIFAR-N label set of a human:* or human_like:* spec
+P_HUMAN_FILE = "noise.human_file"
+P_HUMAN_FILE_SHA256 = "noise.human_file_sha256"
 
 
 #: Params of a report run.

@@ -64,10 +64,8 @@ def _resolve_loss(cfg: RunConfig, preset) -> None:
 
 
 def _resolve_noise(cfg: RunConfig) -> None:
-    """The noise spec in its canonical spelling, or a ConfigError on noise.spec."""
+    """The noise section checked by the noise package (spec, sampler, label file) for this dataset."""
     from . import noise
 
-    try:
-        cfg.noise.spec = str(noise.parse_spec(cfg.noise.spec, noise.available()))
-    except ConfigError as err:
-        raise ConfigError("noise.spec", cfg.noise.spec, f"{err.field} {err.value!r}: {err.allowed}") from None
+    n = cfg.noise
+    n.spec = noise.check_config(n.spec, cfg.data.name, sampler=n.sampler, file=n.file)

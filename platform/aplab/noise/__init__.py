@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..names import P_HUMAN_FILE, P_HUMAN_FILE_SHA256, P_HUMAN_LABELS
 from .human import HUMAN_SETS, human_set, load_human_labels
 from .kinds import NOISE_KINDS, NoiseContext
 from .maps import ASYMMETRIC_MAPS, CIFAR100_COARSE
@@ -26,10 +27,6 @@ __all__ = ["ASYMMETRIC_MAPS", "CIFAR100_COARSE", "HUMAN_SETS", "SAMPLERS", "Nois
 
 #: noise.sampler values: None = aplab's exact per-class counts; "official" = the reference code's draws.
 SAMPLERS = (None, "official")
-# Provenance keys a run logs as params. TODO names.py
-P_HUMAN_LABELS = "noise.human_labels"
-P_HUMAN_FILE = "noise.human_file"
-P_HUMAN_FILE_SHA256 = "noise.human_file_sha256"
 
 
 @dataclass(frozen=True)

@@ -175,9 +175,14 @@ def smoke_scale(spec: PipelineSpec) -> PipelineSpec:
 
     Noise specs and loss parameters are kept (MNIST's asymmetric map applies to digits), the file's
     overrides are dropped (they are tuned for the real dataset), and runs go to ``<experiment>-smoke``.
+    A pipeline whose noise needs its dataset (CIFAR-N's human labels) keeps it, with the small cnn8.
     """
-    return dataclasses.replace(spec, datasets=("digits",), seeds=spec.seeds[:1],
-                               overrides={"optim.epochs": SMOKE_EPOCHS}, experiment=f"{spec.experiment}-smoke")
+    from .. import noise
+
+    bound = {noise.required_dataset(s) for s in spec.noise} - {None}
+    overrides: dict[str, object] = {"optim.epochs": SMOKE_EPOCHS, **({"model.name": "cnn8"} if bound else {})}
+    return dataclasses.replace(spec, datasets=spec.datasets if bound else ("digits",), seeds=spec.seeds[:1],
+                               overrides=overrides, experiment=f"{spec.experiment}-smoke")
 
 
 def scaled(spec: PipelineSpec, scale: str = "full", sets: list[str] | None = None) -> PipelineSpec:

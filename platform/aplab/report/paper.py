@@ -48,6 +48,8 @@ def noise_key(spec: str) -> tuple[str, float]:
         parsed = noise_module.parse_spec(spec, noise_module.available())
     except ConfigError:
         return (str(spec), math.nan)
+    if parsed.label_set is not None:  # human labels: one column per label set, its rate is the file's
+        return (str(parsed), math.nan)
     if parsed.kind == "none" or parsed.rate == 0.0:
         return ("clean", 0.0)
     kind = parsed.kind + (f":{parsed.map_name}" if parsed.map_name else "")

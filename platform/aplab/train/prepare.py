@@ -12,7 +12,6 @@ from .. import noise
 from ..config import RunConfig
 from ..data import AUGMENTATIONS, Dataset, ImageFiles, ImageTensors, load_dataset, stratified_split
 from ..data.files import FILE_TRANSFORMS, evaluation_transform
-from ..errors import ConfigError
 from .batches import DeviceBatches, FileBatches
 from .runtime import Runtime
 
@@ -41,14 +40,8 @@ def labels_digest(labels: np.ndarray) -> str:
 def prepare_data(cfg: RunConfig) -> PreparedData:
     """Load the dataset, corrupt its training labels with the run's seed, split off validation."""
     dataset = load_dataset(cfg.data.name, cfg.data.data_dir, download=cfg.data.download)
-    clean = dataset.train.labels
-    features = None
-    if cfg.noise.spec.startswith("instance"):
-        if not isinstance(dataset.train, ImageTensors):
-            raise ConfigError("noise.spec", cfg.noise.spec, "a kind other than instance for a file-based dataset")
-        features = dataset.train.images.reshape(len(clean), -1).float().numpy() / 255.0
-    noisy = noise.corrupt(clean, cfg.noise.spec, dataset.num_classes, seed=cfg.runtime.seed,
-                          dataset=cfg.data.name, features=features)
+    noisy = noise.corrupt_training_set(dataset, cfg.noise.spec, seed=cfg.runtime.seed, data_dir=cfg.data.data_dir,
+                                       file=cfg.noise.file, sampler=cfg.noise.sampler)
     train_idx, val_idx = stratified_split(noisy.labels, cfg.data.val_fraction, seed=cfg.runtime.seed)
     return PreparedData(dataset, noisy, train_idx, val_idx, cfg.data.clean_val)
 

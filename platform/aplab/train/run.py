@@ -157,7 +157,7 @@ class TrainingRun:
             "config_hash": self.digest, "tracking_uri": self.uri, "experiment": cfg.tracking.experiment,
             "run_name": cfg.tracking.run_name or default_run_name(cfg), "parent_run_id": self.parent_run_id,
             "run_id": None, "status": RunStatus.RUNNING, "tags": tags,
-            "params": {**cfg.flat(), P_REALISED_NOISE_RATE: data.noisy.rate, P_TRAIN_SIZE: len(data.train_idx),
+            "params": {**cfg.flat(), P_REALISED_NOISE_RATE: data.noisy.rate, **data.noisy.provenance, P_TRAIN_SIZE: len(data.train_idx),
                        P_VAL_SIZE: len(data.val_idx)},
             "datasets": [record.__dict__ for record in dataset_records(cfg, data)], "history": [], "synced_step": 0,
         }
