@@ -104,6 +104,23 @@ def test_digits_split_pixels_and_stats():
     assert ds.std == pytest.approx((train01.std(unbiased=False).item(),), abs=1e-12)
 
 
+def test_digits_are_kept_parsed_in_the_cache_and_a_broken_cache_is_made_again(tmp_path, monkeypatch):
+    from sklearn.datasets import load_digits
+
+    from aplab.data.sources import DIGITS_CACHE, digits_arrays
+
+    monkeypatch.setenv("APLAB_CACHE", str(tmp_path))
+    sk = load_digits()
+    first = digits_arrays()  # made from scikit-learn, then written
+    assert (tmp_path / DIGITS_CACHE).is_file()
+    (tmp_path / DIGITS_CACHE).write_bytes((tmp_path / DIGITS_CACHE).read_bytes()[:100])  # truncated
+    second = digits_arrays()
+    with np.load(tmp_path / DIGITS_CACHE) as cached:  # rewritten whole
+        third = (cached["images"], cached["target"])
+    for images, target in (first, second, third):
+        assert np.array_equal(images, sk.images) and np.array_equal(target, sk.target)
+
+
 def test_digits_is_deterministic_whatever_the_global_seed():
     np.random.seed(1)
     a = load_dataset("digits")

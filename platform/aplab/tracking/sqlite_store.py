@@ -18,11 +18,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..cache import cache_dir
+
 log = logging.getLogger(__name__)
-
-#: The template cache: $APLAB_CACHE, else $XDG_CACHE_HOME/aplab, else ~/.cache/aplab.
-CACHE_ENV = "APLAB_CACHE"
-
 
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI; None for any other store (and in-memory SQLite)."""
@@ -33,12 +31,6 @@ def sqlite_path(uri: str) -> Path | None:
 
 def sqlite_uri(path: Path) -> str:
     return f"sqlite:///{path}"
-
-
-def cache_dir() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aplab"
 
 
 @contextlib.contextmanager

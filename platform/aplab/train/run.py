@@ -22,13 +22,14 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__, losses
+from ..atomic import atomic_write_bytes
 from ..config import RunConfig, config_hash, loss_kwargs, to_yaml
 from ..errors import ConfigError, RunFailed, RunFileCorrupt, TrackingUnavailable
-from ..resolution import resolve
 from ..models import build_model, float32_head
 from ..names import P_REALISED_NOISE_RATE, P_TRAIN_SIZE, P_VAL_SIZE, M, T
+from ..resolution import resolve
 from ..tracking import DatasetRecord, Tracker, default_uri, make_tracker
-from .checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .engine import Engine, NonFiniteLoss
 from .prepare import PreparedData, labels_digest, make_batches, prepare_data
 from .recorder import MODEL_FILE, STATE_FILE, RunRecorder
