@@ -15,8 +15,8 @@ TRAIN_FLAGS: dict[str, tuple[str, type | None, str]] = {
     "dataset": ("data.name", str, "dataset (digits, mnist, cifar10, cifar100, webvision_mini)"),
     "model": ("model.name", str, "model: cnn4, cnn8, resnet18, resnet34, resnet50, or any other model of "
                                  "timm's resnet module (resnet*, resnext*, seresnet*, wide_resnet*, ...)"),
-    "loss": ("loss.name", str, "loss, e.g. ce, gce, sce, nce+rce"),
-    "noise": ("noise.spec", str, "label noise, e.g. symmetric:0.4, asymmetric:0.3, none"),
+    "loss": ("loss.name", str, "loss, e.g. ce, gce, sce, nce+rce, anl-ce (`aplab losses` lists them)"),
+    "noise": ("noise.spec", str, "label noise, e.g. symmetric:0.4, asymmetric:0.3, human:worst, none (docs/noise.md)"),
     "seed": ("runtime.seed", int, "seed of weights, noise, split and order"),
     "epochs": ("optim.epochs", int, "epochs (default: the paper's for the dataset)"),
     "alpha": ("loss.alpha", float, "weight of the first (active) term"),
