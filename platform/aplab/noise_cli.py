@@ -54,7 +54,7 @@ def render_text(summary: dict[str, Any]) -> str:
     lines += [f"  {key}: {value}" for key, value in summary["provenance"].items()]
     lines.append("per class (true class: share of its labels that are wrong):")
     names = summary["class_names"]
-    lines += [f"  {c:>3} {names[c]:<16} {100 * rate:6.2f}%  of {n}"
+    lines += [f"  {c:>3} {'' if names[c] == str(c) else names[c]:<16} {100 * rate:6.2f}%  of {n}"
               for c, (rate, n) in enumerate(zip(summary["per_class"], summary["class_sizes"]))]
     confusions = summary["largest_confusions"]
     lines.append("largest confusions (true -> noisy label):" if confusions else "no label changed class")
