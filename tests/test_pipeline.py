@@ -4,7 +4,6 @@ failures do not stop the others, and a killed pipeline resumes with every cell r
 from __future__ import annotations
 
 import csv
-import enum
 import json
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from aplab.cli import main
 from aplab.config import config_hash
 from aplab.pipeline import expand, load_pipeline, parse_pipeline, run_pipeline, scaled
 from aplab.pipeline.quickstart import QUICKSTART
+from aplab.train.status import RunStatus
 from aplab.report.paper import PAPER_CSV
 from aplab.tracking import MemoryTracker, make_tracker
 
@@ -191,14 +191,6 @@ def test_parse_keeps_loss_parameters_and_order():
 # ----------------------------------------------------------------------------- running
 
 
-
-class Status(enum.Enum):
-    """The names train()'s RunStatus uses for runs that did not finish."""
-
-    FAILED = "failed"
-    KILLED = "killed"
-
-
 def small_cells(tmp_path: Path, losses: str = "[ce, gce]", epochs: int = 1, experiment: str = "t"):
     spec = parse_pipeline({"name": "small", "experiment": experiment, "overrides": {"optim.epochs": epochs},
                            "matrix": {"dataset": ["digits"], "noise": ["symmetric:0.4"], "seed": [0],
@@ -256,7 +248,7 @@ def test_failed_and_killed_runs_are_not_done_and_a_rerun_retries_them(tmp_path, 
 
     real = aplab.train.train
     calls: list[str] = []
-    monkeypatch.setattr(aplab.train, "train", ends_unfinished({"ce": Status.FAILED, "gce": Status.KILLED}, calls))
+    monkeypatch.setattr(aplab.train, "train", ends_unfinished({"ce": RunStatus.FAILED, "gce": RunStatus.KILLED}, calls))
     tracker = MemoryTracker()
     cells = small_cells(tmp_path, "[ce, gce]")
     first = run_pipeline(cells, "small", tracker=tracker, progress=False)
@@ -276,7 +268,7 @@ def test_a_pipeline_with_a_failed_cell_exits_1_and_describes_its_experiment(tmp_
 
     tracker = MemoryTracker()
     monkeypatch.setattr(aplab.tracking, "make_tracker", lambda uri=None: tracker)
-    monkeypatch.setattr(aplab.train, "train", ends_unfinished({"ce": Status.FAILED}, []))
+    monkeypatch.setattr(aplab.train, "train", ends_unfinished({"ce": RunStatus.FAILED}, []))
     pipeline = write(tmp_path, "name: small\nexperiment: t\ndescription: one loss that fails\nmatrix:\n"
                      "  dataset: [digits]\n  noise: [none]\n  loss: [ce]\n  seed: [0]\n")
     code = main(["pipeline", "run", str(pipeline), "--tracking-uri", "memory://", "--no-progress",

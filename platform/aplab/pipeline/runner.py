@@ -86,11 +86,6 @@ def finished_hashes(tracker: Tracker, experiment: str) -> set[str]:
             if r.status == "FINISHED" and T.CONFIG_HASH in r.tags}
 
 
-def status_name(status: object) -> str:
-    """The name of a train() status: ``RunStatus.FAILED`` -> "FAILED" (plain strings pass through)."""
-    return getattr(status, "name", str(status))
-
-
 def _train_cell(cell: Cell, tracker: Tracker, tags: dict[str, str],
                 on_epoch: Callable[[int, dict[str, float]], None] | None) -> dict[str, Any]:
     """Train one cell; every exception becomes a FAILED outcome (as plain data, safe to send between processes)."""
@@ -99,7 +94,7 @@ def _train_cell(cell: Cell, tracker: Tracker, tags: dict[str, str],
     start = time.perf_counter()
     try:
         result = train(cell.config, tracker, extra_tags=tags, progress=False, on_epoch=on_epoch)
-        status = status_name(result.status)
+        status = str(result.status)  # a RunStatus (a StrEnum): plain data between processes
         error = f"the run ended {status} (run folder {result.run_dir})" if status in NOT_DONE else None
         return {"status": status, "run_id": result.run_id, "summary": result.summary, "error": error,
                 "seconds": time.perf_counter() - start, "synced": result.synced}
