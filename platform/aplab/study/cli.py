@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 
 from ..cli_args import add_config_arguments, config_from_args
+from ..scale.cli import add_worker_arguments
 
 
 def cmd_study(args: argparse.Namespace) -> int:
     """Build the base config from the train flags, run the study, print its outcome."""
+    from ..scale.gpus import gpu_plan, parse_gpus
     from .runner import StudyOptions, run_study
 
+    plan = gpu_plan(parse_gpus(args.gpus), args.runs_per_gpu, args.workers)  # bad GPUs: exit 2 before anything runs
     options = StudyOptions(space_path=args.space, base=config_from_args(args), study_name=args.study_name,
-                           storage=args.storage, workers=args.workers, refit=args.refit, objective=args.objective,
+                           storage=args.storage, workers=plan.workers, gpus=plan.gpus, refit=args.refit,
+                           objective=args.objective,
                            n_trials=args.n_trials, progress=not args.no_progress)
     report = run_study(options)
     states = ", ".join(f"{n} {state.lower()}" for state, n in sorted(report.counts.items()))
@@ -41,7 +45,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--study-name", help="study name (default: <space>-<dataset>-<loss>-<noise>-s<seed>)")
     parser.add_argument("--storage", help="Optuna storage: a journal file path or postgresql+psycopg://... "
                         "(default $APLAB_OPTUNA_STORAGE, else optuna.journal beside the tracking store)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes on this host (default 1)")
+    add_worker_arguments(parser, "worker processes on this host")
     parser.add_argument("--n-trials", type=int, help="trial budget of a sampled (non-grid) space")
     parser.add_argument("--objective", default="last",
                         help="last: val/acc of the final epoch (default); best: of the best epoch")

@@ -28,6 +28,7 @@ from ..errors import ConfigError, RunFailed, RunFileCorrupt, TrackingUnavailable
 from ..models import build_model, float32_head
 from ..names import P_REALISED_NOISE_RATE, P_TRAIN_SIZE, P_VAL_SIZE, M, T
 from ..resolution import resolve
+from ..scale.gpus import placement_tags
 from ..tracking import DatasetRecord, Tracker, default_uri, make_tracker
 from .checkpoint import load_checkpoint, save_checkpoint
 from .engine import Engine, NonFiniteLoss
@@ -68,7 +69,7 @@ def run_tags(cfg: RunConfig, digest: str, runtime: Runtime) -> dict[str, str]:
         T.DATASET: cfg.data.name, T.MODEL: str(cfg.model.name), T.LOSS: cfg.loss.name, T.NOISE: cfg.noise.spec,
         T.SEED: str(cfg.runtime.seed), T.FIDELITY: cfg.loss.fidelity, T.CONFIG_HASH: digest,
         T.CODE_VERSION: code_version(), T.VAL_LABELS: "clean" if cfg.data.clean_val else "noisy",
-        T.PRECISION: runtime.precision, T.DEVICE: str(runtime.device),
+        T.PRECISION: runtime.precision, T.DEVICE: str(runtime.device), **placement_tags(runtime.device),
     }
 
 
