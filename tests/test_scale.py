@@ -78,7 +78,8 @@ def test_pipeline_refuses_gpus_this_machine_lacks_before_anything_runs(tmp_path,
 def test_study_refuses_a_gpu_this_machine_lacks(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setattr("torch.cuda.device_count", lambda: 0)
-    code = main(["study", "--space", "search_spaces/apl_paper_grid.yaml", "--dataset", "digits", "--gpus", "3",
+    space = Path(__file__).resolve().parents[1] / "search_spaces" / "apl_paper_grid.yaml"
+    code = main(["study", "--space", str(space), "--dataset", "digits", "--loss", "nce+rce", "--gpus", "3",
                  "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--gpus='3' is not allowed" in err[0] and "no GPU" in err[0]

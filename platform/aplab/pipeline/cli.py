@@ -32,9 +32,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run_pipeline
 
     shard = parse_shard(args.shard) if args.shard else None
-    plan = gpu_plan(parse_gpus(args.gpus), args.runs_per_gpu, args.workers)  # bad GPUs: exit 2 before anything runs
+    gpus = parse_gpus(args.gpus)
     uri = default_uri(args.tracking_uri)
-    spec, cells = pipeline_cells(args, uri)
+    spec, cells = pipeline_cells(args, uri)  # a bad file or --set answers before torch counts the GPUs
+    plan = gpu_plan(gpus, args.runs_per_gpu, args.workers)  # bad GPUs: exit 2 before anything runs
     if shard is not None:
         mine = shard_cells(cells, shard)
         print(f"pipeline {spec.name}: shard {shard} trains {len(mine)} of the {len(cells)} cells")

@@ -10,14 +10,19 @@ from ..scale.cli import add_worker_arguments
 
 def cmd_study(args: argparse.Namespace) -> int:
     """Build the base config from the train flags, run the study, print its outcome."""
-    from ..scale.gpus import gpu_plan, parse_gpus
-    from .runner import StudyOptions, run_study
+    from dataclasses import replace
 
-    plan = gpu_plan(parse_gpus(args.gpus), args.runs_per_gpu, args.workers)  # bad GPUs: exit 2 before anything runs
+    from ..scale.gpus import gpu_plan, parse_gpus
+    from .runner import StudyOptions, check_options, run_study
+
+    gpus = parse_gpus(args.gpus)
     options = StudyOptions(space_path=args.space, base=config_from_args(args), study_name=args.study_name,
-                           storage=args.storage, workers=plan.workers, gpus=plan.gpus, refit=args.refit,
-                           objective=args.objective,
-                           n_trials=args.n_trials, progress=not args.no_progress)
+                           storage=args.storage, workers=1 if args.workers is None else args.workers,
+                           refit=args.refit, objective=args.objective, n_trials=args.n_trials,
+                           progress=not args.no_progress)
+    check_options(options)  # argument errors answer before torch is imported to count the GPUs
+    plan = gpu_plan(gpus, args.runs_per_gpu, args.workers)  # bad GPUs: exit 2 before anything runs
+    options = replace(options, workers=plan.workers, gpus=plan.gpus)
     report = run_study(options)
     states = ", ".join(f"{n} {state.lower()}" for state, n in sorted(report.counts.items()))
     print(f"study {report.job.context.study_name}: {states or 'no trials'}"
