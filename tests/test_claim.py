@@ -3,6 +3,7 @@ owner is gone (dead on this host, or silent too long on another)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -15,7 +16,7 @@ import pytest
 
 from aplab.cli import main
 from aplab.errors import RunClaimed
-from aplab.scale.claim import CLAIM_FILE, ClaimOwner, RunClaim, read_owner
+from aplab.scale.claim import CLAIM_FILE, ClaimOwner, RunClaim, process_start_time, read_owner
 from aplab.tracking import MemoryTracker
 from aplab.train import train
 from aplab.train.status import RunStatus
@@ -31,9 +32,9 @@ sys.stdin.read()
 """
 
 
-def write_claim(run_dir: Path, host: str, heartbeat: float) -> None:
+def write_claim(run_dir: Path, host: str, heartbeat: float, pid: int = 4242, process_start: float = 1.0) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    owner = {"host": host, "pid": 4242, "process_start": 1.0, "since": heartbeat, "heartbeat": heartbeat}
+    owner = {"host": host, "pid": pid, "process_start": process_start, "since": heartbeat, "heartbeat": heartbeat}
     (run_dir / CLAIM_FILE).write_text(json.dumps(owner))
 
 
@@ -119,3 +120,23 @@ def test_a_claimed_run_is_one_line_and_exit_1_from_the_cli(tmp_path, capsys, mon
         held.release()
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("aplab: error:")]
     assert len(err) == 1 and "being trained by" in err[0] and f"pid {os.getpid()}" in err[0]
+
+
+def test_without_flock_a_claim_of_this_host_holds_while_its_process_lives(tmp_path, monkeypatch):
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr("aplab.scale.claim.fcntl.flock", no_flock)
+    host, now = socket.gethostname(), time.time()
+    write_claim(tmp_path / "live", host, now, pid=os.getpid(), process_start=process_start_time(os.getpid()))
+    with pytest.raises(RunClaimed, match=f"pid {os.getpid()}"):
+        RunClaim(tmp_path / "live").acquire()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    write_claim(tmp_path / "dead", host, now, pid=int(gone.stdout), process_start=now)
+    write_claim(tmp_path / "reused", host, now, pid=os.getpid(), process_start=1.0)  # same pid, another process
+    for name in ("dead", "reused"):
+        claim = RunClaim(tmp_path / name)
+        claim.acquire()
+        owner = read_owner(tmp_path / name)
+        assert (owner.pid, owner.process_start) == (os.getpid(), process_start_time(os.getpid()))  # taken over
+        claim.release()

@@ -1,7 +1,8 @@
 """One trainer per run: a claim in the run folder, held while a process trains the run.
 
 On one host the claim is an ``flock`` on ``claim.lock``: it dies with its process, so the claim of a
-killed trainer (SIGKILL included) is taken over at once. ``claim.json`` says who holds it (host, pid,
+killed trainer (SIGKILL included) is taken over at once (on a file system without flock, once the
+recorded process, told apart by its start time, is gone). ``claim.json`` says who holds it (host, pid,
 process start time, since when) and carries a heartbeat the owner refreshes every epoch: across hosts
 sharing the run folder, where ``flock`` may not reach, a claim of another host is respected until its
 heartbeat is older than ``STALE_AFTER_S``. Two hosts taking over the same stale claim in the same
@@ -10,6 +11,7 @@ instant is the one race left (the second to write wins; the first notices at its
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -53,6 +55,31 @@ def process_start_time(pid: int) -> float:
     return psutil.Process(pid).create_time()
 
 
+def _process_started_at(pid: int, start: float) -> bool:
+    """Whether process ``pid`` runs and is the one that started at ``start`` (not a later one given its pid)."""
+    import psutil
+
+    try:
+        return abs(process_start_time(pid) - start) < 1.0
+    except psutil.Error:
+        return False
+
+
+def _lock(fd: int) -> bool | None:
+    """flock ``fd``: True when locked, None when another process holds it, False where the file system
+    has no flock (the claim then goes by its record alone)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return None
+    except OSError as err:
+        if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise
+        log.debug("no flock on %s (%s): the run claim goes by its record", fd, err)
+        return False
+
+
 def read_owner(run_dir: Path) -> ClaimOwner | None:
     """The claim recorded in ``run_dir``; None when there is none (or it is unreadable: a half-written claim)."""
     try:
@@ -74,15 +101,14 @@ class RunClaim:
         """Claim the run, or raise RunClaimed naming its live owner; nothing else happens before this."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        locked = _lock(fd)
+        if locked is None:
             os.close(fd)
-            raise self._claimed(read_owner(self.run_dir)) from None
+            raise self._claimed(read_owner(self.run_dir))
         host = socket.gethostname()
         current = read_owner(self.run_dir)
-        if current is not None and current.host != host and time.time() - current.heartbeat < self.stale_after_s:
-            os.close(fd)  # another host's trainer, alive by its heartbeat
+        if current is not None and self._alive(current, host, locked):
+            os.close(fd)
             raise self._claimed(current)
         if current is not None:
             log.info("taking over the claim of %s on %s (%s)", self.run_dir, current.describe(),
@@ -92,6 +118,15 @@ class RunClaim:
         now = time.time()
         self.owner = ClaimOwner(host, os.getpid(), process_start_time(os.getpid()), now, now)
         self._write()
+
+    def _alive(self, owner: ClaimOwner, host: str, locked: bool) -> bool:
+        """Whether the recorded owner still trains: another host's by its heartbeat; one of this host is
+        dead once we hold the lock, or (where the file system has no flock) once its process is gone."""
+        if owner.host != host:
+            return time.time() - owner.heartbeat < self.stale_after_s
+        if locked:
+            return False
+        return _process_started_at(owner.pid, owner.process_start)
 
     def refresh(self) -> None:
         """The owner's heartbeat (every epoch); raises RunClaimed if another host took the claim over."""
