@@ -140,3 +140,48 @@ def test_without_flock_a_claim_of_this_host_holds_while_its_process_lives(tmp_pa
         owner = read_owner(tmp_path / name)
         assert (owner.pid, owner.process_start) == (os.getpid(), process_start_time(os.getpid()))  # taken over
         claim.release()
+
+
+#: `aplab train` that, after its first epoch, says so and waits for a line on stdin before going on.
+TRAIN_PAUSED_AFTER_EPOCH_1 = """
+import sys
+import aplab.train
+from aplab.cli import main
+
+real = aplab.train.train
+
+def paused(cfg, tracker=None, **kwargs):
+    def tick(epoch, metrics):
+        if epoch == 1:
+            print("epoch 1 done", flush=True)
+            sys.stdin.readline()
+    return real(cfg, tracker, on_epoch=tick, **kwargs)
+
+aplab.train.train = paused
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_second_train_of_a_running_run_is_refused_and_no_epoch_is_trained_twice(tmp_path, capsys, monkeypatch):
+    from aplab.names import M
+    from aplab.tracking import make_tracker
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = ["train", "--dataset", "digits", "--epochs", "3", "--no-progress", "--tracking-uri", uri,
+               "--experiment", "twice", "--set", "tracking.system_metrics=false", "--workdir", str(tmp_path / "runs")]
+    first = subprocess.Popen([sys.executable, "-c", TRAIN_PAUSED_AFTER_EPOCH_1, *command], cwd=tmp_path,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "epoch 1 done"
+        assert main(command) == 1
+        err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("aplab: error:")]
+        assert len(err) == 1 and f"pid {first.pid}" in err[0]
+        out, errors = first.communicate("go on\n", timeout=300)
+    finally:
+        first.kill()
+    assert first.returncode == 0, errors[-2000:]
+    (run,) = make_tracker(uri).find_runs("twice")
+    steps = [step for step, _ in make_tracker(uri).metric_history(run.run_id, M.TEST_ACC)]
+    assert run.status == "FINISHED" and sorted(steps) == [1, 2, 3]
