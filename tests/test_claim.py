@@ -185,3 +185,21 @@ def test_a_second_train_of_a_running_run_is_refused_and_no_epoch_is_trained_twic
     (run,) = make_tracker(uri).find_runs("twice")
     steps = [step for step, _ in make_tracker(uri).metric_history(run.run_id, M.TEST_ACC)]
     assert run.status == "FINISHED" and sorted(steps) == [1, 2, 3]
+
+
+def test_a_pipeline_cell_claimed_elsewhere_fails_with_its_owner_and_the_others_train(tmp_path):
+    from aplab.pipeline import expand, parse_pipeline, run_pipeline
+
+    spec = parse_pipeline({"name": "c", "experiment": "c", "overrides": {"optim.epochs": 1,
+                                                                        "tracking.system_metrics": False},
+                           "matrix": {"dataset": ["digits"], "noise": ["symmetric:0.4"], "seed": [0],
+                                      "loss": ["ce", "gce"]}})
+    cells = expand(spec, workdir=str(tmp_path / "runs"))
+    held = RunClaim(tmp_path / "runs" / "c" / cells[1].digest)
+    held.acquire()
+    try:
+        result = run_pipeline(cells, "c", tracker=MemoryTracker(), progress=False)
+    finally:
+        held.release()
+    assert [o.status for o in result.outcomes] == ["FINISHED", "FAILED"]
+    assert "RunClaimed" in result.outcomes[1].error and f"pid {os.getpid()}" in result.outcomes[1].error
