@@ -7,15 +7,12 @@ A worker is given its GPU through CUDA_VISIBLE_DEVICES, set in the spawned worke
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..names import T
-
-log = logging.getLogger(__name__)
 
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 GPUS_HELP = ("GPUs for the worker processes: auto (every visible GPU; CPU workers when there is none), "
@@ -64,10 +61,6 @@ def assign_gpus(devices: list[str], runs_per_gpu: int, workers: int) -> list[str
     ``devices`` are the physical ids of the chosen GPUs; worker ``i`` gets ``devices[i % len(devices)]``.
     More workers than GPUs x K would overload a GPU, so that is refused.
     """
-    if runs_per_gpu < 1:
-        raise ConfigError("--runs-per-gpu", runs_per_gpu, "an integer >= 1")
-    if workers < 1:
-        raise ConfigError("--workers", workers, "an integer >= 1")
     if workers > len(devices) * runs_per_gpu:
         raise ConfigError("--workers", workers, f"at most {len(devices) * runs_per_gpu} "
                           f"({len(devices)} GPU(s) x --runs-per-gpu {runs_per_gpu})")
