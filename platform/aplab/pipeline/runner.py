@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..names import T
-from ..scale.gpus import claim_gpu
+from ..scale.gpus import use_only_gpu
 from ..tracking import Tracker, make_tracker
 from .spec import Cell
 
@@ -135,7 +135,7 @@ def _init_worker(ticks: Any, threads: int, parent: int, gpu_slots: Any) -> None:
     _TICKS = ticks
     _die_with_parent(parent)
     if gpu_slots is not None:
-        claim_gpu(gpu_slots.get())
+        use_only_gpu(gpu_slots.get())
     import torch
 
     torch.set_num_threads(threads)

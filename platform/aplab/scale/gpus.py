@@ -104,7 +104,7 @@ def gpu_plan(request: GpuRequest, runs_per_gpu: int, workers: int | None,
     return WorkerPlan(workers, tuple(assign_gpus(chosen, runs_per_gpu, workers)))
 
 
-def claim_gpu(device: str) -> None:
+def use_only_gpu(device: str) -> None:
     """In a fresh worker process, before torch touches CUDA: see only GPU ``device`` (as ``cuda:0``)."""
     os.environ[CUDA_VISIBLE_DEVICES] = device
 

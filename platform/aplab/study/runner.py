@@ -22,7 +22,7 @@ from ..config import RunConfig, apply, config_hash
 from ..resolution import resolve
 from ..errors import ConfigError
 from ..names import M, T
-from ..scale.gpus import claim_gpu
+from ..scale.gpus import use_only_gpu
 from ..tracking import Tracker, default_uri, make_tracker
 from .objective import OBJECTIVES, ROLE_REFIT, TrialContext, TrialOutcome, child_run_id, end_child, run_trial
 from .parent import close_parent_run, ensure_parent_run
@@ -285,7 +285,7 @@ def _worker_process(job: StudyJob, worker: int, workers: int, gpu: str | None = 
     """Entry point of a spawned worker process: its GPU first (before torch touches CUDA), then CPU threads
     shared out among the workers."""
     if gpu is not None:
-        claim_gpu(gpu)
+        use_only_gpu(gpu)
     import optuna
     import torch
 
