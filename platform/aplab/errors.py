@@ -44,3 +44,7 @@ class RunFileCorrupt(RunFailed):
     def __init__(self, path: object, problem: str, remedy: str):
         self.path = path
         super().__init__(f"{path} is unreadable ({problem}); {remedy}")
+
+
+class RunClaimed(RunFailed):
+    """Another live process trains this run (its claim names host, pid and since when): nothing trained. CLI exit 1."""

@@ -62,6 +62,11 @@ class T:
     EXPERIMENT_KIND = "mlflow.experimentKind"  # an experiment tag: which page MLflow's UI opens
     STUDY_STORAGE = "optuna.storage"
     STUDY_INCOMPLETE = "study.incomplete"  # the dead workers of a command that left trials undone
+    # where a run trained (scale-out)
+    HOST = "host"
+    GPU_INDEX = "gpu.index"  # the machine's GPU (its CUDA_VISIBLE_DEVICES index), not the cuda:N the run saw
+    GPU_NAME = "gpu.name"
+    CUDA_VISIBLE_DEVICES = "cuda_visible_devices"  # as given to the training process, when set
 
 
 #: Tags every training run carries: what a report groups by.

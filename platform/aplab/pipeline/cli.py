@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..scale.cli import add_worker_arguments
 from .spec import SCALES, Cell, PipelineSpec, expand, load_pipeline, scaled
 
 
@@ -25,14 +26,25 @@ def pipeline_cells(args: argparse.Namespace, uri: str | None = None) -> tuple[Pi
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ..scale.gpus import gpu_plan, parse_gpus
+    from ..scale.shard import parse_shard, shard_cells
     from ..tracking import default_uri, make_tracker
     from .runner import run_pipeline
 
+    shard = parse_shard(args.shard) if args.shard else None
+    gpus = parse_gpus(args.gpus)
     uri = default_uri(args.tracking_uri)
-    spec, cells = pipeline_cells(args, uri)
+    spec, cells = pipeline_cells(args, uri)  # a bad file or --set answers before torch counts the GPUs
+    plan = gpu_plan(gpus, args.runs_per_gpu, args.workers)  # bad GPUs: exit 2 before anything runs
+    if shard is not None:
+        mine = shard_cells(cells, shard)
+        print(f"pipeline {spec.name}: shard {shard} trains {len(mine)} of the {len(cells)} cells")
+        if not mine:
+            return 0
+        cells = mine
     tracker = make_tracker(uri)
-    result = run_pipeline(cells, spec.name, tracker=tracker, workers=args.workers, progress=not args.no_progress,
-                          description=spec.description)
+    result = run_pipeline(cells, spec.name, tracker=tracker, workers=plan.workers, progress=not args.no_progress,
+                          description=spec.description, gpus=plan.gpus)
     print(result.summary_line())
     for outcome in result.failed:
         print(f"  {outcome.status} {outcome.cell.label} (config {outcome.cell.digest}): {outcome.error}")
@@ -64,7 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="run every cell not yet finished in the tracking store")
     run.add_argument("file", help="pipeline YAML file, e.g. pipelines/paper_table2_cifar10.yaml")
     add_pipeline_arguments(run)
-    run.add_argument("--workers", type=int, default=1, help="cells trained at once, each in its own process")
+    add_worker_arguments(run, "cells trained at once, each in its own process")
+    run.add_argument("--shard", metavar="I/N", help="train only shard I of N (1 <= I <= N) of the cells: n hosts "
+                     "split one pipeline against a shared tracking store, each with its own I")
     run.add_argument("--workdir", default="aplab_runs", help="folder of run checkpoints and state")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=cmd_run)

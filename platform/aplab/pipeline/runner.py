@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..names import T
+from ..scale.gpus import use_only_gpu
 from ..tracking import Tracker, make_tracker
 from .spec import Cell
 
@@ -128,10 +129,13 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _init_worker(ticks: Any, threads: int, parent: int) -> None:
+def _init_worker(ticks: Any, threads: int, parent: int, gpu_slots: Any) -> None:
+    """Set up a spawned worker: its GPU (taken from ``gpu_slots``, before torch touches CUDA), threads, death."""
     global _TICKS
     _TICKS = ticks
     _die_with_parent(parent)
+    if gpu_slots is not None:
+        use_only_gpu(gpu_slots.get())
     import torch
 
     torch.set_num_threads(threads)
@@ -190,22 +194,27 @@ def _outcome(cell: Cell, data: dict[str, Any]) -> CellOutcome:
 
 def run_pipeline(cells: list[Cell], name: str, tracker: Tracker | None = None, tracking_uri: str | None = None,
                  workers: int = 1, progress: bool = True, stream: TextIO | None = None,
-                 description: str = "") -> PipelineResult:
+                 description: str = "", gpus: tuple[str, ...] = ()) -> PipelineResult:
     """Run every cell not yet FINISHED in the store; ``workers`` > 1 trains cells in that many processes.
 
+    ``gpus`` (from ``aplab.scale.gpus.gpu_plan``) is each worker's CUDA_VISIBLE_DEVICES: then every cell
+    trains in a spawned worker, even with one worker, so that its GPU is set before CUDA initialises.
     Every run is tagged ``pipeline=<name>``; the experiment's description (shown by MLflow's UI) says
-    which pipeline fills it. A ``memory://`` store lives in one process, so it needs ``workers=1`` (and
-    the same ``tracker`` object to be read back).
+    which pipeline fills it. A ``memory://`` store lives in one process, so it needs ``workers=1`` without
+    GPUs (and the same ``tracker`` object to be read back).
     """
     if workers < 1:
         raise ConfigError("--workers", workers, "an integer >= 1")
+    if gpus and len(gpus) != workers:
+        raise ConfigError("gpus", ",".join(gpus), f"one CUDA_VISIBLE_DEVICES per worker ({workers})")
     if not cells:
         raise ConfigError("pipeline", name, "a matrix with at least one cell")
     stream = stream or sys.stderr
     tracker = tracker or make_tracker(tracking_uri)
     uri = tracker.uri
-    if workers > 1 and uri.startswith("memory://"):
-        raise ConfigError("--workers", workers, "1 with a memory:// tracking store (it lives in one process)")
+    if (workers > 1 or gpus) and uri.startswith("memory://"):
+        raise ConfigError("--workers", workers, "1 and --gpus none with a memory:// tracking store "
+                          "(it lives in one process)")
     tracker.check()
     experiment = cells[0].config.tracking.experiment
     start = time.perf_counter()
@@ -219,13 +228,13 @@ def run_pipeline(cells: list[Cell], name: str, tracker: Tracker | None = None, t
                     len(todo))
     bar = _Progress(todo, name, progress and bool(todo), stream)
     try:
-        if workers == 1 or len(todo) <= 1:
+        if not gpus and (workers == 1 or len(todo) <= 1):
             for cell in todo:
                 data = _train_cell(cell, tracker, tags, lambda epoch, _m, i=cell.index: bar.epoch(i, epoch))
                 outcomes[cell.index] = _outcome(cell, data)
                 bar.finished(outcomes[cell.index])
         else:
-            outcomes.update(_run_pool(todo, uri, tags, workers, bar))
+            outcomes.update(_run_pool(todo, uri, tags, workers, bar, gpus))
     finally:
         bar.close()
     ordered = [outcomes[c.index] for c in cells]
@@ -240,13 +249,19 @@ def experiment_description(name: str, description: str, runs: int) -> str:
             "and figures.")
 
 
-def _run_pool(todo: list[Cell], uri: str, tags: dict[str, str], workers: int, bar: _Progress) -> dict[int, CellOutcome]:
-    context = multiprocessing.get_context("spawn")  # no fork after torch's threads started
+def _run_pool(todo: list[Cell], uri: str, tags: dict[str, str], workers: int, bar: _Progress,
+              gpus: tuple[str, ...] = ()) -> dict[int, CellOutcome]:
+    context = multiprocessing.get_context("spawn")  # no fork after torch's threads started (or CUDA counted GPUs)
     ticks = context.Queue()
+    gpu_slots = None
+    if gpus:  # each worker process takes one slot as it starts: K slots per GPU
+        gpu_slots = context.Queue()
+        for device in gpus:
+            gpu_slots.put(device)
     threads = max(1, (os.cpu_count() or 1) // workers)
     outcomes: dict[int, CellOutcome] = {}
     with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
-                             initializer=_init_worker, initargs=(ticks, threads, os.getpid())) as pool:
+                             initializer=_init_worker, initargs=(ticks, threads, os.getpid(), gpu_slots)) as pool:
         futures: dict[Future, Cell] = {pool.submit(_run_in_worker, cell, uri, tags): cell for cell in todo}
         pending = set(futures)
         while pending:

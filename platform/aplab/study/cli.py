@@ -5,15 +5,24 @@ from __future__ import annotations
 import argparse
 
 from ..cli_args import add_config_arguments, config_from_args
+from ..scale.cli import add_worker_arguments
 
 
 def cmd_study(args: argparse.Namespace) -> int:
     """Build the base config from the train flags, run the study, print its outcome."""
-    from .runner import StudyOptions, run_study
+    from dataclasses import replace
 
+    from ..scale.gpus import gpu_plan, parse_gpus
+    from .runner import StudyOptions, check_options, run_study
+
+    gpus = parse_gpus(args.gpus)
     options = StudyOptions(space_path=args.space, base=config_from_args(args), study_name=args.study_name,
-                           storage=args.storage, workers=args.workers, refit=args.refit, objective=args.objective,
-                           n_trials=args.n_trials, progress=not args.no_progress)
+                           storage=args.storage, workers=1 if args.workers is None else args.workers,
+                           refit=args.refit, objective=args.objective, n_trials=args.n_trials,
+                           progress=not args.no_progress)
+    check_options(options)  # argument errors answer before torch is imported to count the GPUs
+    plan = gpu_plan(gpus, args.runs_per_gpu, args.workers)  # bad GPUs: exit 2 before anything runs
+    options = replace(options, workers=plan.workers, gpus=plan.gpus)
     report = run_study(options)
     states = ", ".join(f"{n} {state.lower()}" for state, n in sorted(report.counts.items()))
     print(f"study {report.job.context.study_name}: {states or 'no trials'}"
@@ -41,7 +50,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--study-name", help="study name (default: <space>-<dataset>-<loss>-<noise>-s<seed>)")
     parser.add_argument("--storage", help="Optuna storage: a journal file path or postgresql+psycopg://... "
                         "(default $APLAB_OPTUNA_STORAGE, else optuna.journal beside the tracking store)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes on this host (default 1)")
+    add_worker_arguments(parser, "worker processes on this host")
     parser.add_argument("--n-trials", type=int, help="trial budget of a sampled (non-grid) space")
     parser.add_argument("--objective", default="last",
                         help="last: val/acc of the final epoch (default); best: of the best epoch")

@@ -22,6 +22,7 @@ from ..config import RunConfig, apply, config_hash
 from ..resolution import resolve
 from ..errors import ConfigError
 from ..names import M, T
+from ..scale.gpus import use_only_gpu
 from ..tracking import Tracker, default_uri, make_tracker
 from .objective import OBJECTIVES, ROLE_REFIT, TrialContext, TrialOutcome, child_run_id, end_child, run_trial
 from .parent import close_parent_run, ensure_parent_run
@@ -46,6 +47,7 @@ class StudyOptions:
     study_name: str | None = None
     storage: str | None = None
     workers: int = 1
+    gpus: tuple[str, ...] = ()  # each worker's CUDA_VISIBLE_DEVICES (aplab.scale.gpus.gpu_plan); () on CPU
     refit: bool = False
     objective: str = "last"
     n_trials: int | None = None
@@ -125,8 +127,11 @@ def check_options(options: StudyOptions) -> tuple[SearchSpace, RunConfig, int | 
     n_trials = None if space.is_grid else (options.n_trials or space.n_trials)
     if not space.is_grid and n_trials is None:
         raise ConfigError("--n-trials", n_trials, f"an integer >= 1 (the space {space.source} sets no n_trials)")
-    if options.workers > 1 and str(resolved.tracking.uri or "").startswith("memory://"):
-        raise ConfigError("--workers", options.workers, "1 with --tracking-uri memory:// (not shared by processes)")
+    if options.gpus and len(options.gpus) != options.workers:
+        raise ConfigError("gpus", ",".join(options.gpus), f"one CUDA_VISIBLE_DEVICES per worker ({options.workers})")
+    if (options.workers > 1 or options.gpus) and str(resolved.tracking.uri or "").startswith("memory://"):
+        raise ConfigError("--workers", options.workers, "1 and --gpus none with --tracking-uri memory:// "
+                          "(not shared by processes)")
     return space, resolved, n_trials
 
 
@@ -276,8 +281,11 @@ def worker_loop(job: StudyJob, worker: int = 0, tracker: Tracker | None = None) 
         update_parent(study, ctx.space, tracker, ctx.parent_run_id, ctx.study_dir)
 
 
-def _worker_process(job: StudyJob, worker: int, workers: int) -> None:
-    """Entry point of a spawned worker process; CPU threads are shared out among the workers."""
+def _worker_process(job: StudyJob, worker: int, workers: int, gpu: str | None = None) -> None:
+    """Entry point of a spawned worker process: its GPU first (before torch touches CUDA), then CPU threads
+    shared out among the workers."""
+    if gpu is not None:
+        use_only_gpu(gpu)
     import optuna
     import torch
 
@@ -298,14 +306,15 @@ def _exit_text(code: int | None) -> str:
     return f"exit status {code}"
 
 
-def run_workers(job: StudyJob, workers: int, tracker: Tracker) -> list[str]:
-    """Run ``workers`` worker processes (spawned) or, for one, the loop in this process; returns the dead."""
-    if workers == 1:
+def run_workers(job: StudyJob, workers: int, tracker: Tracker, gpus: tuple[str, ...] = ()) -> list[str]:
+    """Run ``workers`` worker processes (spawned; worker i sees GPU ``gpus[i]`` when given) or, for one
+    worker on the CPU, the loop in this process; returns the dead."""
+    if workers == 1 and not gpus:
         worker_loop(job, 0, tracker)
         return []
-    context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker_process, args=(job, i, workers), name=f"aplab-study-{i}")
-                 for i in range(workers)]
+    context = multiprocessing.get_context("spawn")  # never fork: the parent may have counted GPUs with CUDA
+    processes = [context.Process(target=_worker_process, args=(job, i, workers, gpus[i] if gpus else None),
+                                 name=f"aplab-study-{i}") for i in range(workers)]
     for process in processes:
         process.start()
     try:
@@ -355,7 +364,7 @@ def run_study(options: StudyOptions, tracker: Tracker | None = None) -> StudyRep
     """The whole ``aplab study`` command: prepare, run the workers, summarise, refit."""
     job, study, tracker = prepare_study(options, tracker)
     ctx = job.context
-    dead = run_workers(job, options.workers, tracker)
+    dead = run_workers(job, options.workers, tracker, options.gpus)
     if dead:
         with storage_lock(job.storage_url, ctx.study_name):
             recover_stale(study, ctx, tracker, job.stale_after_s)

@@ -28,6 +28,8 @@ from ..errors import ConfigError, RunFailed, RunFileCorrupt, TrackingUnavailable
 from ..models import build_model, float32_head
 from ..names import P_REALISED_NOISE_RATE, P_TRAIN_SIZE, P_VAL_SIZE, M, T
 from ..resolution import resolve
+from ..scale.claim import RunClaim
+from ..scale.gpus import placement_tags
 from ..tracking import DatasetRecord, Tracker, default_uri, make_tracker
 from .checkpoint import load_checkpoint, save_checkpoint
 from .engine import Engine, NonFiniteLoss
@@ -68,7 +70,7 @@ def run_tags(cfg: RunConfig, digest: str, runtime: Runtime) -> dict[str, str]:
         T.DATASET: cfg.data.name, T.MODEL: str(cfg.model.name), T.LOSS: cfg.loss.name, T.NOISE: cfg.noise.spec,
         T.SEED: str(cfg.runtime.seed), T.FIDELITY: cfg.loss.fidelity, T.CONFIG_HASH: digest,
         T.CODE_VERSION: code_version(), T.VAL_LABELS: "clean" if cfg.data.clean_val else "noisy",
-        T.PRECISION: runtime.precision, T.DEVICE: str(runtime.device),
+        T.PRECISION: runtime.precision, T.DEVICE: str(runtime.device), **placement_tags(runtime.device),
     }
 
 
@@ -222,11 +224,17 @@ class TrainingRun:
 
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> RunResult:
-        cfg = self.cfg
-        runtime = select_runtime(cfg.runtime)
-        data = prepare_data(cfg)  # a missing or bad dataset fails here, before the tracker is touched
+        """Check the inputs, claim the run folder (one trainer per run: RunClaimed if another process
+        trains it), then train, resume or skip the run."""
+        runtime = select_runtime(self.cfg.runtime)
+        data = prepare_data(self.cfg)  # a missing or bad dataset fails here, before the tracker is touched
         if self.tracker is not None:
-            self.tracker.check()  # fail fast, before any run or checkpoint exists
+            self.tracker.check()  # fail fast, before any run, claim or checkpoint exists
+        with RunClaim(self.run_dir) as claim:
+            return self._run(claim, runtime, data)
+
+    def _run(self, claim: RunClaim, runtime: Runtime, data: PreparedData) -> RunResult:
+        cfg = self.cfg
         recorder = self._load_recorder()
         if recorder is not None and recorder.state.get("tracking_uri") != self.uri:
             recorder = None  # same config, another tracking store: a new run
@@ -267,6 +275,7 @@ class TrainingRun:
                 if recorder.ensure_run():
                     recorder.push_pending()
                 recorder.save()
+                claim.refresh()  # the heartbeat other hosts sharing the run folder go by
                 if self.progress:
                     bar.write(summary_line(epoch, epochs, metrics), file=sys.stderr)
                 if self.on_epoch is not None:

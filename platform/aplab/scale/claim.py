@@ -1,0 +1,166 @@
+"""One trainer per run: a claim in the run folder, held while a process trains the run.
+
+On one host the claim is an ``flock`` on ``claim.lock``: it dies with its process, so the claim of a
+killed trainer (SIGKILL included) is taken over at once (on a file system without flock, once the
+recorded process, told apart by its start time, is gone). ``claim.json`` says who holds it (host, pid,
+process start time, since when) and carries a heartbeat the owner refreshes every epoch: across hosts
+sharing the run folder, where ``flock`` may not reach, a claim of another host is respected until its
+heartbeat is older than ``STALE_AFTER_S``. Two hosts taking over the same stale claim in the same
+instant is the one race left (the second to write wins; the first notices at its next refresh).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..atomic import atomic_write_bytes
+from ..errors import RunClaimed
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = "claim.lock"
+CLAIM_FILE = "claim.json"
+#: A claim of another host whose heartbeat (refreshed every epoch) is older than this is abandoned.
+STALE_AFTER_S = 3600.0
+
+
+@dataclass(frozen=True)
+class ClaimOwner:
+    """Who trains a run: host, process id and start time, since when, last heartbeat (Unix seconds)."""
+
+    host: str
+    pid: int
+    process_start: float
+    since: float
+    heartbeat: float
+
+    def describe(self) -> str:
+        since = datetime.fromtimestamp(self.since, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"host {self.host} pid {self.pid} since {since}"
+
+
+def process_start_time(pid: int) -> float:
+    """The Unix time process ``pid`` started (tells a pid apart from a later process given the same pid)."""
+    import psutil  # MLflow's system metrics need it too
+
+    return psutil.Process(pid).create_time()
+
+
+def _process_started_at(pid: int, start: float) -> bool:
+    """Whether process ``pid`` runs and is the one that started at ``start`` (not a later one given its pid)."""
+    import psutil
+
+    try:
+        return abs(process_start_time(pid) - start) < 1.0
+    except psutil.Error:
+        return False
+
+
+def _lock(fd: int) -> bool | None:
+    """flock ``fd``: True when locked, None when another process holds it, False where the file system
+    has no flock (the claim then goes by its record alone)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return None
+    except OSError as err:
+        if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise
+        log.debug("no flock on %s (%s): the run claim goes by its record", fd, err)
+        return False
+
+
+def read_owner(run_dir: Path) -> ClaimOwner | None:
+    """The claim recorded in ``run_dir``; None when there is none (or it is unreadable: a half-written claim)."""
+    try:
+        return ClaimOwner(**json.loads((Path(run_dir) / CLAIM_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+class RunClaim:
+    """The claim of one run folder; ``with RunClaim(run_dir):`` trains it or raises RunClaimed."""
+
+    def __init__(self, run_dir: Path, stale_after_s: float = STALE_AFTER_S):
+        self.run_dir = Path(run_dir)
+        self.stale_after_s = stale_after_s
+        self.owner: ClaimOwner | None = None
+        self._lock_fd: int | None = None
+
+    def acquire(self) -> None:
+        """Claim the run, or raise RunClaimed naming its live owner; nothing else happens before this."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        locked = _lock(fd)
+        if locked is None:
+            os.close(fd)
+            raise self._claimed(read_owner(self.run_dir))
+        host = socket.gethostname()
+        current = read_owner(self.run_dir)
+        if current is not None and self._alive(current, host, locked):
+            os.close(fd)
+            raise self._claimed(current)
+        if current is not None:
+            log.info("taking over the claim of %s on %s (%s)", self.run_dir, current.describe(),
+                     "its process is gone" if current.host == host else
+                     f"no heartbeat for {time.time() - current.heartbeat:.0f} s")
+        self._lock_fd = fd
+        now = time.time()
+        self.owner = ClaimOwner(host, os.getpid(), process_start_time(os.getpid()), now, now)
+        self._write()
+
+    def _alive(self, owner: ClaimOwner, host: str, locked: bool) -> bool:
+        """Whether the recorded owner still trains: another host's by its heartbeat; one of this host is
+        dead once we hold the lock, or (where the file system has no flock) once its process is gone."""
+        if owner.host != host:
+            return time.time() - owner.heartbeat < self.stale_after_s
+        if locked:
+            return False
+        return _process_started_at(owner.pid, owner.process_start)
+
+    def refresh(self) -> None:
+        """The owner's heartbeat (every epoch); raises RunClaimed if another host took the claim over."""
+        current = read_owner(self.run_dir)
+        assert self.owner is not None, "refresh() of a claim not acquired"
+        if current is not None and (current.host, current.pid, current.since) != (
+                self.owner.host, self.owner.pid, self.owner.since):
+            raise self._claimed(current)
+        self.owner = ClaimOwner(**{**asdict(self.owner), "heartbeat": time.time()})
+        self._write()
+
+    def release(self) -> None:
+        """Give the claim up: its record goes first, then the lock."""
+        if self._lock_fd is None:
+            return
+        current = read_owner(self.run_dir)
+        if current is not None and self.owner is not None and (current.pid, current.host) == (
+                self.owner.pid, self.owner.host):
+            (self.run_dir / CLAIM_FILE).unlink(missing_ok=True)
+        os.close(self._lock_fd)  # closing the descriptor releases the flock
+        self._lock_fd = None
+
+    def __enter__(self) -> RunClaim:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def _write(self) -> None:
+        text = json.dumps(asdict(self.owner), indent=1).encode()
+        atomic_write_bytes(self.run_dir / CLAIM_FILE, lambda handle: handle.write(text))
+
+    def _claimed(self, owner: ClaimOwner | None) -> RunClaimed:
+        who = owner.describe() if owner is not None else "another process (its claim record is being written)"
+        return RunClaimed(f"run folder {self.run_dir} is being trained by {who}; nothing trained here. "
+                          "Wait for it to end, or stop that process and run the same command again to resume")

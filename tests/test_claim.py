@@ -1,0 +1,205 @@
+"""One trainer per run: a claimed run folder is refused with its owner named, and taken over when the
+owner is gone (dead on this host, or silent too long on another)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from aplab.cli import main
+from aplab.errors import RunClaimed
+from aplab.scale.claim import CLAIM_FILE, ClaimOwner, RunClaim, process_start_time, read_owner
+from aplab.tracking import MemoryTracker
+from aplab.train import train
+from aplab.train.status import RunStatus
+
+#: A child process that claims the run folder argv[1], says so, then blocks on its stdin (no sleep).
+HOLDER = """
+import sys
+from aplab.scale.claim import RunClaim
+claim = RunClaim(sys.argv[1])
+claim.acquire()
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def write_claim(run_dir: Path, host: str, heartbeat: float, pid: int = 4242, process_start: float = 1.0) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    owner = {"host": host, "pid": pid, "process_start": process_start, "since": heartbeat, "heartbeat": heartbeat}
+    (run_dir / CLAIM_FILE).write_text(json.dumps(owner))
+
+
+def test_a_run_claimed_by_this_process_is_refused_with_its_owner_and_trains_nothing(small_run, tmp_path):
+    run_dir, tracker = tmp_path / "run", MemoryTracker()
+    held = RunClaim(run_dir)
+    held.acquire()
+    epochs: list[int] = []
+    with pytest.raises(RunClaimed) as refused:
+        train(small_run(), tracker, run_dir=run_dir, progress=False, on_epoch=lambda e, m: epochs.append(e))
+    message = str(refused.value)
+    assert f"pid {os.getpid()}" in message and f"host {socket.gethostname()}" in message and " since " in message
+    assert epochs == [] and not (run_dir / "state.json").exists() and tracker.runs == {}
+    held.release()
+    result = train(small_run(), tracker, run_dir=run_dir, progress=False)
+    assert result.status == RunStatus.FINISHED and read_owner(run_dir) is None  # released at the end
+
+
+def test_the_claim_is_held_and_refreshed_while_the_run_trains(small_run, tmp_path):
+    run_dir = tmp_path / "run"
+    seen: list[ClaimOwner | None] = []
+    train(small_run(), MemoryTracker(), run_dir=run_dir, progress=False,
+          on_epoch=lambda e, m: seen.append(read_owner(run_dir)))
+    assert len(seen) == 2 and all(o is not None and o.pid == os.getpid() for o in seen)
+    assert seen[1].heartbeat >= seen[0].heartbeat >= seen[0].since
+
+
+def test_a_claim_of_a_live_process_refuses_and_its_death_frees_the_run(small_run, tmp_path):
+    run_dir, tracker = tmp_path / "run", MemoryTracker()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunClaimed, match=f"pid {holder.pid} since"):
+            train(small_run(), tracker, run_dir=run_dir, progress=False)
+        assert not (run_dir / "state.json").exists()
+    finally:
+        holder.kill()  # SIGKILL: no release; the flock dies with the process
+        holder.wait()
+    assert read_owner(run_dir).pid == holder.pid  # its record is left behind ...
+    result = train(small_run(), tracker, run_dir=run_dir, progress=False)  # ... and taken over at once
+    assert result.status == RunStatus.FINISHED and len(result.history) == 2
+
+
+def test_a_stale_claim_of_another_host_is_taken_over_and_a_fresh_one_refused(tmp_path):
+    stale, fresh = tmp_path / "stale", tmp_path / "fresh"
+    write_claim(stale, "elsewhere", time.time() - 120)
+    write_claim(fresh, "elsewhere", time.time())
+    claim = RunClaim(stale, stale_after_s=60)
+    claim.acquire()
+    assert (read_owner(stale).host, read_owner(stale).pid) == (socket.gethostname(), os.getpid())
+    claim.release()
+    with pytest.raises(RunClaimed, match="host elsewhere pid 4242"):
+        RunClaim(fresh, stale_after_s=60).acquire()
+    assert read_owner(fresh).host == "elsewhere"  # untouched
+
+
+def test_a_claim_taken_over_by_another_host_stops_the_old_owner_at_its_next_heartbeat(tmp_path):
+    claim = RunClaim(tmp_path / "run")
+    claim.acquire()
+    write_claim(tmp_path / "run", "elsewhere", time.time())
+    with pytest.raises(RunClaimed, match="host elsewhere"):
+        claim.refresh()
+    claim.release()
+    assert read_owner(tmp_path / "run").host == "elsewhere"  # the new owner's record stays
+
+
+def test_a_claimed_run_is_one_line_and_exit_1_from_the_cli(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    command = ["train", "--dataset", "digits", "--epochs", "1", "--no-progress", "--tracking-uri", "memory://",
+               "--set", "tracking.system_metrics=false", "--set", "tracking.workdir=runs"]
+    from aplab.cli_args import config_from_args  # the run folder the command trains into
+    from aplab.cli import build_parser
+    from aplab.config import config_hash
+    from aplab.resolution import resolve
+
+    cfg = resolve(config_from_args(build_parser().parse_args(command)))
+    held = RunClaim(Path("runs") / cfg.tracking.experiment / config_hash(cfg))
+    held.acquire()
+    try:
+        assert main(command) == 1
+    finally:
+        held.release()
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("aplab: error:")]
+    assert len(err) == 1 and "being trained by" in err[0] and f"pid {os.getpid()}" in err[0]
+
+
+def test_without_flock_a_claim_of_this_host_holds_while_its_process_lives(tmp_path, monkeypatch):
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr("aplab.scale.claim.fcntl.flock", no_flock)
+    host, now = socket.gethostname(), time.time()
+    write_claim(tmp_path / "live", host, now, pid=os.getpid(), process_start=process_start_time(os.getpid()))
+    with pytest.raises(RunClaimed, match=f"pid {os.getpid()}"):
+        RunClaim(tmp_path / "live").acquire()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    write_claim(tmp_path / "dead", host, now, pid=int(gone.stdout), process_start=now)
+    write_claim(tmp_path / "reused", host, now, pid=os.getpid(), process_start=1.0)  # same pid, another process
+    for name in ("dead", "reused"):
+        claim = RunClaim(tmp_path / name)
+        claim.acquire()
+        owner = read_owner(tmp_path / name)
+        assert (owner.pid, owner.process_start) == (os.getpid(), process_start_time(os.getpid()))  # taken over
+        claim.release()
+
+
+#: `aplab train` that, after its first epoch, says so and waits for a line on stdin before going on.
+TRAIN_PAUSED_AFTER_EPOCH_1 = """
+import sys
+import aplab.train
+from aplab.cli import main
+
+real = aplab.train.train
+
+def paused(cfg, tracker=None, **kwargs):
+    def tick(epoch, metrics):
+        if epoch == 1:
+            print("epoch 1 done", flush=True)
+            sys.stdin.readline()
+    return real(cfg, tracker, on_epoch=tick, **kwargs)
+
+aplab.train.train = paused
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_second_train_of_a_running_run_is_refused_and_no_epoch_is_trained_twice(tmp_path, capsys, monkeypatch):
+    from aplab.names import M
+    from aplab.tracking import make_tracker
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = ["train", "--dataset", "digits", "--epochs", "3", "--no-progress", "--tracking-uri", uri,
+               "--experiment", "twice", "--set", "tracking.system_metrics=false", "--workdir", str(tmp_path / "runs")]
+    first = subprocess.Popen([sys.executable, "-c", TRAIN_PAUSED_AFTER_EPOCH_1, *command], cwd=tmp_path,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "epoch 1 done"
+        assert main(command) == 1
+        err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("aplab: error:")]
+        assert len(err) == 1 and f"pid {first.pid}" in err[0]
+        out, errors = first.communicate("go on\n", timeout=300)
+    finally:
+        first.kill()
+    assert first.returncode == 0, errors[-2000:]
+    (run,) = make_tracker(uri).find_runs("twice")
+    steps = [step for step, _ in make_tracker(uri).metric_history(run.run_id, M.TEST_ACC)]
+    assert run.status == "FINISHED" and sorted(steps) == [1, 2, 3]
+
+
+def test_a_pipeline_cell_claimed_elsewhere_fails_with_its_owner_and_the_others_train(tmp_path):
+    from aplab.pipeline import expand, parse_pipeline, run_pipeline
+
+    spec = parse_pipeline({"name": "c", "experiment": "c", "overrides": {"optim.epochs": 1,
+                                                                        "tracking.system_metrics": False},
+                           "matrix": {"dataset": ["digits"], "noise": ["symmetric:0.4"], "seed": [0],
+                                      "loss": ["ce", "gce"]}})
+    cells = expand(spec, workdir=str(tmp_path / "runs"))
+    held = RunClaim(tmp_path / "runs" / "c" / cells[1].digest)
+    held.acquire()
+    try:
+        result = run_pipeline(cells, "c", tracker=MemoryTracker(), progress=False)
+    finally:
+        held.release()
+    assert [o.status for o in result.outcomes] == ["FINISHED", "FAILED"]
+    assert "RunClaimed" in result.outcomes[1].error and f"pid {os.getpid()}" in result.outcomes[1].error
