@@ -38,6 +38,7 @@ from mlflow.utils import mlflow_tags
 
 from ..errors import ConfigError, TrackingUnavailable
 from ..names import T
+from ..source import git_commit
 from .base import DatasetRecord, RunRecord
 from .quiet import quiet_store_errors
 from .sqlite_store import prepare_store, sqlite_path
@@ -248,7 +249,7 @@ def source_tags() -> dict[str, str]:
     tags = {mlflow_tags.MLFLOW_SOURCE_NAME: sys.argv[0] or "<console>",
             mlflow_tags.MLFLOW_SOURCE_TYPE: SourceType.to_string(SourceType.LOCAL),
             mlflow_tags.MLFLOW_USER: _user()}
-    if commit := git_commit(Path(__file__).resolve().parent):
+    if commit := git_commit():
         tags[mlflow_tags.MLFLOW_GIT_COMMIT] = commit
     return tags
 
@@ -258,17 +259,6 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry and no $USER (some containers)
         return "unknown"
-
-
-def git_commit(folder: Path) -> str | None:
-    """The HEAD commit of the git checkout holding ``folder``; None outside one or without git."""
-    try:
-        out = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    commit = out.stdout.strip()
-    return commit if out.returncode == 0 and len(commit) == 40 else None
 
 
 #: Where the UI shows runs: MLflow 3.17's UI opens every experiment on its GenAI overview unless the

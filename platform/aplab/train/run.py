@@ -9,9 +9,7 @@ by the same command: its last checkpoint is not trusted (the epoch that diverged
 from __future__ import annotations
 
 import csv
-import functools
 import logging
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import __version__, losses
+from .. import losses
 from ..atomic import atomic_write_bytes
 from ..config import RunConfig, config_hash, loss_kwargs, to_yaml
 from ..errors import ConfigError, RunFailed, RunFileCorrupt, TrackingUnavailable
@@ -30,6 +28,7 @@ from ..names import P_REALISED_NOISE_RATE, P_TRAIN_SIZE, P_VAL_SIZE, M, T
 from ..resolution import resolve
 from ..scale.claim import RunClaim
 from ..scale.gpus import placement_tags
+from ..source import code_version
 from ..tracking import DatasetRecord, Tracker, default_uri, make_tracker
 from .checkpoint import load_checkpoint, save_checkpoint
 from .engine import Engine, NonFiniteLoss
@@ -52,17 +51,6 @@ class RunResult:
     summary: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
     synced: bool = True  # False while the tracker has not received everything (see `aplab sync`)
-
-
-@functools.cache
-def code_version() -> str:
-    """The package version, plus the git commit when running from a checkout."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-                                capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return f"{__version__}+{commit}" if commit else __version__
 
 
 def run_tags(cfg: RunConfig, digest: str, runtime: Runtime) -> dict[str, str]:
