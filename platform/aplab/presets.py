@@ -38,8 +38,6 @@ class DatasetPreset:
 
 #: Losses of Active Negative Loss (Ye et al., NeurIPS 2023): their configs set weight decay 0.
 ANL_LOSSES = ("anl-ce", "anl-fl", "anl-ce-er")
-#: The successors' losses whose settings a preset may carry.
-SUCCESSOR_LOSSES = (*ANL_LOSSES, "nce+agce", "nce+aul", "nce+ael", "agce", "aul", "ael")
 
 
 def _anl(alpha: float, beta: float, delta: float, lamb: float | None = None) -> dict[str, dict[str, float]]:
@@ -88,11 +86,16 @@ def preset_for(dataset: str, fidelity: str, loss: str | None = None) -> DatasetP
     preset = PRESETS.get(dataset, "data.name")
     if fidelity == "paper" and preset.paper:
         preset = replace(preset, **preset.paper)  # type: ignore[arg-type]
-    if loss in SUCCESSOR_LOSSES and preset.successor_model is not None:
+    if loss in successor_losses() and preset.successor_model is not None:
         preset = replace(preset, model=preset.successor_model)
     if loss in ANL_LOSSES:
         preset = replace(preset, weight_decay=0.0)
     return preset
+
+
+def successor_losses() -> set[str]:
+    """The successors' losses: those whose settings some dataset's preset carries."""
+    return {name for _, preset in PRESETS.items() for name in preset.successors}
 
 
 #: The losses of Ma et al.'s experiments whose weights come from the preset's APL (alpha, beta).

@@ -116,6 +116,8 @@ def audit(loss: str, classes: int = 10, *, params: dict[str, object] | None = No
     symmetric = finite and spread <= tolerance * max(1.0, float(sums.abs().max()))
     bounded = finite and _stops_growing(values, classes)
     constant = float(sums.max()) if symmetric else None
+    bound = (classes - 1) / classes if symmetric else None  # Theorem 1's eta < (K-1)/K
+    theorem2, asymmetric = _asymmetric(values, constant, classes, tolerance)
     report = dict(
         name=loss, classes=classes, kind=target.kind or "not decidable from values (declare it with --kind)",
         symmetric=symmetric, sum_over_labels=_span(sums), tolerance=tolerance,
@@ -123,11 +125,10 @@ def audit(loss: str, classes: int = 10, *, params: dict[str, object] | None = No
                          "vary by up to K x 1e-7 (relative) and the paper still counts RCE as symmetric",
         bounded=bounded, range=_span(values), finite=finite, finite_gradients=finite_grads,
         max_gradient_norm=_largest(grad_norms),
-        symmetric_noise_bound=(classes - 1) / classes if symmetric else None,
-        asymmetric_condition=_asymmetric(values, constant, classes, tolerance),
+        symmetric_noise_bound=bound, asymmetric_condition=asymmetric,
     )
-    guarantees = _guarantees(symmetric, constant, classes, report["asymmetric_condition"])
-    return AuditReport(**report, guarantees=guarantees, conclusion=_conclusion(loss, symmetric, finite, classes))
+    return AuditReport(**report, guarantees=_guarantees(bound, constant, theorem2),
+                       conclusion=_conclusion(loss, bound, finite, classes))
 
 
 def _largest(norms: torch.Tensor | None) -> float | None:
@@ -154,33 +155,33 @@ def _stops_growing(values: torch.Tensor, classes: int) -> bool:
     return bool(high <= low * 1.01 + 1e-12)
 
 
-def _asymmetric(values: torch.Tensor, constant: float | None, classes: int, tolerance: float) -> str:
-    """Theorem 2's checkable part, 0 <= L(f(x), k) <= C/(K-1), to the same relative tolerance as the sum."""
+def _asymmetric(values: torch.Tensor, constant: float | None, classes: int, tolerance: float) -> tuple[bool, str]:
+    """Theorem 2's checkable part, 0 <= L(f(x), k) <= C/(K-1), to the same relative tolerance as the sum:
+    whether it holds, and the sentence that says so."""
     if constant is None:
-        return "not applicable (the loss is not symmetric)"
+        return False, "not applicable (the loss is not symmetric)"
     ceiling = constant / (classes - 1)
     low, high = float(values.min()), float(values.max())
     if low >= -tolerance * ceiling and high <= ceiling * (1 + tolerance):
-        return (f"values in [0, C/(K-1)] = [0, {ceiling:.6g}]: holds; it also needs R(f*) = 0 on the clean "
-                "data (not checkable from values)")
-    return f"fails: values reach [{low:.6g}, {high:.6g}], outside [0, C/(K-1)] = [0, {ceiling:.6g}]"
+        return True, (f"values in [0, C/(K-1)] = [0, {ceiling:.6g}]: holds; it also needs R(f*) = 0 on the clean "
+                      "data (not checkable from values)")
+    return False, f"fails: values reach [{low:.6g}, {high:.6g}], outside [0, C/(K-1)] = [0, {ceiling:.6g}]"
 
 
-def _guarantees(symmetric: bool, constant: float | None, classes: int, asymmetric: str) -> list[str]:
-    if not symmetric:
+def _guarantees(bound: float | None, constant: float | None, theorem2: bool) -> list[str]:
+    if bound is None:
         return ["none from Theorems 1-2 (they need a constant sum over labels)"]
-    bound = (classes - 1) / classes
     found = [f"Theorem 1: noise-tolerant under symmetric noise with rate eta < (K-1)/K = {bound:.4g} "
              f"(C = {constant:.6g})"]
-    if asymmetric.startswith("values in"):
+    if theorem2:
         found.append("Theorem 2: noise-tolerant under asymmetric noise with eta_yk < 1 - eta_y, if R(f*) = 0")
     return found
 
 
-def _conclusion(name: str, symmetric: bool, finite: bool, classes: int) -> str:
+def _conclusion(name: str, bound: float | None, finite: bool, classes: int) -> str:
     if not finite:
         return f"{name} gives non-finite values on some logits: fix that before training with it."
-    if symmetric:
+    if bound is not None:
         return (f"{name} is symmetric (normalised): provably noise-tolerant under symmetric label noise below "
-                f"{(classes - 1) / classes:.4g} for K = {classes}.")
+                f"{bound:.4g} for K = {classes}.")
     return f"{name} is not symmetric: the APL theorems give it no noise-tolerance guarantee."

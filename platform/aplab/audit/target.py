@@ -21,19 +21,17 @@ CONTRACT = "a callable (logits [N, K], targets [N]) -> per-sample losses [N], or
 
 @dataclass(frozen=True)
 class Target:
-    """A loss to audit: its name, the per-sample function, and its kind if known (registry or declared)."""
+    """A loss to audit: the per-sample function, and its kind if known (registry or declared)."""
 
-    name: str
     function: PerSample
     kind: str | None
-    registered: bool
 
 
 def load(spec: str, classes: int, params: dict[str, object], fidelity: str, kind: str | None) -> Target:
     """A registered name (with ``params``) or ``module:attr``; errors are one ConfigError line."""
     if ":" not in spec:
         loss = build(spec, classes, reduction="none", fidelity=fidelity, **params)
-        return Target(spec, loss, kind or info(spec).kind, registered=True)
+        return Target(loss, kind or info(spec).kind)
     if params:
         key = next(iter(params))
         raise ConfigError(f"--set {key}", params[key], "parameters of registered losses only; "
@@ -54,7 +52,7 @@ def load(spec: str, classes: int, params: dict[str, object], fidelity: str, kind
                                             f"{type(err).__name__}: {err}") from None
     if not callable(obj):
         raise ConfigError("loss", spec, CONTRACT)
-    return Target(spec, checked(obj, spec), kind, registered=False)
+    return Target(checked(obj, spec), kind)
 
 
 def checked(function: PerSample, spec: str) -> PerSample:

@@ -23,7 +23,6 @@ import torch
 
 from .base import Loss, LossInfo, Probabilities, check_inputs, float_logits, reduce
 
-STAGES = ("nl", "selnl", "selpl")
 ONE_MINUS_P_FLOOR = 1e-5  # Kim et al. clamp 1 - p at 1e-5 inside the log
 #: Stage boundaries by fidelity: the APL code runs NL only; the three-stage schedule is Kim et al.'s.
 SCHEDULES: dict[str, dict[str, float]] = {
@@ -74,7 +73,9 @@ class NLNLLoss(Loss):
         p_c = probs.p.gather(1, complementary)
         losses = -torch.log((1.0 - p_c).clamp(min=ONE_MINUS_P_FLOOR, max=1.0)).sum(dim=1)
         if self.class_weights is not None:
-            losses = losses * self.class_weights.to(losses)[targets]
+            if self.class_weights.device != losses.device or self.class_weights.dtype != losses.dtype:
+                self.class_weights = self.class_weights.to(losses)  # once, not a host copy every batch
+            losses = losses * self.class_weights[targets]
         if self.stage == "nl":
             mask = torch.ones_like(losses)
         else:
