@@ -16,7 +16,8 @@ import pytest
 
 from aplab.cli import main
 from aplab.errors import RunClaimed
-from aplab.scale.claim import CLAIM_FILE, ClaimOwner, RunClaim, process_start_time, read_owner
+from aplab.processes import process_start
+from aplab.scale.claim import CLAIM_FILE, ClaimOwner, RunClaim, read_owner
 from aplab.tracking import MemoryTracker
 from aplab.train import train
 from aplab.train.status import RunStatus
@@ -128,7 +129,7 @@ def test_without_flock_a_claim_of_this_host_holds_while_its_process_lives(tmp_pa
 
     monkeypatch.setattr("aplab.scale.claim.fcntl.flock", no_flock)
     host, now = socket.gethostname(), time.time()
-    write_claim(tmp_path / "live", host, now, pid=os.getpid(), process_start=process_start_time(os.getpid()))
+    write_claim(tmp_path / "live", host, now, pid=os.getpid(), process_start=process_start(os.getpid()))
     with pytest.raises(RunClaimed, match=f"pid {os.getpid()}"):
         RunClaim(tmp_path / "live").acquire()
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -138,7 +139,7 @@ def test_without_flock_a_claim_of_this_host_holds_while_its_process_lives(tmp_pa
         claim = RunClaim(tmp_path / name)
         claim.acquire()
         owner = read_owner(tmp_path / name)
-        assert (owner.pid, owner.process_start) == (os.getpid(), process_start_time(os.getpid()))  # taken over
+        assert (owner.pid, owner.process_start) == (os.getpid(), process_start(os.getpid()))  # taken over
         claim.release()
 
 

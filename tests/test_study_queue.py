@@ -19,8 +19,9 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
+from aplab.processes import process_start
 from aplab.study.queue import (ATTR_HEARTBEAT, ATTR_OWNER, ATTR_RETRY_OF, ATTR_RETRY_REASON, budget_used, claim_trial,
-                               enqueue_grid, fail_for_retry, is_done, mark_owner, point_of, process_start, retried,
+                               enqueue_grid, fail_for_retry, is_done, mark_owner, point_of, retried,
                                stale_reason, stale_trials)
 from aplab.study.space import load_space
 from aplab.study.storage import open_storage, storage_lock

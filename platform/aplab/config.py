@@ -144,9 +144,8 @@ class ResolvedConfig(RunConfig):
 
 
 def freeze(cfg: RunConfig) -> ResolvedConfig:
-    """A frozen copy of ``cfg`` (for ``resolve``, after it has filled and checked every field)."""
-    copy = from_flat(cfg.flat())
-    sections = {f.name: getattr(copy, f.name) for f in fields(RunConfig)}
+    """``cfg`` frozen in place as a ResolvedConfig: ``resolve`` hands over its private, filled and checked copy."""
+    sections = {f.name: getattr(cfg, f.name) for f in fields(RunConfig)}
     resolved = ResolvedConfig(**sections)
     for section in sections.values():
         section._freeze()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..atomic import atomic_write_bytes
 from ..errors import RunClaimed
+from ..processes import process_start
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +49,10 @@ class ClaimOwner:
         return f"host {self.host} pid {self.pid} since {since}"
 
 
-def process_start_time(pid: int) -> float:
-    """The Unix time process ``pid`` started (tells a pid apart from a later process given the same pid)."""
-    import psutil  # MLflow's system metrics need it too
-
-    return psutil.Process(pid).create_time()
-
-
 def _process_started_at(pid: int, start: float) -> bool:
     """Whether process ``pid`` runs and is the one that started at ``start`` (not a later one given its pid)."""
-    import psutil
-
-    try:
-        return abs(process_start_time(pid) - start) < 1.0
-    except psutil.Error:
-        return False
+    started = process_start(pid)
+    return started is not None and abs(started - start) < 1.0
 
 
 def _lock(fd: int) -> bool | None:
@@ -116,7 +106,7 @@ class RunClaim:
                      f"no heartbeat for {time.time() - current.heartbeat:.0f} s")
         self._lock_fd = fd
         now = time.time()
-        self.owner = ClaimOwner(host, os.getpid(), process_start_time(os.getpid()), now, now)
+        self.owner = ClaimOwner(host, os.getpid(), process_start(os.getpid()), now, now)
         self._write()
 
     def _alive(self, owner: ClaimOwner, host: str, locked: bool) -> bool:

@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Any
 
+from ..processes import process_start
 from .space import SearchSpace
 
 HEARTBEAT_S = 60.0
@@ -96,17 +97,6 @@ def claim_trial(study, space: SearchSpace, n_trials: int | None):
     trial = study.ask()
     study.sampler = space.make_sampler(trial.number)  # consulted lazily, at the trial's first suggest
     return trial
-
-
-def process_start(pid: int) -> float | None:
-    """The start time of process ``pid``, or None when it is gone or a zombie."""
-    import psutil
-
-    try:
-        process = psutil.Process(pid)
-        return None if process.status() == psutil.STATUS_ZOMBIE else process.create_time()
-    except psutil.Error:
-        return None
 
 
 def mark_owner(trial) -> None:
@@ -203,5 +193,5 @@ class Heartbeat:
 
 __all__ = ["ATTR_FAILURE_REASON", "ATTR_HEARTBEAT", "ATTR_OWNER", "ATTR_POINT", "ATTR_RETRY_OF", "ATTR_RETRY_REASON",
            "HEARTBEAT_S", "STALE_AFTER_S", "Heartbeat", "budget_used", "claim_trial", "enqueue_grid", "fail_for_retry",
-           "is_done", "mark_owner", "point_of", "process_start", "retried", "same_point", "stale_reason",
+           "is_done", "mark_owner", "point_of", "retried", "same_point", "stale_reason",
            "stale_trials"]
