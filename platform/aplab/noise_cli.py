@@ -86,7 +86,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("noise", help="apply a noise spec to a dataset's training labels (no training): "
                                  "realised rate, per-class rates, confusions, transition heat-map",
                                  description=__doc__.replace("``", ""))
-    parser.add_argument("dataset", help="dataset (digits, mnist, cifar10, cifar100, webvision_mini)")
+    parser.add_argument("dataset", help=TRAIN_FLAGS["dataset"][2])
     parser.add_argument("spec", help="noise spec, e.g. symmetric:0.4, asymmetric:0.3, instance:0.2, human:aggre, "
                         "human_like:worst, none")
     parser.add_argument("--seed", type=int, default=0, help="the run seed the noise is drawn with (default 0)")

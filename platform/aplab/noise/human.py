@@ -46,7 +46,6 @@ HUMAN_FILES: dict[str, tuple[str, int]] = {"cifar10": ("CIFAR-10_human.pt", 10),
 class HumanLabels:
     """A checked human label set: its noisy labels, where they came from and the file's SHA-256."""
 
-    name: str
     key: str
     labels: np.ndarray
     path: Path
@@ -128,4 +127,4 @@ def load_human_labels(name: str, dataset: str, clean: np.ndarray, data_dir: str 
         raise refuse(f"'clean_label' disagrees with the {dataset} training labels at {wrong.size} of {clean.size} "
                      f"positions (first at index {wrong[0]}): misaligned (another image order?)")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return HumanLabels(name, entry.key, arrays[entry.key], path, digest)
+    return HumanLabels(entry.key, arrays[entry.key], path, digest)

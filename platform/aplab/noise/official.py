@@ -45,8 +45,8 @@ def check_official(kind: str, dataset: str | None, map_name: str | None) -> None
 
 def sample_official(labels: np.ndarray, kind: str, rate: float, num_classes: int, seed: int,
                     dataset: str | None, map_name: str | None = None) -> np.ndarray:
-    """Noisy labels as the reference code draws them for ``kind`` at ``rate`` with ``seed``."""
-    check_official(kind, dataset, map_name)
+    """Noisy labels as the reference code draws them for ``kind`` at ``rate`` with ``seed`` (a combination
+    ``check_official`` allows: ``corrupt`` checks it first)."""
     return OFFICIAL_SAMPLERS.get(kind)(labels, rate, num_classes, np.random.RandomState(seed), dataset)
 
 
@@ -68,9 +68,9 @@ def official_symmetric(labels, rate, num_classes, state, dataset):
                               f"than the {per_class} the reference sampler flips in every class")
         chosen.append(state.choice(members, per_class, replace=False))
     noisy = labels.copy()
+    others = [[k for k in range(num_classes) if k != c] for c in range(num_classes)]  # built once, same draws
     for index in np.concatenate(chosen):
-        others = [k for k in range(num_classes) if k != labels[index]]
-        noisy[index] = state.choice(others)
+        noisy[index] = state.choice(others[labels[index]])
     return noisy
 
 

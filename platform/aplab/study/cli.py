@@ -20,10 +20,10 @@ def cmd_study(args: argparse.Namespace) -> int:
                            storage=args.storage, workers=1 if args.workers is None else args.workers,
                            refit=args.refit, objective=args.objective, n_trials=args.n_trials,
                            progress=not args.no_progress)
-    check_options(options)  # argument errors answer before torch is imported to count the GPUs
+    checked = check_options(options)  # argument errors answer before torch is imported to count the GPUs
     plan = gpu_plan(gpus, args.runs_per_gpu, args.workers)  # bad GPUs: exit 2 before anything runs
     options = replace(options, workers=plan.workers, gpus=plan.gpus)
-    report = run_study(options)
+    report = run_study(options, checked=checked)  # the space's points are resolved once, not twice
     states = ", ".join(f"{n} {state.lower()}" for state, n in sorted(report.counts.items()))
     print(f"study {report.job.context.study_name}: {states or 'no trials'}"
           + ("" if report.done else " (not finished: re-run the same command to resume)"))

@@ -177,9 +177,11 @@ def recover_stale(study, ctx: TrialContext, tracker: Tracker, stale_after_s: flo
     return recovered
 
 
-def prepare_study(options: StudyOptions, tracker: Tracker | None = None) -> tuple[StudyJob, Any, Tracker]:
-    """Check everything, then create or resume the study, its parent run and its queue."""
-    space, resolved, n_trials = check_options(options)  # before importing Optuna: a bad argument answers fast
+def prepare_study(options: StudyOptions, tracker: Tracker | None = None,
+                  checked: tuple[SearchSpace, RunConfig, int | None] | None = None) -> tuple[StudyJob, Any, Tracker]:
+    """Check everything (unless ``checked``, what ``check_options`` returned for these options), then create
+    or resume the study, its parent run and its queue."""
+    space, resolved, n_trials = checked or check_options(options)  # before Optuna: a bad argument answers fast
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -360,9 +362,11 @@ def refit_best(job: StudyJob, study, tracker: Tracker) -> tuple[float | None, st
     return accuracy, ""
 
 
-def run_study(options: StudyOptions, tracker: Tracker | None = None) -> StudyReport:
-    """The whole ``aplab study`` command: prepare, run the workers, summarise, refit."""
-    job, study, tracker = prepare_study(options, tracker)
+def run_study(options: StudyOptions, tracker: Tracker | None = None,
+              checked: tuple[SearchSpace, RunConfig, int | None] | None = None) -> StudyReport:
+    """The whole ``aplab study`` command: prepare, run the workers, summarise, refit (``checked``: see
+    ``prepare_study``)."""
+    job, study, tracker = prepare_study(options, tracker, checked)
     ctx = job.context
     dead = run_workers(job, options.workers, tracker, options.gpus)
     if dead:
