@@ -69,13 +69,19 @@ class RunRecorder:
             self._warned = False
         return True
 
+    def fetch(self, what: str, call) -> tuple[bool, Any]:
+        """A tracker call that answers: (True, its answer), or (False, None) during an outage (warned once)."""
+        answers: list[Any] = []
+        delivered = self.attempt(what, lambda: answers.append(call()))
+        return delivered, answers[0] if delivered else None
+
     def forget_lost_run(self) -> bool:
         """When the store no longer holds this run (deleted or replaced), forget it so that the next push
         creates it again with every epoch, artifact and the final status; True when it was lost."""
         if self.run_id is None or self.tracker is None:
             return False
-        found: list[bool] = []
-        if not self.attempt("run lookup", lambda: found.append(self.tracker.has_run(self.run_id))) or found[0]:
+        reached, held = self.fetch("run lookup", lambda: self.tracker.has_run(self.run_id))
+        if not reached or held:
             return False
         log.warning("run %s is not in %s (store deleted or replaced): it is created there again with all its "
                     "epochs and artifacts", self.run_id, self.tracker.uri)
@@ -104,9 +110,9 @@ class RunRecorder:
         """After a crash, ask the server which epochs it has, so none is sent twice."""
         if self.run_id is None or self.tracker is None:
             return
-        steps: list[int] = []
-        if self.attempt("history", lambda: steps.extend(s for s, _ in self.tracker.metric_history(self.run_id, SENTINEL_METRIC))):
-            self.state["synced_step"] = max(steps, default=0)
+        reached, history = self.fetch("history", lambda: self.tracker.metric_history(self.run_id, SENTINEL_METRIC))
+        if reached:
+            self.state["synced_step"] = max((step for step, _ in history), default=0)
 
     def push_pending(self) -> bool:
         """Send every recorded epoch after ``synced_step``; True when the server is up to date."""

@@ -148,8 +148,8 @@ class TrainingRun:
             "config_hash": self.digest, "tracking_uri": self.uri, "experiment": cfg.tracking.experiment,
             "run_name": cfg.tracking.run_name or default_run_name(cfg), "parent_run_id": self.parent_run_id,
             "run_id": None, "status": RunStatus.RUNNING, "tags": tags,
-            "params": {**cfg.flat(), P_REALISED_NOISE_RATE: data.noisy.rate, **data.noisy.provenance, P_TRAIN_SIZE: len(data.train_idx),
-                       P_VAL_SIZE: len(data.val_idx)},
+            "params": {**cfg.flat(), P_REALISED_NOISE_RATE: data.noisy.rate, **data.noisy.provenance,
+                       P_TRAIN_SIZE: len(data.train_idx), P_VAL_SIZE: len(data.val_idx)},
             "datasets": [record.__dict__ for record in dataset_records(cfg, data)], "history": [], "synced_step": 0,
         }
 
@@ -288,14 +288,13 @@ class TrainingRun:
         if not self.cfg.tracking.system_metrics or self.tracker is None or recorder.run_id is None:
             return None
         tracker, run_id = self.tracker, recorder.run_id
-        steps: list[int] = []
-        if resumed and not recorder.attempt("system metrics", lambda: steps.extend(
-                step for step, _ in tracker.metric_history(run_id, M.SYSTEM_CPU))):
-            return None
-        monitors: list[object | None] = []
-        first_step = max(steps) + 1 if steps else 0
-        recorder.attempt("system metrics", lambda: monitors.append(tracker.start_system_metrics(run_id, first_step=first_step)))
-        return monitors[0] if monitors else None
+        first_step = 0
+        if resumed:
+            reached, history = recorder.fetch("system metrics", lambda: tracker.metric_history(run_id, M.SYSTEM_CPU))
+            if not reached:
+                return None
+            first_step = max((step for step, _ in history), default=-1) + 1
+        return recorder.fetch("system metrics", lambda: tracker.start_system_metrics(run_id, first_step=first_step))[1]
 
     def _checkpoint(self, engine: Engine, train, recorder: RunRecorder, epoch: int) -> None:
         state = {
