@@ -340,7 +340,7 @@ def refit_best(job: StudyJob, study, tracker: Tracker) -> tuple[float | None, st
     from ..train import train
 
     ctx = job.context
-    best = best_trial(study)
+    best = best_trial(study.get_trials(deepcopy=False))
     if best is None:
         return None, "no COMPLETE trial to refit"
     cfg = apply_params(ctx.base, best.params)
@@ -374,8 +374,9 @@ def run_study(options: StudyOptions, tracker: Tracker | None = None,
             recover_stale(study, ctx, tracker, job.stale_after_s)
     update_parent(study, ctx.space, tracker, ctx.parent_run_id, ctx.study_dir)
     done = is_done(study, ctx.space, job.n_trials)
-    report = StudyReport(job, counts(study), done, dead_workers=dead)
-    best = best_trial(study)
+    trials = study.get_trials(deepcopy=False)
+    report = StudyReport(job, counts(trials), done, dead_workers=dead)
+    best = best_trial(trials)
     if best is not None:
         report.best = {"trial": best.number, "value": best.value, "params": dict(best.params)}
     if options.refit and done:

@@ -32,10 +32,10 @@ def state_name(trial, again: dict[int, str]) -> str:
     return "FAIL_RETRIED" if name == "FAIL" and trial.number in again else name
 
 
-def trials_table(study, space: SearchSpace) -> list[dict[str, Any]]:
-    """One row per trial: number, state, objective (val/acc), parameters, and where to look further."""
+def trials_table(trials: list, space: SearchSpace) -> list[dict[str, Any]]:
+    """One row per trial (``study.get_trials()``): number, state, objective (val/acc), parameters, and where
+    to look further."""
     rows = []
-    trials = study.get_trials(deepcopy=False)
     again = retried(trials)
     for t in trials:
         params = point_of(t)
@@ -63,31 +63,30 @@ def write_table(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def best_trial(study):
+def best_trial(trials: list):
     """The COMPLETE trial with the highest value (the earliest among ties), or None."""
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.value is not None
+    complete = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None
                 and math.isfinite(t.value)]
     return max(complete, key=lambda t: (t.value, -t.number), default=None)
 
 
-def counts(study) -> dict[str, int]:
+def counts(trials: list) -> dict[str, int]:
     """How many trials are in each state (FAIL_RETRIED apart from FAIL)."""
     found: dict[str, int] = {}
-    trials = study.get_trials(deepcopy=False)
     again = retried(trials)
     for t in trials:
-        found[state_name(t, again)] = found.get(state_name(t, again), 0) + 1
+        name = state_name(t, again)
+        found[name] = found.get(name, 0) + 1
     return found
 
 
-def plot_study_grid(study, space: SearchSpace, path: Path, title: str) -> Path | None:
+def plot_study_grid(trials: list, space: SearchSpace, path: Path, title: str) -> Path | None:
     """The heat-map of a 2-parameter grid (first parameter down, second across); None for other spaces."""
     if not space.is_grid or len(space.params) != 2:
         return None
     rows_spec, cols_spec = space.params
     cells: dict[tuple[object, object], float | None] = {}
     notes: dict[tuple[object, object], str] = {}
-    trials = study.get_trials(deepcopy=False)
     again = retried(trials)
     for t in trials:
         params = point_of(t)
@@ -113,11 +112,12 @@ def update_parent(study, space: SearchSpace, tracker: Tracker, parent_run_id: st
     """Write the trials table and heat-map into ``folder``; push them, the counts and the best
     parameters to the study run (best effort: a tracking hiccup must not stop the study)."""
     try:
-        found = counts(study)
-        best = best_trial(study)
+        trials = study.get_trials(deepcopy=False)  # one read of the storage for the whole update
+        found = counts(trials)
+        best = best_trial(trials)
         done = sum(found.get(k, 0) for k in ("COMPLETE", "PRUNED", "FAIL"))
         metrics = {f"study/trials_{k.lower()}": float(found.get(k, 0)) for k in ("COMPLETE", "PRUNED", "FAIL")}
-        tags: dict[str, str] = {"study.trials": str(len(study.get_trials(deepcopy=False)))}
+        tags: dict[str, str] = {"study.trials": str(len(trials))}
         if best is not None:
             metrics["study/best_val_acc"] = float(best.value)
             tags.update({"best.trial": str(best.number), "best.val_acc": f"{best.value:.6g}",
@@ -125,12 +125,12 @@ def update_parent(study, space: SearchSpace, tracker: Tracker, parent_run_id: st
         tracker.log_metrics(parent_run_id, [(done, metrics)])
         tracker.set_tags(parent_run_id, tags)
         folder.mkdir(parents=True, exist_ok=True)
-        rows = trials_table(study, space)
+        rows = trials_table(trials, space)
         tracker.log_artifact(parent_run_id, _replace(folder / TABLE_FILE, lambda p: write_table(rows, p)),
                              TABLE_ARTIFACT)
         if space.is_grid and len(space.params) == 2:
             title = f"{study.study_name}: validation accuracy (%)"
-            heatmap = _replace(folder / HEATMAP_FILE, lambda p: plot_study_grid(study, space, p, title))
+            heatmap = _replace(folder / HEATMAP_FILE, lambda p: plot_study_grid(trials, space, p, title))
             tracker.log_artifact(parent_run_id, heatmap, TABLE_ARTIFACT)
     except Exception as err:  # noqa: BLE001 - reported, and the next update sends it all again
         log.warning("could not update the study run %s (%s: %s)", parent_run_id, type(err).__name__, err)
