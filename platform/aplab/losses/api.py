@@ -109,7 +109,7 @@ def _validate(key: str, value: object, parts: list[TermDef]) -> float:
     for rule in rules:
         if not rule.check(value):  # type: ignore[arg-type]
             raise ConfigError(key, value, rule.allowed)
-    return value if key == "ln_neg" else float(value)  # type: ignore[return-value,arg-type]
+    return rules[0].convert(value)  # type: ignore[return-value]
 
 
 def build(name: str, num_classes: int, *, reduction: str = "mean", fidelity: str = "code", **params: object) -> Loss:

@@ -19,10 +19,11 @@ YE = "Ye et al., NeurIPS 2023 (Virusdoll/Active-Negative-Loss)"
 
 @dataclass(frozen=True)
 class Rule:
-    """What values a parameter admits, and how an error message says so."""
+    """What values a parameter admits, how an error message says so, and the type it is kept as."""
 
     check: Callable[[float], bool]
     allowed: str
+    convert: Callable[[object], object] = float
 
 
 def _number(value: object) -> bool:
@@ -35,7 +36,7 @@ ABOVE_ONE = Rule(lambda v: _number(v) and v > 1, "a finite number > 1 (the loss 
 UNIT_Q = Rule(lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]")
 PROBABILITY_FLOOR = Rule(lambda v: _number(v) and 0 < v < 0.5, "a number in (0, 0.5)")
 FRACTION = Rule(lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]")
-COUNT = Rule(lambda v: not isinstance(v, bool) and isinstance(v, int) and v >= 1, "an integer >= 1")
+COUNT = Rule(lambda v: not isinstance(v, bool) and isinstance(v, int) and v >= 1, "an integer >= 1", int)
 
 #: Rules by parameter name; a term overrides one where its formula needs another range.
 RULES: dict[str, Rule] = {
