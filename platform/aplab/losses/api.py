@@ -54,17 +54,21 @@ class RobustLoss(Loss):
 
 @dataclass(frozen=True)
 class Parsed:
-    """What a loss name means: its component terms, its own parameters' defaults, metadata, composite."""
+    """What a loss name means: its component terms, its own parameters' defaults, metadata, composite,
+    or NLNL (a staged loss of its own class, whose stage defaults follow the fidelity)."""
 
     parts: list[TermDef]
     own: dict[str, float]  # alpha/beta (and delta, lamb) of combinations, scale of single losses
     info: LossInfo
     composite: CompositeDef | None = None
+    staged: bool = False  # NLNL
 
 
 def _parse(name: str) -> Parsed:
     if not isinstance(name, str):
         raise ConfigError("name", name, "a loss name such as 'ce' or 'nce+rce'")
+    if name == "nlnl":
+        return Parsed([], dict(nlnl.DEFAULTS), NLNL_INFO, staged=True)
     if name in COMPOSITES:
         composite = COMPOSITES[name]
         return Parsed([TERMS.get(p) for p in composite.parts], dict(composite.defaults), composite.info, composite)
@@ -91,13 +95,13 @@ def parameters(name: str, fidelity: str = "code") -> dict[str, float]:
     """Every parameter ``name`` accepts, with its default (``scale`` of single losses included)."""
     if fidelity not in FIDELITIES:
         raise ConfigError("fidelity", fidelity, one_of(FIDELITIES))
-    return _accepted(None if name == "nlnl" else _parse(name), fidelity)
+    return _accepted(_parse(name), fidelity)
 
 
-def _accepted(parsed: Parsed | None, fidelity: str) -> dict[str, float]:
-    """The parameters of a parsed loss (None: NLNL, whose stage defaults follow the fidelity)."""
-    if parsed is None:
-        return {**nlnl.DEFAULTS, **nlnl.SCHEDULES[fidelity]}
+def _accepted(parsed: Parsed, fidelity: str) -> dict[str, float]:
+    """The parameters of a parsed loss, with their defaults (NLNL's stage boundaries follow the fidelity)."""
+    if parsed.staged:
+        return {**parsed.own, **nlnl.SCHEDULES[fidelity]}
     accepted: dict[str, float] = {}
     for part in parsed.parts:
         accepted.update(part.defaults)
@@ -127,17 +131,16 @@ def build(name: str, num_classes: int, *, reduction: str = "mean", fidelity: str
         raise ConfigError("reduction", reduction, one_of(REDUCTIONS))
     if fidelity not in FIDELITIES:
         raise ConfigError("fidelity", fidelity, one_of(FIDELITIES))
-    parsed = None if name == "nlnl" else _parse(name)
+    parsed = _parse(name)
     accepted = _accepted(parsed, fidelity)
     unexpected = sorted(set(params) - set(accepted))
     if unexpected:
         raise ConfigError(unexpected[0], params[unexpected[0]], f"loss {name!r} takes " + ", ".join(sorted(accepted)))
     optional = {"scale"} - set(params)
-    parts = [] if parsed is None else parsed.parts
-    resolved = {k: _validate(k, v, parts) for k, v in {**accepted, **params}.items() if k not in optional}
+    resolved = {k: _validate(k, v, parsed.parts) for k, v in {**accepted, **params}.items() if k not in optional}
     recorded: dict[str, object] = {"fidelity": fidelity, **resolved}
-    if parsed is None:
-        return nlnl.NLNLLoss(NLNL_INFO, num_classes, reduction, recorded)
+    if parsed.staged:
+        return nlnl.NLNLLoss(parsed.info, num_classes, reduction, recorded)
     options = parsed.composite.part_options if parsed.composite else {}
     made = [part.make(num_classes, fidelity, **{k: resolved[k] for k in part.defaults},
                       **options.get(part.info.name, {})) for part in parsed.parts]
@@ -161,8 +164,6 @@ PAPER_COMBINATIONS = ("nce+rce", "nce+mae", "nfl+rce", "nfl+mae", "ngce+rce", "n
 
 def info(name: str) -> LossInfo:
     """Metadata of any buildable loss name."""
-    if name == "nlnl":
-        return NLNL_INFO
     return _parse(name).info
 
 
