@@ -173,11 +173,7 @@ def _coerce(path: str, value: Any, annotation: str) -> Any:
             raise ConfigError(path, value, "an integer")
         return int(value)
     if annotation.startswith("float"):
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 as text
-            try:
-                value = float(value)
-            except ValueError:
-                pass
+        value = yaml_number(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(path, value, "a number")
         return float(value)
@@ -185,6 +181,16 @@ def _coerce(path: str, value: Any, annotation: str) -> Any:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(path, value, "a string")
         return str(value)
+    return value
+
+
+def yaml_number(value: Any) -> Any:
+    """A number YAML 1.1 read as text (``1e-4``) as a float; anything else unchanged."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
     return value
 
 

@@ -13,22 +13,13 @@ FORMATS = ("text", "json")
 def loss_parameters(items: list[str]) -> dict[str, object]:
     """``--set a=1.5`` (or ``loss.a=1.5``) -> {"a": 1.5}; values parsed as YAML, and "1e-6" as a number
     (YAML 1.1 reads exponents without a dot as strings)."""
-    from ..config import parse_override
+    from ..config import parse_override, yaml_number
 
     params: dict[str, object] = {}
     for item in items:
         key, value = parse_override(item)
-        params[key.removeprefix("loss.")] = _number(value)
+        params[key.removeprefix("loss.")] = yaml_number(value)
     return params
-
-
-def _number(value: object) -> object:
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
