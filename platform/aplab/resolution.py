@@ -19,14 +19,15 @@ def resolve(config: RunConfig | ResolvedConfig) -> ResolvedConfig:
     if isinstance(config, ResolvedConfig):
         return config
     from . import losses
-    from .data import check_data_config
+    from .data import check_data_config, check_dataset
     from .models import model_factory
     from .presets import preset_for
 
     cfg = from_flat(config.flat())
     if cfg.loss.fidelity not in losses.FIDELITIES:
         raise ConfigError("loss.fidelity", cfg.loss.fidelity, one_of(losses.FIDELITIES))
-    preset = preset_for(cfg.data.name, cfg.loss.fidelity, cfg.loss.name)  # no preset: fails here, on data.name
+    check_dataset(cfg.data.name)
+    preset = preset_for(cfg.data.name, cfg.loss.fidelity, cfg.loss.name)
     o = cfg.optim
     o.epochs = preset.epochs if o.epochs is None else o.epochs
     o.lr = preset.lr if o.lr is None else o.lr

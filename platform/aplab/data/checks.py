@@ -10,11 +10,15 @@ from .files import FILE_TRANSFORMS
 from .sources import available_datasets
 
 
-def check_data_config(data: DataConfig) -> None:
-    """A registered dataset, a known augmentation (on-device or file transform), val_fraction in [0, 1)."""
+def check_dataset(name: str) -> None:
+    """A registered dataset (checked first: the dataset picks the preset that fills the other fields)."""
     names = available_datasets()
-    if data.name not in names:
-        raise ConfigError("data.name", data.name, one_of(names) + did_you_mean(data.name, names))
+    if name not in names:
+        raise ConfigError("data.name", name, one_of(names) + did_you_mean(name, names))
+
+
+def check_data_config(data: DataConfig) -> None:
+    """Once the preset filled them: a known augmentation (on-device or file transform), val_fraction in [0, 1)."""
     augmentations = [*AUGMENTATIONS.names(), *FILE_TRANSFORMS.names()]
     if data.augment not in augmentations:
         raise ConfigError("data.augment", data.augment,
