@@ -22,6 +22,7 @@ from .errors import ConfigError, one_of
 from .names import affects_results
 from .registry import did_you_mean
 
+DECODERS = ("cpu", "gpu")
 PRECISIONS = ("auto", "fp32", "bf16")
 SCHEDULES = ("cosine", "exponential", "constant", "step")
 #: loss.* fields passed to losses.build (a loss takes a subset; unset ones stay None and out of the hash)
@@ -104,6 +105,9 @@ class RuntimeConfig(_Freezable):
     compile: bool = False
     channels_last: bool | None = None
     eval_batch_size: int = 1024
+    nproc_per_node: int = 1  # processes (GPUs) training this one run with DistributedDataParallel
+    sync_bn: bool = True  # with nproc_per_node > 1: BatchNorm statistics of the global batch
+    decode: str = "cpu"  # where WebVision's JPEGs are decoded: cpu (DataLoader workers) or gpu (nvJPEG)
 
 
 @dataclass
@@ -292,6 +296,8 @@ def check_settings(cfg: RunConfig) -> None:
     _require(r.precision in PRECISIONS, "runtime.precision", r.precision, one_of(PRECISIONS))
     _require(r.eval_batch_size >= 1, "runtime.eval_batch_size", r.eval_batch_size, "an integer >= 1")
     _require(r.seed >= 0, "runtime.seed", r.seed, "an integer >= 0")
+    _require(r.nproc_per_node >= 1, "runtime.nproc_per_node", r.nproc_per_node, "an integer >= 1")
+    _require(r.decode in DECODERS, "runtime.decode", r.decode, one_of(DECODERS))
     _require(r.device == "auto" or r.device.split(":")[0] in ("cpu", "cuda", "mps"),
              "runtime.device", r.device, "auto, cpu, cuda, cuda:N or mps")
     _require(bool(cfg.tracking.experiment), "tracking.experiment", cfg.tracking.experiment, "a non-empty name")

@@ -67,6 +67,10 @@ class T:
     GPU_INDEX = "gpu.index"  # the machine's GPU (its CUDA_VISIBLE_DEVICES index), not the cuda:N the run saw
     GPU_NAME = "gpu.name"
     CUDA_VISIBLE_DEVICES = "cuda_visible_devices"  # as given to the training process, when set
+    WORLD_SIZE = "distributed.world_size"  # processes training the run (DistributedDataParallel); 1 alone
+    BACKEND = "distributed.backend"  # nccl or gloo, for a distributed run
+    SLURM_JOB_ID = "slurm.job_id"  # the Slurm job (an array's own id) that trained the run
+    SLURM_TASK_ID = "slurm.task_id"  # its array task
 
 
 #: Tags every training run carries: what a report groups by.
@@ -79,7 +83,7 @@ AXIS_FIELDS = ("data.name", "noise.spec", "loss.name", "runtime.seed")
 #: used by reports to tell variants apart. Every field of these sections is included.
 NON_RESULT_SECTIONS = ("tracking",)
 NON_RESULT_FIELDS = ("data.data_dir", "data.download", "runtime.device", "runtime.eval_batch_size",
-                     "runtime.compile")
+                     "runtime.compile", "runtime.nproc_per_node", "runtime.sync_bn", "runtime.decode")
 
 #: Params a run logs beside its config fields (facts of the realised data, not settings).
 P_REALISED_NOISE_RATE = "noise.realised_rate"
