@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .cli_args import OneLineParser, add_config_arguments, config_from_args
+from .config import apply
 from .errors import AplabError, RunFailed
 from .names import M
 
@@ -20,10 +21,14 @@ SUMMARY_SHOWN = (M.TEST_ACC_LAST, M.TEST_ACC_BEST_VAL, M.BEST_VAL_EPOCH)
 
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)  # a bad flag or file fails here, before torch is imported
+    if args.nproc_per_node is not None:
+        apply(cfg, "runtime.nproc_per_node", args.nproc_per_node)
     from .train import train
     from .train.status import RunStatus
 
     result = train(cfg, progress=not args.no_progress)
+    if result is None:
+        return 0  # a rank other than 0 of a run torchrun started: rank 0 reports
     where = f"run {result.run_id}" if result.run_id else f"offline run in {result.run_dir}"
     shown = [k for k in SUMMARY_SHOWN if k in result.summary]
     summary = "  ".join(f"{k} {100 * result.summary[k]:.2f}%" if "acc" in k else f"{k} {result.summary[k]:g}"
@@ -94,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Train one run. With no flags: digits, cnn4, ce, no noise; every unset "
                                             "field takes the dataset's paper setting (README, presets.py).")
     add_config_arguments(train)
+    train.add_argument("--nproc-per-node", type=int, metavar="N",
+                       help="train this one run on N processes (GPUs) with DistributedDataParallel; "
+                            "several nodes: torchrun (docs/distributed.md)")
     train.set_defaults(handler=cmd_train)
 
     quick = commands.add_parser("quickstart", help="CE vs NCE+RCE under heavy noise on the embedded digits")

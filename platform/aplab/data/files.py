@@ -1,6 +1,8 @@
 """Batches of image files read from disk (WebVision): torchvision transforms in DataLoader workers.
 
 Datasets too large for the device (66k images at 224 px) take this path; small ones stay on the device.
+In a distributed run each rank loads its slice of every global batch of the epoch's seeded order
+(``RankBatchSampler``), so the ranks together see the single-process run's batches.
 torchvision is imported when a transform is made, not with this module (its names are known without it).
 """
 
@@ -12,8 +14,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset as TorchDataset
+from torch.utils.data import DataLoader, Dataset as TorchDataset, Sampler
 
+from ..distributed import SINGLE, Rank, split_bounds
 from ..registry import Registry
 
 if TYPE_CHECKING:
@@ -57,12 +60,37 @@ class ImageFileDataset(TorchDataset):
             return self.transform(image.convert("RGB")), index
 
 
+class RankBatchSampler(Sampler[list[int]]):
+    """This rank's slice of each global batch: of a permutation drawn from ``generator`` (the same on every
+    rank), or of the items in order. Shuffled, an incomplete last batch is dropped, as in one process."""
+
+    def __init__(self, size: int, batch_size: int, shuffle: bool, generator: torch.Generator, rank: Rank = SINGLE):
+        self.size, self.batch_size, self.shuffle = size, batch_size, shuffle
+        self.generator, self.rank = generator, rank
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(self.size, generator=self.generator).tolist() if self.shuffle else range(self.size)
+        for start in range(0, self.size, self.batch_size):
+            batch = order[start:start + self.batch_size]
+            if self.shuffle and len(batch) < self.batch_size:
+                return
+            lo, hi = split_bounds(len(batch), self.rank.world_size, self.rank.rank)
+            yield list(batch[lo:hi])
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.size, self.batch_size)
+        return full + (0 if self.shuffle or not rest else 1)
+
+
 def file_loader(paths: list[str], indices: np.ndarray, transform, batch_size: int, shuffle: bool,
-                seed: int, workers: int = 4) -> DataLoader:
+                seed: int, workers: int = 4, rank: Rank = SINGLE) -> DataLoader:
+    """Batches of (images, positions in ``indices``); a training loader shuffles with a generator the run
+    checkpoints (its state is the epoch's seed) and gives this rank its slice of each global batch."""
     generator = torch.Generator().manual_seed(seed)
     subset = ImageFileDataset([paths[i] for i in indices], transform)
-    return DataLoader(subset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, pin_memory=True,
-                      drop_last=shuffle, generator=generator, persistent_workers=workers > 0)
+    sampler = RankBatchSampler(len(subset), batch_size, shuffle, generator, rank)
+    return DataLoader(subset, batch_sampler=sampler, num_workers=workers, pin_memory=True, generator=generator,
+                      persistent_workers=workers > 0)
 
 
 def iterate(loader: DataLoader, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -2,6 +2,9 @@
 
 No per-sample Python and no host transfer in the loop: a seeded permutation on the device picks each
 batch, augmentation draws per-image crops/flips/angles from a device generator.
+
+In a distributed run every rank draws the same permutation and augmentation as a run in one process
+and keeps its slice of each global batch (``split_bounds``): the experiment is the single-process one.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data import AugmentSpec, augment_batch, normalize
+from ..distributed import SINGLE, Rank, split_bounds
 
 
 @dataclass
@@ -20,6 +24,7 @@ class Batch:
     labels: torch.Tensor  # what the loss sees (noisy for training)
     clean: torch.Tensor
     flipped: torch.Tensor
+    global_size: int  # samples of the global batch this one is a rank's slice of (its own size in one process)
 
 
 class DeviceBatches:
@@ -27,7 +32,8 @@ class DeviceBatches:
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, clean: torch.Tensor, flipped: torch.Tensor,
                  mean: tuple[float, ...], std: tuple[float, ...], batch_size: int, device: torch.device,
-                 augment: AugmentSpec | None = None, shuffle: bool = False, channels_last: bool = False):
+                 augment: AugmentSpec | None = None, shuffle: bool = False, channels_last: bool = False,
+                 rank: Rank = SINGLE):
         self.images = images.to(device)
         self.labels = labels.to(device)
         self.clean = clean.to(device)
@@ -38,6 +44,7 @@ class DeviceBatches:
         self.augment = augment
         self.shuffle = shuffle
         self.channels_last = channels_last
+        self.rank = rank
         self.generator = torch.Generator(device=device)
 
     def __len__(self) -> int:
@@ -47,35 +54,41 @@ class DeviceBatches:
         self.generator.manual_seed(seed)
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        if self.augment is not None:
-            images = augment_batch(images, self.augment, self.generator)
         x = normalize(images, self.mean, self.std)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def __iter__(self) -> Iterator[Batch]:
-        n = len(self)
+        n, world = len(self), self.rank.world_size
         order = (torch.randperm(n, generator=self.generator, device=self.device) if self.shuffle
                  else torch.arange(n, device=self.device))
         for start in range(0, n, self.batch_size):
             index = order[start:start + self.batch_size]
-            if self.shuffle and index.numel() == 1 and n > 1:
-                break  # BatchNorm cannot train on a batch of one; that sample is seen next epoch
-            yield Batch(self._prepare(self.images[index]), self.labels[index], self.clean[index], self.flipped[index])
+            if self.shuffle and n > 1 and index.numel() < max(2, world):
+                break  # BatchNorm cannot train on a batch of one (nor a rank on none); seen next epoch
+            images = self.images[index]
+            if self.augment is not None:  # the global batch's draws, as in one process; each rank keeps its slice
+                images = augment_batch(images, self.augment, self.generator)
+            lo, hi = split_bounds(index.numel(), world, self.rank.rank)
+            local = index[lo:hi]
+            yield Batch(self._prepare(images[lo:hi]), self.labels[local], self.clean[local], self.flipped[local],
+                        index.numel())
 
 
 class FileBatches:
-    """One split of a file-based dataset (WebVision): decoded and transformed by DataLoader workers."""
+    """One split of a file-based dataset (WebVision): decoded and transformed by DataLoader workers; a
+    distributed training split loads this rank's slice of each global batch."""
 
     def __init__(self, paths: list[str], indices, labels: torch.Tensor, clean: torch.Tensor, flipped: torch.Tensor,
                  transform, batch_size: int, device: torch.device, shuffle: bool = False, channels_last: bool = False,
-                 workers: int = 4):
+                 workers: int = 4, rank: Rank = SINGLE):
         from ..data.files import file_loader
 
-        self.loader = file_loader(paths, indices, transform, batch_size, shuffle, seed=0, workers=workers)
+        self.loader = file_loader(paths, indices, transform, batch_size, shuffle, seed=0, workers=workers, rank=rank)
         self.generator = self.loader.generator
         self.labels, self.clean, self.flipped = labels.to(device), clean.to(device), flipped.to(device)
         self.device = device
         self.channels_last = channels_last
+        self.batch_size, self.shuffle = batch_size, shuffle
 
     def __len__(self) -> int:
         return len(self.loader.dataset)
@@ -89,4 +102,5 @@ class FileBatches:
         for images, index in iterate(self.loader, self.device):
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            yield Batch(images, self.labels[index], self.clean[index], self.flipped[index])
+            global_size = self.batch_size if self.shuffle else index.numel()  # shuffled: whole global batches only
+            yield Batch(images, self.labels[index], self.clean[index], self.flipped[index], global_size)

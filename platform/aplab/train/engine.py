@@ -1,4 +1,9 @@
-"""The training engine: epochs of SGD with clipping, evaluation, and one host sync per epoch."""
+"""The training engine: epochs of SGD with clipping, evaluation, and one host sync per epoch.
+
+Distributed, each rank trains on its slice of every global batch through DistributedDataParallel,
+with its loss scaled so that the averaged gradient is the global batch's mean; each rank evaluates
+its shard; the epoch's sums are added over the ranks just before the one host sync.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..distributed import SINGLE, Rank
 from ..errors import RunFailed
 from ..names import M
 from .batches import DeviceBatches
+from .group import all_sum, buffers_from_main
 from .runtime import Runtime
 
 TRAIN_SUMS = ("loss", "acc_noisy", "acc_clean", "flipped_noisy", "flipped_clean", "count", "flipped")
@@ -27,13 +34,20 @@ class NonFiniteLoss(RunFailed):
 
 
 class Engine:
-    """Owns the model, loss, optimizer and schedule; knows nothing of data sources or tracking."""
+    """Owns the model, loss, optimizer and schedule; knows nothing of data sources or tracking.
+
+    ``model`` is the plain module (what checkpoints hold); ``trainer`` the module that trains, e.g. its
+    DistributedDataParallel wrapper; ``compiled`` its torch.compile'd form for evaluation.
+    """
 
     def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler, runtime: Runtime, grad_clip: float,
-                 num_classes: int, compiled: nn.Module | None = None):
+                 num_classes: int, compiled: nn.Module | None = None, trainer: nn.Module | None = None,
+                 rank: Rank = SINGLE):
         self.model = model
         self.forward = compiled or model
+        self.trainer = trainer or self.forward
+        self.rank = rank
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -48,13 +62,14 @@ class Engine:
         sums = torch.zeros(len(TRAIN_SUMS), device=device, dtype=torch.float64)
         for batch in batches:
             with self.runtime.autocast():
-                logits = self.forward(batch.images)
+                logits = self.trainer(batch.images)
             loss = self.loss_fn(logits, batch.labels)
+            objective = loss * self._share(batch) if self.rank.distributed else loss
             penalty = self.loss_fn.penalty(self.model)  # e.g. ANL's delta * ||theta||_1; part of what is minimised
             if penalty is not None:
-                loss = loss + penalty
+                loss, objective = loss + penalty, objective + penalty  # once per step: DDP averages the ranks'
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward()
             if self.grad_clip > 0:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             self.optimizer.step()
@@ -72,6 +87,11 @@ class Engine:
                 ])
         self.scheduler.step()
         return sums
+
+    def _share(self, batch) -> float:
+        """The factor turning this rank's mean loss into its share of the global batch's mean, given that
+        DistributedDataParallel averages the ranks' gradients: local size x world size / global size."""
+        return batch.labels.shape[0] * self.rank.world_size / batch.global_size
 
     @torch.no_grad()
     def evaluate(self, batches: DeviceBatches, confusion: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -101,10 +121,13 @@ class Engine:
         self.loss_fn.on_epoch_start(epoch - 1, epochs)
         lr = self.optimizer.param_groups[0]["lr"]
         train_sums = self.train_epoch(train)
+        buffers_from_main(self.model, self.rank)
         val_sums = self.evaluate(val)[0] if val is not None and len(val) else torch.zeros(3, device=train_sums.device,
                                                                                           dtype=torch.float64)
         test_sums, matrix = self.evaluate(test, confusion=confusion)
-        values = torch.cat([train_sums, val_sums, test_sums]).tolist()  # the one host sync of the epoch
+        if matrix is not None:
+            all_sum(matrix, self.rank)
+        values = all_sum(torch.cat([train_sums, val_sums, test_sums]), self.rank).tolist()  # the one host sync
         seconds = time.perf_counter() - start
         t = dict(zip(TRAIN_SUMS, values[: len(TRAIN_SUMS)]))
         v_loss, v_correct, v_n, s_loss, s_correct, s_n = values[len(TRAIN_SUMS):]

@@ -12,6 +12,7 @@ from .. import noise
 from ..config import RunConfig
 from ..data import AUGMENTATIONS, Dataset, ImageFiles, ImageTensors, load_dataset, stratified_split
 from ..data.files import FILE_TRANSFORMS, evaluation_transform
+from ..distributed import SINGLE, Rank, split_bounds
 from .batches import DeviceBatches, FileBatches
 from .runtime import Runtime
 
@@ -46,11 +47,19 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
     return PreparedData(dataset, noisy, train_idx, val_idx, cfg.data.clean_val)
 
 
-def make_batches(data: PreparedData, cfg: RunConfig, runtime: Runtime):
-    """Train (augmented, shuffled), validation and test batches: device-resident, or read from files."""
+def shard(idx: np.ndarray, rank: Rank) -> np.ndarray:
+    """Rank's contiguous part of an evaluation set: the ranks' parts cover it once, with no padding."""
+    return idx[slice(*split_bounds(len(idx), rank.world_size, rank.rank))]
+
+
+def make_batches(data: PreparedData, cfg: RunConfig, runtime: Runtime, rank: Rank = SINGLE):
+    """Train (augmented, shuffled), validation and test batches: device-resident, or read from files.
+
+    Distributed, training batches are this rank's slices of the global batches and the evaluation sets
+    this rank's shard (the engine sums the ranks' counts)."""
     train_set, test_set = data.dataset.train, data.dataset.test
     if isinstance(train_set, ImageFiles):
-        return make_file_batches(data, cfg, runtime)
+        return make_file_batches(data, cfg, runtime, rank)
     assert isinstance(test_set, ImageTensors)
     clean = torch.from_numpy(train_set.labels)
     noisy = torch.from_numpy(data.noisy.labels)
@@ -63,17 +72,20 @@ def make_batches(data: PreparedData, cfg: RunConfig, runtime: Runtime):
         return DeviceBatches(train_set.images[index], labels[index], clean[index], flipped[index], **common, **kw)
 
     augment = AUGMENTATIONS.get(cfg.data.augment, "data.augment")
-    train = subset(data.train_idx, noisy, batch_size=cfg.optim.batch_size, augment=augment, shuffle=True)
+    train = subset(data.train_idx, noisy, batch_size=cfg.optim.batch_size, augment=augment, shuffle=True, rank=rank)
     val = None
     if data.val_idx.size:
-        val = subset(data.val_idx, clean if data.clean_val else noisy, batch_size=cfg.runtime.eval_batch_size)
-    test_labels = torch.from_numpy(test_set.labels)
-    test = DeviceBatches(test_set.images, test_labels, test_labels, torch.zeros_like(test_labels, dtype=torch.bool),
-                         batch_size=cfg.runtime.eval_batch_size, **common)
+        val = subset(shard(data.val_idx, rank), clean if data.clean_val else noisy,
+                     batch_size=cfg.runtime.eval_batch_size)
+    test_idx = torch.from_numpy(shard(np.arange(len(test_set.labels)), rank))
+    test_labels = torch.from_numpy(test_set.labels)[test_idx]
+    test = DeviceBatches(test_set.images[test_idx], test_labels, test_labels,
+                         torch.zeros_like(test_labels, dtype=torch.bool), batch_size=cfg.runtime.eval_batch_size,
+                         **common)
     return train, val, test
 
 
-def make_file_batches(data: PreparedData, cfg: RunConfig, runtime: Runtime):
+def make_file_batches(data: PreparedData, cfg: RunConfig, runtime: Runtime, rank: Rank = SINGLE):
     """DataLoader-backed batches for datasets read from disk (WebVision)."""
     dataset = data.dataset
     train_set, test_set = dataset.train, dataset.test
@@ -86,14 +98,16 @@ def make_file_batches(data: PreparedData, cfg: RunConfig, runtime: Runtime):
 
     def subset(idx, labels, transform, batch_size, shuffle):
         return FileBatches(train_set.paths, idx, labels[idx], clean[idx], flipped[idx], transform, batch_size,
-                           runtime.device, shuffle=shuffle, channels_last=runtime.channels_last)
+                           runtime.device, shuffle=shuffle, channels_last=runtime.channels_last,
+                           rank=rank if shuffle else SINGLE)
 
     train = subset(data.train_idx, noisy, FILE_TRANSFORMS.get(cfg.data.augment, "data.augment")(size, *stats),
                    cfg.optim.batch_size, True)
-    val = subset(data.val_idx, clean if data.clean_val else noisy, evaluation, cfg.runtime.eval_batch_size,
-                 False) if data.val_idx.size else None
-    test_labels = torch.from_numpy(test_set.labels)
-    test = FileBatches(test_set.paths, np.arange(len(test_set.paths)), test_labels, test_labels,
+    val = subset(shard(data.val_idx, rank), clean if data.clean_val else noisy, evaluation,
+                 cfg.runtime.eval_batch_size, False) if data.val_idx.size else None
+    test_idx = shard(np.arange(len(test_set.paths)), rank)
+    test_labels = torch.from_numpy(test_set.labels)[test_idx]
+    test = FileBatches(test_set.paths, test_idx, test_labels, test_labels,
                        torch.zeros_like(test_labels, dtype=torch.bool), evaluation, cfg.runtime.eval_batch_size,
                        runtime.device, channels_last=runtime.channels_last)
     return train, val, test

@@ -4,6 +4,10 @@ The run folder (``<workdir>/<experiment>/<config hash>``) holds the atomic check
 re-running the same command after a crash resumes into the same tracked run from the last epoch. A run
 that FAILED (non-finite loss, unreadable run file) is trained again from scratch, as a new tracked run,
 by the same command: its last checkpoint is not trusted (the epoch that diverged would diverge again).
+
+A distributed run (``runtime.nproc_per_node > 1``, or started by torchrun) is one run: rank 0 decides
+what to do from the run folder, holds the claim, tracks, checkpoints and writes artifacts; the other
+ranks receive its decision and checkpoint, and train their slices of the same epochs.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from tqdm.auto import tqdm
 from .. import losses
 from ..atomic import atomic_write_bytes
 from ..config import RunConfig, config_hash, loss_kwargs, to_yaml
+from ..distributed import SINGLE, Rank, rank_from_environment
 from ..errors import ConfigError, RunFailed, RunFileCorrupt, TrackingUnavailable
 from ..models import build_model, float32_head
 from ..names import P_REALISED_NOISE_RATE, P_TRAIN_SIZE, P_VAL_SIZE, M, T
@@ -32,6 +37,7 @@ from ..source import code_version
 from ..tracking import DatasetRecord, Tracker, default_uri, make_tracker
 from .checkpoint import load_checkpoint, save_checkpoint
 from .engine import Engine, NonFiniteLoss
+from .group import from_main, gather, join_group, leave_group
 from .prepare import PreparedData, labels_digest, make_batches, prepare_data
 from .recorder import MODEL_FILE, STATE_FILE, RunRecorder
 from .runtime import Runtime, seed_everything, select_runtime
@@ -53,8 +59,10 @@ class RunResult:
     synced: bool = True  # False while the tracker has not received everything (see `aplab sync`)
 
 
-def run_tags(cfg: RunConfig, digest: str, runtime: Runtime) -> dict[str, str]:
-    return {
+def run_tags(cfg: RunConfig, digest: str, runtime: Runtime, rank: Rank = SINGLE,
+             backend: str | None = None) -> dict[str, str]:
+    world = {T.WORLD_SIZE: str(rank.world_size), **({T.BACKEND: backend} if backend else {})}
+    return {**world,
         T.DATASET: cfg.data.name, T.MODEL: str(cfg.model.name), T.LOSS: cfg.loss.name, T.NOISE: cfg.noise.spec,
         T.SEED: str(cfg.runtime.seed), T.FIDELITY: cfg.loss.fidelity, T.CONFIG_HASH: digest,
         T.CODE_VERSION: code_version(), T.VAL_LABELS: "clean" if cfg.data.clean_val else "noisy",
@@ -106,7 +114,8 @@ class TrainingRun:
 
     def __init__(self, cfg: RunConfig, tracker: Tracker | None, run_dir: Path | None = None,
                  parent_run_id: str | None = None, extra_tags: dict[str, str] | None = None,
-                 progress: bool = True, on_epoch: Callable[[int, dict[str, float]], None] | None = None):
+                 progress: bool = True, on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+                 rank: Rank = SINGLE):
         self.cfg = cfg
         self.digest = config_hash(cfg)
         self.tracker = tracker
@@ -116,6 +125,8 @@ class TrainingRun:
         self.extra_tags = extra_tags or {}
         self.progress = progress
         self.on_epoch = on_epoch
+        self.rank = rank
+        self.backend: str | None = None  # torch.distributed's, once this rank joined its group
 
     # -- setup -------------------------------------------------------------------------------
     def _build(self, data: PreparedData, runtime: Runtime) -> Engine:
@@ -139,11 +150,34 @@ class TrainingRun:
         }
         scheduler = schedules[cfg.optim.schedule]()
         compiled = torch.compile(model) if cfg.runtime.compile else None
-        return Engine(model, loss_fn, optimizer, scheduler, runtime, cfg.optim.grad_clip, dataset.num_classes, compiled)
+        trainer = self._distribute(model, runtime)
+        if trainer is not None and compiled is not None:
+            trainer = torch.compile(trainer)
+        return Engine(model, loss_fn, optimizer, scheduler, runtime, cfg.optim.grad_clip, dataset.num_classes, compiled,
+                      trainer, self.rank)
+
+    def _distribute(self, model: torch.nn.Module, runtime: Runtime) -> torch.nn.Module | None:
+        """The DistributedDataParallel module that trains ``model`` in a distributed run (None in one process).
+
+        SyncBatchNorm (``runtime.sync_bn``) replaces ``model``'s BatchNorm layers in place, so ``model`` (what
+        checkpoints hold) keeps BatchNorm's state-dict keys: a checkpoint resumes under any world size.
+        PyTorch's SyncBatchNorm runs on GPUs only: on CPU each rank normalises with its slice's statistics."""
+        if not self.rank.distributed:
+            return None
+        from torch.nn.parallel import DistributedDataParallel
+
+        on_cuda = runtime.device.type == "cuda"
+        if self.cfg.runtime.sync_bn and on_cuda:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        elif self.cfg.runtime.sync_bn and self.rank.is_main:
+            log.info("runtime.sync_bn: PyTorch's SyncBatchNorm needs GPUs; on CPU each rank's BatchNorm uses "
+                     "the statistics of its slice of the batch")
+        return DistributedDataParallel(model, device_ids=[runtime.device] if on_cuda else None,
+                                       gradient_as_bucket_view=True)
 
     def _fresh_state(self, data: PreparedData, runtime: Runtime) -> dict[str, Any]:
         cfg = self.cfg
-        tags = {**run_tags(cfg, self.digest, runtime), **self.extra_tags}
+        tags = {**run_tags(cfg, self.digest, runtime, self.rank, self.backend), **self.extra_tags}
         return {
             "config_hash": self.digest, "tracking_uri": self.uri, "experiment": cfg.tracking.experiment,
             "run_name": cfg.tracking.run_name or default_run_name(cfg), "parent_run_id": self.parent_run_id,
@@ -211,15 +245,40 @@ class TrainingRun:
         self._finish_sync(recorder)
 
     # -- the run -------------------------------------------------------------------------------
-    def run(self) -> RunResult:
+    def run(self) -> RunResult | None:
         """Check the inputs, claim the run folder (one trainer per run: RunClaimed if another process
-        trains it), then train, resume or skip the run."""
-        runtime = select_runtime(self.cfg.runtime)
+        trains it), then train, resume or skip the run. A rank other than 0 follows rank 0 and returns None."""
+        runtime = select_runtime(self.cfg.runtime, self.rank)
         data = prepare_data(self.cfg)  # a missing or bad dataset fails here, before the tracker is touched
-        if self.tracker is not None:
-            self.tracker.check()  # fail fast, before any run, claim or checkpoint exists
-        with RunClaim(self.run_dir) as claim:
-            return self._run(claim, runtime, data)
+        if self.rank.distributed:
+            self.backend = join_group(self.rank, runtime.device)
+        try:
+            if not self.rank.is_main:
+                return self._follow(runtime, data)
+            if self.tracker is not None:
+                self.tracker.check()  # fail fast, before any run, claim or checkpoint exists
+            with RunClaim(self.run_dir) as claim:
+                return self._run(claim, runtime, data)
+        finally:
+            if self.rank.distributed:
+                leave_group()
+
+    def _follow(self, runtime: Runtime, data: PreparedData) -> None:
+        """A rank other than 0: train the epochs rank 0 decided on, from its checkpoint; nothing is written."""
+        plan = from_main(None, self.rank)
+        if plan is None:
+            return None  # nothing to train (finished earlier)
+        engine = self._build(data, runtime)
+        train, val, test = make_batches(data, self.cfg, runtime, self.rank)
+        start = self._restore_training(engine, train, plan["checkpoint"])
+        epochs = self.cfg.optim.epochs
+        try:
+            for epoch in range(start, epochs + 1):
+                engine.epoch(train, val, test, epoch, epochs, confusion=epoch == epochs)
+                gather(rng_states(self.rank, runtime), self.rank)  # rank 0 checkpoints every rank's generators
+        except NonFiniteLoss:
+            return None  # every rank sees the same summed loss: rank 0 marks the run FAILED and reports it
+        return None
 
     def _run(self, claim: RunClaim, runtime: Runtime, data: PreparedData) -> RunResult:
         cfg = self.cfg
@@ -227,6 +286,7 @@ class TrainingRun:
         if recorder is not None and recorder.state.get("tracking_uri") != self.uri:
             recorder = None  # same config, another tracking store: a new run
         if recorder is not None and recorder.state["status"] == RunStatus.FINISHED:
+            from_main(None, self.rank)  # the other ranks have nothing to do
             recorder.forget_lost_run()
             return self._finish_sync(recorder, skipped=True)
         if recorder is not None and recorder.state["status"] == RunStatus.FAILED:
@@ -234,9 +294,10 @@ class TrainingRun:
             log.info("run %s FAILED earlier: training it again from scratch", self.run_dir)
             recorder = None
 
-        engine = self._build(data, runtime)
-        train, val, test = make_batches(data, cfg, runtime)
         checkpoint = self._load_checkpoint(recorder) if recorder is not None else None
+        from_main({"checkpoint": checkpoint}, self.rank)  # what the other ranks resume from (None: a fresh start)
+        engine = self._build(data, runtime)
+        train, val, test = make_batches(data, cfg, runtime, self.rank)
         if checkpoint is not None and recorder is not None:
             start = self._restore(engine, train, checkpoint, recorder)
         else:
@@ -244,8 +305,7 @@ class TrainingRun:
             recorder = RunRecorder(self.run_dir, self.tracker, self._fresh_state(data, runtime))
             recorder.state["run_id"] = killed_before_first_epoch  # reuse its tracked run, if it made one
             self._write_start_artifacts(data)
-            train.seed(cfg.runtime.seed)
-            start = 1
+            start = self._restore_training(engine, train, None)
             if self.tracker is not None and not recorder.ensure_run():
                 raise TrackingUnavailable(f"could not create a run in {self.uri}; see the warning above")
             recorder.save()
@@ -259,7 +319,7 @@ class TrainingRun:
             for epoch in bar:
                 metrics, matrix = engine.epoch(train, val, test, epoch, epochs, confusion=epoch == epochs)
                 recorder.state["history"].append({"epoch": epoch, **metrics})
-                self._checkpoint(engine, train, recorder, epoch)
+                self._checkpoint(engine, train, recorder, epoch, gather(rng_states(self.rank, runtime), self.rank))
                 if recorder.ensure_run():
                     recorder.push_pending()
                 recorder.save()
@@ -296,31 +356,46 @@ class TrainingRun:
             first_step = max((step for step, _ in history), default=-1) + 1
         return recorder.fetch("system metrics", lambda: tracker.start_system_metrics(run_id, first_step=first_step))[1]
 
-    def _checkpoint(self, engine: Engine, train, recorder: RunRecorder, epoch: int) -> None:
+    def _checkpoint(self, engine: Engine, train, recorder: RunRecorder, epoch: int,
+                    rank_rngs: list[dict[str, Any]]) -> None:
+        """The plain module's state (no DDP wrapper) and every rank's generators, by rank 0 alone."""
         state = {
             "epoch": epoch, "model": engine.model.state_dict(), "optimizer": engine.optimizer.state_dict(),
             "scheduler": engine.scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
             "data_rng": train.generator.get_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "history": recorder.state["history"],
+            "rank_rngs": rank_rngs, "history": recorder.state["history"],
         }
         save_checkpoint(self.run_dir / CHECKPOINT, state)  # atomic: the previous one stays until this one is whole
 
-    def _restore(self, engine: Engine, train, checkpoint: dict[str, Any], recorder: RunRecorder) -> int:
+    def _restore_training(self, engine: Engine, train, checkpoint: dict[str, Any] | None) -> int:
+        """Seed a fresh start, or load the checkpoint's model, optimizer, schedule and generators (on every
+        rank); the first epoch to train. Each rank takes back its own generators when the world size is the
+        checkpoint's, rank 0's otherwise (the data order is every rank's alike)."""
+        if checkpoint is None:
+            train.seed(self.cfg.runtime.seed)
+            return 1
         engine.model.load_state_dict(checkpoint["model"])
         engine.optimizer.load_state_dict(checkpoint["optimizer"])
         engine.scheduler.load_state_dict(checkpoint["scheduler"])
         torch.set_rng_state(checkpoint["torch_rng"])
         train.generator.set_state(checkpoint["data_rng"])
-        if checkpoint.get("cuda_rng") is not None and torch.cuda.is_available():
+        if checkpoint.get("cuda_rng") is not None and torch.cuda.is_available() and not self.rank.distributed:
             torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
+        ranks = checkpoint.get("rank_rngs", [])
+        if len(ranks) == self.rank.world_size:
+            restore_rng_states(ranks[self.rank.rank], engine.runtime)
+        return checkpoint["epoch"] + 1
+
+    def _restore(self, engine: Engine, train, checkpoint: dict[str, Any], recorder: RunRecorder) -> int:
+        start = self._restore_training(engine, train, checkpoint)
         recorder.state["history"] = checkpoint["history"]  # epochs after the checkpoint are run again
         recorder.forget_lost_run()
         recorder.reconcile()
         if recorder.run_id is not None:
             recorder.attempt("resume", lambda: recorder.tracker.resume_run(recorder.run_id))
-        log.info("resuming %s at epoch %d", recorder.state["run_name"], checkpoint["epoch"] + 1)
-        return checkpoint["epoch"] + 1
+        log.info("resuming %s at epoch %d", recorder.state["run_name"], start)
+        return start
 
     def _finalise(self, engine: Engine, recorder: RunRecorder, matrix) -> None:
         from ..report.run_plots import plot_curves, plot_matrix  # matplotlib only when a figure is drawn
@@ -350,6 +425,18 @@ class TrainingRun:
         return result_of(recorder, skipped)
 
 
+def rng_states(rank: Rank, runtime: Runtime) -> dict[str, Any]:
+    """This rank's torch generators (CPU, and its CUDA device's) for the checkpoint."""
+    cuda = torch.cuda.get_rng_state(runtime.device) if runtime.device.type == "cuda" else None
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+
+def restore_rng_states(states: dict[str, Any], runtime: Runtime) -> None:
+    torch.set_rng_state(states["cpu"])
+    if states["cuda"] is not None and runtime.device.type == "cuda":
+        torch.cuda.set_rng_state(states["cuda"], runtime.device)
+
+
 def stop_monitor(monitor) -> None:
     """Stop the system-metrics sampler; its last delivery failing is not news of the tracking server."""
     try:
@@ -358,16 +445,33 @@ def stop_monitor(monitor) -> None:
         log.debug("system metrics monitor: %s", err)
 
 
-def train(cfg: RunConfig, tracker: Tracker | None = None, **kwargs) -> RunResult:
+def train(cfg: RunConfig, tracker: Tracker | None = None, **kwargs) -> RunResult | None:
     """Train (or resume, or skip if finished, or retry from scratch if FAILED) one run; resolves the config once.
 
     The tracker defaults to the config's URI. Raises RunFailed (NonFiniteLoss, RunFileCorrupt) after
     marking the run FAILED; the same call then trains it again from scratch.
+
+    Distributed: in a process torchrun started (RANK, WORLD_SIZE set) this is one rank of the run, and
+    ranks other than 0 return None. Otherwise ``runtime.nproc_per_node > 1`` launches that many ranks
+    here (PyTorch's elastic launcher) and returns rank 0's result: rank 0 rebuilds the tracker from its
+    URI, ``on_epoch`` is called here with rank 0's epochs (what it raises stops the run as it would in
+    one process), ``extra_tags``, ``run_dir``, ``parent_run_id`` and ``progress`` reach rank 0.
     """
     resolved = resolve(cfg)
-    if tracker is None and not resolved.tracking.offline:
+    rank = rank_from_environment()
+    if rank is None and resolved.runtime.nproc_per_node > 1:
+        from .launch import launch
+
+        uri = None if resolved.tracking.offline else (tracker.uri if tracker is not None else default_uri(
+            resolved.tracking.uri))
+        return launch(resolved, uri, **kwargs)
+    rank = rank or SINGLE
+    if not rank.is_main:
+        tracker = None  # rank 0 alone talks to the tracker
+        kwargs["progress"] = False
+    elif tracker is None and not resolved.tracking.offline:
         tracker = make_tracker(resolved.tracking.uri)
-    return TrainingRun(resolved, tracker, **kwargs).run()
+    return TrainingRun(resolved, tracker, rank=rank, **kwargs).run()
 
 
 class RunOfAnotherStore(ConfigError):

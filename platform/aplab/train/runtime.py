@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..config import RuntimeConfig
+from ..distributed import SINGLE, Rank
 from ..errors import ConfigError
 
 
@@ -26,14 +27,17 @@ class Runtime:
         return contextlib.nullcontext()
 
 
-def select_runtime(cfg: RuntimeConfig) -> Runtime:
-    """Resolve "auto": CUDA when present with bf16 and channels_last, else CPU in fp32."""
+def select_runtime(cfg: RuntimeConfig, rank: Rank = SINGLE) -> Runtime:
+    """Resolve "auto": CUDA when present with bf16 and channels_last, else CPU in fp32. A rank of a
+    distributed run on CUDA trains on ``cuda:<local rank>``."""
     if cfg.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         device = torch.device(cfg.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError("runtime.device", cfg.device, "cpu or auto: this machine has no CUDA device")
+    if rank.distributed and device.type == "cuda":
+        device = torch.device("cuda", rank.local_rank)
     precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
     return Runtime(device, precision, channels_last)

@@ -1,0 +1,48 @@
+"""Which process of a distributed run this is, and the pure arithmetic of sharing batches among ranks.
+
+No torch here (the data and train layers both use it): a rank, the world size and the local rank come
+from the environment torchrun (PyTorch's elastic agent) gives each process it starts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+#: The variables torch.distributed's elastic agent (torchrun, elastic_launch) sets in every process it starts.
+RANK, WORLD_SIZE, LOCAL_RANK = "RANK", "WORLD_SIZE", "LOCAL_RANK"
+
+
+@dataclass(frozen=True)
+class Rank:
+    """One process of a run: its rank among ``world_size`` processes, and its index on this node."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one process that tracks, checkpoints and writes artifacts."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+#: A run in one process.
+SINGLE = Rank()
+
+
+def rank_from_environment() -> Rank | None:
+    """This process's rank when an elastic agent started it (RANK and WORLD_SIZE set), else None."""
+    if RANK not in os.environ or WORLD_SIZE not in os.environ:
+        return None
+    return Rank(int(os.environ[RANK]), int(os.environ[WORLD_SIZE]), int(os.environ.get(LOCAL_RANK, "0")))
+
+
+def split_bounds(size: int, world_size: int, rank: int) -> tuple[int, int]:
+    """The ``[start, stop)`` of rank's contiguous part of ``size`` items: parts differ by at most one item,
+    follow each other in rank order, and together cover every item exactly once."""
+    return size * rank // world_size, size * (rank + 1) // world_size

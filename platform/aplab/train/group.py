@@ -1,0 +1,96 @@
+"""The process group of a distributed run: joining it, and the few collectives a run needs.
+
+Every function is a no-op (or returns its input) for a run in one process, so the engine and the run
+call them unconditionally. torch.distributed's public API only; gloo on CPU, NCCL on CUDA.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from ..distributed import Rank
+
+log = logging.getLogger(__name__)
+
+
+def backend_for(device: torch.device) -> str:
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def join_group(rank: Rank, device: torch.device) -> str:
+    """Join the group torchrun's environment describes (MASTER_ADDR/PORT, RANK, WORLD_SIZE); the backend."""
+    backend = backend_for(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend, rank=rank.rank, world_size=rank.world_size,
+                                device_id=device if device.type == "cuda" else None)
+    return backend
+
+
+def leave_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_sum(tensor: torch.Tensor, rank: Rank) -> torch.Tensor:
+    """Sum ``tensor`` over the ranks, in place (every rank gets the total)."""
+    if rank.distributed:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def buffers_from_main(module: torch.nn.Module, rank: Rank) -> None:
+    """Rank 0's buffers (BatchNorm's running statistics) in every rank's module: without SyncBatchNorm each
+    rank's statistics follow its own slices, and every rank must evaluate the model rank 0 checkpoints."""
+    if rank.distributed:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def from_main(value: Any, rank: Rank) -> Any:
+    """Rank 0's ``value`` on every rank (pickled; for decisions and checkpoints, not for the hot loop)."""
+    if not rank.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather(value: Any, rank: Rank) -> list[Any]:
+    """Every rank's ``value``, in rank order, on every rank."""
+    if not rank.distributed:
+        return [value]
+    values: list[Any] = [None] * rank.world_size
+    dist.all_gather_object(values, value)
+    return values
+
+
+def die_with_parent() -> None:
+    """Make this rank die with the process that started it (the elastic agent), so a SIGKILLed launcher
+    leaves no rank behind; the agent itself stops every rank when one of them dies."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+        return
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:  # elsewhere: poll the parent
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()

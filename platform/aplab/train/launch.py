@@ -1,0 +1,143 @@
+"""One run on N local processes, started here through PyTorch's elastic launcher (what torchrun runs).
+
+``train()`` calls ``launch`` when ``runtime.nproc_per_node > 1`` and no process group exists yet, so the
+CLI, a pipeline worker or a study trial trains one run on N GPUs with one call. The ranks are spawned
+processes that die with this one; when any of them dies the elastic agent stops the others. Rank 0
+sends its epochs (for ``on_epoch``) and, when it fails, its error back here over a queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..config import ResolvedConfig
+from ..distributed import rank_from_environment
+from ..errors import RunFailed
+from ..tracking import make_tracker
+
+log = logging.getLogger(__name__)
+
+EpochHook = Callable[[int, dict[str, float]], None]
+
+
+class GroupFailed(RunFailed):
+    """A rank of a distributed run died (killed, out of memory, a crash) without an error of its own to report."""
+
+    def __init__(self, detail: str):
+        super().__init__(f"a process of the distributed run stopped ({detail}); the run keeps its last checkpoint: "
+                         "run the same command again to resume it")
+
+
+def portable(error: BaseException) -> tuple[type, str]:
+    """An exception as (type, message): aplab's errors take other arguments than their message, so they do
+    not survive pickling as they are; their type and one-line message do."""
+    return type(error), str(error)
+
+
+def rebuild(sent: tuple[type, str]) -> BaseException:
+    kind, message = sent
+    error = kind.__new__(kind)
+    BaseException.__init__(error, message)
+    return error
+
+
+class EpochRelay:
+    """Rank 0's ``on_epoch``: hands each epoch to the launching process and raises what its hook raised."""
+
+    def __init__(self, events, replies):
+        self.events, self.replies = events, replies
+
+    def __call__(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.events.put(("epoch", epoch, metrics))
+        answer = self.replies.get()
+        if answer is not None:
+            raise rebuild(answer)
+
+
+@dataclass
+class Outcome:
+    """What the launching process learnt from rank 0 while the group ran."""
+
+    error: BaseException | None = None
+
+
+def relay(events, replies, on_epoch: EpochHook | None, outcome: Outcome) -> None:
+    """In the launching process: call ``on_epoch`` for rank 0's epochs, answer with what it raised (its
+    original exception is the one ``launch`` raises), keep rank 0's error; stop at "done"."""
+    while True:
+        message = events.get()
+        if message[0] == "done":
+            return
+        if message[0] == "error":
+            outcome.error = outcome.error or rebuild(message[1])
+            continue
+        _, epoch, metrics = message
+        try:
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+            replies.put(None)
+        except BaseException as err:  # e.g. KeyboardInterrupt or optuna.TrialPruned: rank 0 raises it too
+            outcome.error = err
+            replies.put(portable(err))
+
+
+def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], relay_epochs: bool, events, replies):
+    """The entry point of every rank: rank 0 tracks (a tracker rebuilt from ``uri``) and reports; the
+    others train their slices and return None."""
+    from .group import die_with_parent
+    from .run import TrainingRun
+
+    die_with_parent()
+    rank = rank_from_environment()
+    assert rank is not None, "started by the elastic agent, which sets RANK and WORLD_SIZE"
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ:  # the ranks share this node's cores
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // rank.world_size))
+    if not rank.is_main:
+        return TrainingRun(cfg, None, rank=rank, **{**options, "progress": False}).run()
+    tracker = make_tracker(uri) if uri is not None else None
+    hook = EpochRelay(events, replies) if relay_epochs else None
+    try:
+        return TrainingRun(cfg, tracker, rank=rank, on_epoch=hook, **options).run()
+    except BaseException as err:
+        events.put(("error", portable(err)))
+        events.close()
+        events.join_thread()  # delivered before this process exits and the agent stops the others
+        raise
+
+
+def launch(cfg: ResolvedConfig, uri: str | None, on_epoch: EpochHook | None = None, **options) -> Any:
+    """Train ``cfg`` on ``cfg.runtime.nproc_per_node`` local ranks; rank 0's RunResult, or its error raised
+    here (GroupFailed when a rank died without one)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    spawn = multiprocessing.get_context("spawn")
+    events, replies = spawn.Queue(), spawn.Queue()
+    outcome = Outcome()
+    listener = threading.Thread(target=relay, args=(events, replies, on_epoch, outcome), daemon=True)
+    listener.start()
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=cfg.runtime.nproc_per_node,
+                          run_id=f"aplab-{uuid.uuid4().hex[:12]}", rdzv_backend="c10d", rdzv_endpoint="localhost:0",
+                          max_restarts=0, start_method="spawn")
+    failure: ChildFailedError | None = None
+    try:
+        results = elastic_launch(config, run_rank)(cfg, uri, options, on_epoch is not None, events, replies)
+    except ChildFailedError as err:
+        failure = err
+    finally:
+        events.put(("done",))
+        listener.join()
+    if outcome.error is not None:
+        raise outcome.error
+    if failure is not None:
+        first = failure.get_first_failure()[1]
+        raise GroupFailed(f"rank {first.global_rank} exit code {first.exitcode}") from None
+    return results[0]
