@@ -46,7 +46,7 @@ class Engine:
                  rank: Rank = SINGLE):
         self.model = model
         self.forward = compiled or model
-        self.trainer = trainer or self.forward
+        self.trainer = trainer if trainer is not None else self.forward
         self.rank = rank
         self.loss_fn = loss_fn
         self.optimizer = optimizer

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from ..source import code_version
 from ..tracking import DatasetRecord, Tracker, default_uri, make_tracker
 from .checkpoint import load_checkpoint, save_checkpoint
 from .engine import Engine, NonFiniteLoss
-from .group import from_main, gather, join_group, leave_group
+from .group import die_with_parent, from_main, gather, join_group, leave_group
 from .prepare import PreparedData, labels_digest, make_batches, prepare_data
 from .recorder import MODEL_FILE, STATE_FILE, RunRecorder
 from .runtime import Runtime, seed_everything, select_runtime
@@ -46,6 +47,7 @@ from .status import RunStatus
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
+ELASTIC_AGENT = "TORCHELASTIC_RUN_ID"  # set by torchrun's agent in every process it starts
 
 
 @dataclass
@@ -466,6 +468,8 @@ def train(cfg: RunConfig, tracker: Tracker | None = None, **kwargs) -> RunResult
             resolved.tracking.uri))
         return launch(resolved, uri, **kwargs)
     rank = rank or SINGLE
+    if rank.distributed and ELASTIC_AGENT in os.environ:
+        die_with_parent()  # torchrun's agent stops the group when a rank dies; this rank dies with the agent
     if not rank.is_main:
         tracker = None  # rank 0 alone talks to the tracker
         kwargs["progress"] = False
