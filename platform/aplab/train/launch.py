@@ -11,14 +11,16 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import uuid
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..config import ResolvedConfig
 from ..distributed import rank_from_environment
-from ..errors import RunFailed
+from ..errors import AplabError, RunFailed
 from ..tracking import make_tracker
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class Outcome:
     """What the launching process learnt from rank 0 while the group ran."""
 
     error: BaseException | None = None
+    hook_error: BaseException | None = None  # what on_epoch raised: the run's outcome whatever rank 0 then did
 
 
 def relay(events, replies, on_epoch: EpochHook | None, outcome: Outcome) -> None:
@@ -83,17 +86,26 @@ def relay(events, replies, on_epoch: EpochHook | None, outcome: Outcome) -> None
                 on_epoch(epoch, metrics)
             replies.put(None)
         except BaseException as err:  # e.g. KeyboardInterrupt or optuna.TrialPruned: rank 0 raises it too
-            outcome.error = err
+            outcome.error = outcome.hook_error = err
             replies.put(portable(err))
 
 
-def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], relay_epochs: bool, events, replies):
+def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], relay_epochs: bool, events, replies,
+             cli_logging: bool):
     """The entry point of every rank: rank 0 tracks (a tracker rebuilt from ``uri``) and reports; the
-    others train their slices and return None."""
+    others train their slices and return None. ``cli_logging``: the launching process shows aplab's
+    diagnostics (the CLI does), so the ranks write them too, as the CLI does ("[aplab] ...")."""
     from .group import die_with_parent
     from .run import TrainingRun
 
     die_with_parent()
+    if cli_logging:
+        from ..cli import install_log_handler
+
+        install_log_handler()
+    # DDP warns once per process when a gradient's strides differ from its bucket's only along a dimension
+    # of size 1 (the first convolution of a one-channel input), which costs nothing: not news to a user
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     rank = rank_from_environment()
     assert rank is not None, "started by the elastic agent, which sets RANK and WORLD_SIZE"
     import torch
@@ -129,15 +141,32 @@ def launch(cfg: ResolvedConfig, uri: str | None, on_epoch: EpochHook | None = No
                           max_restarts=0, start_method="spawn")
     failure: ChildFailedError | None = None
     try:
-        results = elastic_launch(config, run_rank)(cfg, uri, options, on_epoch is not None, events, replies)
+        cli_logging = bool(logging.getLogger("aplab").handlers)  # diagnostics shown here: shown by the ranks too
+        results = elastic_launch(config, run_rank)(cfg, uri, options, on_epoch is not None, events, replies,
+                                                   cli_logging)
     except ChildFailedError as err:
         failure = err
     finally:
         events.put(("done",))
         listener.join()
-    if outcome.error is not None:
-        raise outcome.error
+    if outcome.error is not None and (isinstance(outcome.error, REPORTED) or outcome.error is outcome.hook_error):
+        raise outcome.error  # rank 0's own verdict (a failed run, a bad input) or what on_epoch raised
     if failure is not None:
-        first = failure.get_first_failure()[1]
-        raise GroupFailed(f"rank {first.global_rank} exit code {first.exitcode}") from None
+        raise GroupFailed(describe(failure, outcome.error)) from None
     return results[0]
+
+
+#: Errors of rank 0 that are the run's outcome, raised as they are; any other (a broken connection to a
+#: rank that died, a crash) is reported as the group's failure.
+REPORTED = (AplabError, KeyboardInterrupt)
+
+
+def describe(failure, rank0_error: BaseException | None) -> str:
+    """Which rank stopped first and how, in a few words (and rank 0's error when it was rank 0)."""
+    rank, first = failure.get_first_failure()
+    how = (f"killed by {signal.Signals(-first.exitcode).name}" if first.exitcode < 0
+           else f"exit code {first.exitcode}")
+    said = ""
+    if rank == 0 and rank0_error is not None:
+        said = f": {type(rank0_error).__name__}: {' '.join(str(rank0_error).split())[:200]}"
+    return f"rank {rank} {how}{said}"
