@@ -159,6 +159,16 @@ def test_a_process_count_below_one_exits_2_with_one_line_and_leaves_nothing(tmp_
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.skipif(torch.cuda.device_count() > 1, reason="this machine has the GPUs asked for")
+def test_more_ranks_than_gpus_exits_2_with_one_line_before_any_starts(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", "--nproc-per-node", "2", "--device", "cuda", "--no-progress",
+                 "--workdir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("aplab: error:") and "runtime." in err and "\n" not in err
+    assert not (tmp_path / "runs").exists()
+
+
 def aplab_command(*args):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false"}
     return [sys.executable, "-m", "aplab.cli", *args], env

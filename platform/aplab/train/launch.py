@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from ..config import ResolvedConfig
 from ..distributed import rank_from_environment
-from ..errors import AplabError, RunFailed
+from ..errors import AplabError, ConfigError, RunFailed
 from ..tracking import make_tracker
 
 log = logging.getLogger(__name__)
@@ -125,12 +125,27 @@ def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], rela
         raise
 
 
+def check_devices(cfg: ResolvedConfig) -> None:
+    """On CUDA each rank takes one of the GPUs this process sees: refuse more ranks than GPUs before any starts."""
+    import torch
+
+    from .runtime import select_runtime
+
+    if select_runtime(cfg.runtime).device.type != "cuda":
+        return
+    count = torch.cuda.device_count()
+    if cfg.runtime.nproc_per_node > count:
+        raise ConfigError("runtime.nproc_per_node", cfg.runtime.nproc_per_node,
+                          f"at most {count}, the GPUs this process sees (CUDA_VISIBLE_DEVICES), or runtime.device=cpu")
+
+
 def launch(cfg: ResolvedConfig, uri: str | None, on_epoch: EpochHook | None = None, **options) -> Any:
     """Train ``cfg`` on ``cfg.runtime.nproc_per_node`` local ranks; rank 0's RunResult, or its error raised
     here (GroupFailed when a rank died without one)."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    check_devices(cfg)
     spawn = multiprocessing.get_context("spawn")
     events, replies = spawn.Queue(), spawn.Queue()
     outcome = Outcome()

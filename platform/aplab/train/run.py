@@ -277,7 +277,7 @@ class TrainingRun:
         try:
             for epoch in range(start, epochs + 1):
                 engine.epoch(train, val, test, epoch, epochs, confusion=epoch == epochs)
-                gather(rng_states(self.rank, runtime), self.rank)  # rank 0 checkpoints every rank's generators
+                gather(rng_states(runtime), self.rank)  # rank 0 checkpoints every rank's generators
         except NonFiniteLoss:
             return None  # every rank sees the same summed loss: rank 0 marks the run FAILED and reports it
         return None
@@ -321,7 +321,7 @@ class TrainingRun:
             for epoch in bar:
                 metrics, matrix = engine.epoch(train, val, test, epoch, epochs, confusion=epoch == epochs)
                 recorder.state["history"].append({"epoch": epoch, **metrics})
-                self._checkpoint(engine, train, recorder, epoch, gather(rng_states(self.rank, runtime), self.rank))
+                self._checkpoint(engine, train, recorder, epoch, gather(rng_states(runtime), self.rank))
                 if recorder.ensure_run():
                     recorder.push_pending()
                 recorder.save()
@@ -427,7 +427,7 @@ class TrainingRun:
         return result_of(recorder, skipped)
 
 
-def rng_states(rank: Rank, runtime: Runtime) -> dict[str, Any]:
+def rng_states(runtime: Runtime) -> dict[str, Any]:
     """This rank's torch generators (CPU, and its CUDA device's) for the checkpoint."""
     cuda = torch.cuda.get_rng_state(runtime.device) if runtime.device.type == "cuda" else None
     return {"cpu": torch.get_rng_state(), "cuda": cuda}
