@@ -81,6 +81,32 @@ def test_the_file_loader_sampler_gives_each_rank_its_slice_of_the_same_batches(s
     assert len(RankBatchSampler(21, 6, shuffle, torch.Generator(), Rank(1, 2))) == len(single)
 
 
+def test_file_batches_of_two_ranks_are_the_single_process_batches(tmp_path):
+    from PIL import Image
+    from torchvision import transforms
+
+    from aplab.train.batches import FileBatches
+
+    paths = []
+    for i in range(11):
+        paths.append(str(tmp_path / f"{i}.jpg"))
+        Image.fromarray(np.full((4, 4, 3), 20 * i, dtype=np.uint8)).save(paths[-1], format="JPEG")
+    labels = torch.arange(11)
+
+    def epoch(rank):
+        batches = FileBatches(paths, np.arange(11), labels, labels, torch.zeros(11, dtype=torch.bool),
+                              transforms.ToTensor(), 4, torch.device("cpu"), shuffle=True, workers=0, rank=rank)
+        batches.seed(7)
+        return [(b.labels, b.images, b.global_size) for b in batches]
+
+    single, ranks = epoch(Rank()), [epoch(Rank(r, 2)) for r in range(2)]
+    assert len(single) == 2 and all(len(r) == 2 for r in ranks)  # 11 in batches of 4: the last 3 dropped
+    for step, (labels_, images, size) in enumerate(single):
+        assert torch.equal(torch.cat([ranks[0][step][0], ranks[1][step][0]]), labels_)
+        assert torch.equal(torch.cat([ranks[0][step][1], ranks[1][step][1]]), images)
+        assert ranks[0][step][2] == ranks[1][step][2] == size == 4
+
+
 def test_evaluation_shards_cover_the_set_once_without_padding():
     from aplab.train.prepare import shard
 
