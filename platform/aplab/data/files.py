@@ -89,8 +89,8 @@ def file_loader(paths: list[str], indices: np.ndarray, transform, batch_size: in
     generator = torch.Generator().manual_seed(seed)
     subset = ImageFileDataset([paths[i] for i in indices], transform)
     sampler = RankBatchSampler(len(subset), batch_size, shuffle, generator, rank)
-    return DataLoader(subset, batch_sampler=sampler, num_workers=workers, pin_memory=True, generator=generator,
-                      persistent_workers=workers > 0)
+    return DataLoader(subset, batch_sampler=sampler, num_workers=workers, pin_memory=torch.cuda.is_available(),
+                      generator=generator, persistent_workers=workers > 0)
 
 
 def iterate(loader: DataLoader, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
