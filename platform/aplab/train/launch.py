@@ -142,6 +142,7 @@ def check_devices(cfg: ResolvedConfig) -> None:
 def launch(cfg: ResolvedConfig, uri: str | None, on_epoch: EpochHook | None = None, **options) -> Any:
     """Train ``cfg`` on ``cfg.runtime.nproc_per_node`` local ranks; rank 0's RunResult, or its error raised
     here (GroupFailed when a rank died without one)."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -161,9 +162,15 @@ def launch(cfg: ResolvedConfig, uri: str | None, on_epoch: EpochHook | None = No
                                                    cli_logging)
     except ChildFailedError as err:
         failure = err
+    except SignalException as err:  # the agent got a signal and stopped the ranks (it sent them the same one)
+        if err.sigval == signal.SIGINT:
+            raise KeyboardInterrupt from None  # Ctrl-C: rank 0 marked the run KILLED; the same command resumes
+        raise GroupFailed(f"the launcher got {signal.Signals(err.sigval).name}") from None
     finally:
         events.put(("done",))
         listener.join()
+        for queue in (events, replies):
+            queue.close()
     if outcome.error is not None and (isinstance(outcome.error, REPORTED) or outcome.error is outcome.hook_error):
         raise outcome.error  # rank 0's own verdict (a failed run, a bad input) or what on_epoch raised
     if failure is not None:
