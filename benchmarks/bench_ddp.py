@@ -19,7 +19,7 @@ import uuid
 import torch
 
 from aplab import losses
-from aplab.distributed import SINGLE, Rank, rank_from_environment
+from aplab.distributed import SINGLE, rank_from_environment
 from aplab.models import build_model, float32_head
 from aplab.train.batches import DeviceBatches
 from aplab.train.engine import Engine

@@ -272,7 +272,8 @@ def test_a_sigkilled_ddp_run_stops_every_rank_and_resumes_to_the_uninterrupted_r
     from aplab.tracking import make_tracker
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    command, env = aplab_command(*RESUMABLE, "--no-progress", "--tracking-uri", uri, "--workdir", str(tmp_path / "runs"))
+    command, env = aplab_command(*RESUMABLE, "--no-progress", "--tracking-uri", uri,
+                                 "--workdir", str(tmp_path / "runs"))
     progress = [arg for arg in command if arg != "--no-progress"]  # rank 0's epoch lines, after each checkpoint
     process = subprocess.Popen(progress, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)

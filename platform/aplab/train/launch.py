@@ -14,7 +14,6 @@ import os
 import signal
 import threading
 import uuid
-import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -103,9 +102,6 @@ def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], rela
         from ..cli import install_log_handler
 
         install_log_handler()
-    # DDP warns once per process when a gradient's strides differ from its bucket's only along a dimension
-    # of size 1 (the first convolution of a one-channel input), which costs nothing: not news to a user
-    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     rank = rank_from_environment()
     assert rank is not None, "started by the elastic agent, which sets RANK and WORLD_SIZE"
     import torch

@@ -16,6 +16,7 @@ import csv
 import logging
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -168,6 +169,9 @@ class TrainingRun:
             return None
         from torch.nn.parallel import DistributedDataParallel
 
+        # DDP warns once per process when a gradient's strides differ from its bucket's along a dimension of
+        # size 1 only (the first convolution of a one-channel input), which costs nothing: not news to a user
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         on_cuda = runtime.device.type == "cuda"
         if self.cfg.runtime.sync_bn and on_cuda:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
