@@ -115,6 +115,19 @@ def test_evaluation_shards_cover_the_set_once_without_padding():
     assert np.array_equal(np.concatenate(parts), idx)
 
 
+def test_a_rank_s_error_reaches_the_launcher_with_its_type_and_one_line_message():
+    import pickle
+
+    from aplab.errors import ConfigError, RunFileCorrupt
+    from aplab.train.launch import portable, rebuild
+
+    for error in (ConfigError("runtime.device", "cuda", "cpu or auto"), RunFileCorrupt("/r/state.json", "truncated",
+                                                                                         "run it again")):
+        sent = pickle.loads(pickle.dumps(portable(error)))  # what crosses the queue from rank 0
+        received = rebuild(sent)
+        assert type(received) is type(error) and str(received) == str(error)
+
+
 # -- gradients, two gloo processes ------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as sock:

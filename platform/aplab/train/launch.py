@@ -22,8 +22,6 @@ from ..distributed import rank_from_environment
 from ..errors import AplabError, ConfigError, RunFailed
 from ..tracking import make_tracker
 
-log = logging.getLogger(__name__)
-
 EpochHook = Callable[[int, dict[str, float]], None]
 
 
@@ -42,9 +40,14 @@ def portable(error: BaseException) -> tuple[type, str]:
 
 
 def rebuild(sent: tuple[type, str]) -> BaseException:
+    """The exception of that type and message (a RuntimeError naming the type where the type cannot be made
+    without its own arguments)."""
     kind, message = sent
-    error = kind.__new__(kind)
-    BaseException.__init__(error, message)
+    try:
+        error = kind.__new__(kind)
+        BaseException.__init__(error, message)
+    except TypeError:
+        return RuntimeError(f"{kind.__name__}: {message}")
     return error
 
 
