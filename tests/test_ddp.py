@@ -325,3 +325,40 @@ def test_a_sigkilled_ddp_run_stops_every_rank_and_resumes_to_the_uninterrupted_r
     assert sorted(s for s, _ in tracker.metric_history(killed.run_id, M.TRAIN_LOSS)) == [1, 2, 3, 4, 5, 6]
     for key in ("test/acc", "val/acc", "train/loss", "test/acc_last"):
         assert killed.metrics[key] == clean.metrics[key], key
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_two_ranks_resumes_in_one_process_into_the_same_run(small_run, tmp_path):
+    from aplab.tracking import make_tracker
+    from aplab.train import train
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = small_run(**{"runtime.nproc_per_node": 2, "optim.epochs": 3, "tracking.uri": uri})
+
+    def stop_after_2(epoch, metrics):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False, on_epoch=stop_after_2)
+    alone = small_run(**{"runtime.nproc_per_node": 1, "optim.epochs": 3, "tracking.uri": uri})  # same config hash
+    result = train(alone, progress=False)
+    (run,) = make_tracker(uri).find_runs("aplab")
+    assert result.status == "FINISHED" and result.run_id == run.run_id and run.status == "FINISHED"
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    assert result.summary[M.TEST_ACC_LAST] > 0.5  # it trained on from the checkpoint (10 classes: chance is 0.1)
+
+
+@pytest.mark.slow
+def test_torchrun_starts_the_ranks_of_one_run(tmp_path):
+    from aplab.tracking import make_tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command, env = aplab_command(*DIGITS, "--epochs", "2", "--no-progress", "--tracking-uri", uri,
+                                 "--workdir", str(tmp_path / "runs"))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *command[1:]]
+    done = subprocess.run(torchrun, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("finished: run ") == 1  # rank 1 prints nothing
+    (run,) = make_tracker(uri).find_runs("aplab")
+    assert run.status == "FINISHED" and run.tags[T.WORLD_SIZE] == "2" and run.tags[T.BACKEND] == "gloo"
