@@ -61,10 +61,16 @@ def test_the_ranks_slices_of_device_batches_are_the_single_process_batches(world
         assert all(p.global_size == labels.numel() for p in parts)
 
 
-def test_a_global_batch_smaller_than_the_world_is_left_for_the_next_epoch():
+def test_a_global_batch_smaller_than_the_world_is_left_out_and_later_epochs_keep_their_order():
+    from aplab.data import AUGMENTATIONS
+
+    augment = AUGMENTATIONS.get("crop_flip", "data.augment")
     # 23 samples in batches of 8: the last global batch has 7, fewer than 8 ranks could share
-    assert [b.global_size for b in device_batches(Rank(0, 8))] == [8, 8]
-    assert [b.global_size for b in device_batches(Rank(0, 7))] == [8, 8, 7]
+    eight, single = device_batches(Rank(0, 8), augment), device_batches(Rank(), augment)
+    assert [b.global_size for b in eight] == [8, 8]
+    assert [b.global_size for b in device_batches(Rank(0, 7), augment)] == [8, 8, 7]
+    list(single)  # both have drawn one epoch: the next epoch's batches are the same
+    torch.testing.assert_close(next(iter(eight)).images, next(iter(single)).images[:1], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("shuffle", [True, False])
