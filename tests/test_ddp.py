@@ -251,6 +251,21 @@ def test_a_two_process_digits_run_is_one_finished_run_like_the_single_process_on
     assert ddp.tags[T.CONFIG_HASH] == single.tags[T.CONFIG_HASH]  # the same experiment: nproc is not a result field
     differ = {k for k in ddp.params if ddp.params[k] != single.params.get(k)}
     assert differ == {"runtime.nproc_per_node", "tracking.experiment"}
+    # the ranks' sharded evaluation, summed, is the whole test set's accuracy of the model rank 0 saved
+    from aplab.config import RunConfig, apply
+    from aplab.resolution import resolve
+    from aplab.train.prepare import make_batches, prepare_data
+    from aplab.train.runtime import select_runtime
+
+    model = torch.load(tmp_path / "runs" / "ddp" / ddp.tags[T.CONFIG_HASH] / "model.pt", weights_only=False).eval()
+    cfg = RunConfig()
+    for key, value in {"data.name": "digits", "loss.name": "nce+rce", "noise.spec": "symmetric:0.4"}.items():
+        apply(cfg, key, value)
+    cfg = resolve(cfg)
+    _, _, test = make_batches(prepare_data(cfg), cfg, select_runtime(cfg.runtime))
+    with torch.no_grad():
+        correct = sum(int((model(batch.images).argmax(1) == batch.labels).sum()) for batch in test)
+    assert correct / len(test) == pytest.approx(ddp.metrics[M.TEST_ACC_LAST], abs=1e-12)
 
 
 def test_train_in_process_launches_the_ranks_relays_epochs_and_resumes_after_an_interrupt(small_run, tmp_path):
