@@ -125,7 +125,7 @@ def test_a_rank_s_error_reaches_the_launcher_with_its_type_and_one_line_message(
     import pickle
 
     from aplab.errors import ConfigError, RunFileCorrupt
-    from aplab.train.launch import portable, rebuild
+    from aplab.train.group import portable, rebuild
 
     for error in (ConfigError("runtime.device", "cuda", "cpu or auto"), RunFileCorrupt("/r/state.json", "truncated",
                                                                                          "run it again")):
@@ -212,6 +212,15 @@ def test_more_ranks_than_gpus_exits_2_with_one_line_before_any_starts(tmp_path, 
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("aplab: error:") and "runtime." in err and "\n" not in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_bad_dataset_met_by_every_rank_is_one_line_exit_2_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", "--nproc-per-node", "2", "--dataset", "webvision_mini", "--data-dir",
+                 str(tmp_path / "none"), "--no-progress", "--workdir", str(tmp_path / "runs")])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("aplab: error:")]
+    assert code == 2 and len(err) == 1 and "data.data_dir=" in err[0]  # rank 0's own error, not "a rank died"
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
 
 
 def aplab_command(*args):

@@ -75,6 +75,36 @@ def gather(value: Any, rank: Rank) -> list[Any]:
     return values
 
 
+def portable(error: BaseException) -> tuple[type, str]:
+    """An exception as (type, message): aplab's errors take other arguments than their message, so they do
+    not survive pickling as they are; their type and one-line message do."""
+    return type(error), str(error)
+
+
+def rebuild(sent: tuple[type, str]) -> BaseException:
+    """The exception of that type and message (a RuntimeError naming the type where the type cannot be made
+    without its own arguments)."""
+    kind, message = sent
+    try:
+        error = kind.__new__(kind)
+        BaseException.__init__(error, message)
+    except TypeError:
+        return RuntimeError(f"{kind.__name__}: {message}")
+    return error
+
+
+def first_error(error: BaseException | None, rank: Rank) -> BaseException | None:
+    """Every rank's setup error (or None) made known to every rank: the lowest rank's, its message naming
+    the rank when it is not rank 0's; None when no rank failed. Rank 0 raises it, the others stand down,
+    so the error reaches the user before the elastic agent stops the group."""
+    if not rank.distributed:
+        return error
+    for index, sent in enumerate(gather(portable(error) if error is not None else None, rank)):
+        if sent is not None:
+            return error if index == rank.rank else rebuild((sent[0], f"rank {index}: {sent[1]}"))
+    return None
+
+
 def die_with_parent() -> None:
     """Make this rank die with the process that started it (the elastic agent), so a SIGKILLed launcher
     leaves no rank behind; the agent itself stops every rank when one of them dies."""

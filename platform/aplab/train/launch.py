@@ -21,6 +21,7 @@ from ..config import ResolvedConfig
 from ..distributed import rank_from_environment
 from ..errors import AplabError, ConfigError, RunFailed
 from ..tracking import make_tracker
+from .group import portable, rebuild
 
 EpochHook = Callable[[int, dict[str, float]], None]
 
@@ -31,24 +32,6 @@ class GroupFailed(RunFailed):
     def __init__(self, detail: str):
         super().__init__(f"a process of the distributed run stopped ({detail}); the run keeps its last checkpoint: "
                          "run the same command again to resume it")
-
-
-def portable(error: BaseException) -> tuple[type, str]:
-    """An exception as (type, message): aplab's errors take other arguments than their message, so they do
-    not survive pickling as they are; their type and one-line message do."""
-    return type(error), str(error)
-
-
-def rebuild(sent: tuple[type, str]) -> BaseException:
-    """The exception of that type and message (a RuntimeError naming the type where the type cannot be made
-    without its own arguments)."""
-    kind, message = sent
-    try:
-        error = kind.__new__(kind)
-        BaseException.__init__(error, message)
-    except TypeError:
-        return RuntimeError(f"{kind.__name__}: {message}")
-    return error
 
 
 class EpochRelay:

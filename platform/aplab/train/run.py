@@ -29,7 +29,7 @@ from .. import losses
 from ..atomic import atomic_write_bytes
 from ..config import RunConfig, config_hash, loss_kwargs, to_yaml
 from ..distributed import SINGLE, Rank, rank_from_environment
-from ..errors import ConfigError, RunFailed, RunFileCorrupt, TrackingUnavailable
+from ..errors import AplabError, ConfigError, RunFailed, RunFileCorrupt, TrackingUnavailable
 from ..models import build_model, float32_head
 from ..names import P_REALISED_NOISE_RATE, P_TRAIN_SIZE, P_VAL_SIZE, M, T
 from ..resolution import resolve
@@ -39,7 +39,7 @@ from ..source import code_version
 from ..tracking import DatasetRecord, Tracker, default_uri, make_tracker
 from .checkpoint import load_checkpoint, save_checkpoint
 from .engine import Engine, NonFiniteLoss
-from .group import die_with_parent, from_main, gather, join_group, leave_group
+from .group import die_with_parent, first_error, from_main, gather, join_group, leave_group
 from .prepare import PreparedData, labels_digest, make_batches, prepare_data
 from .recorder import MODEL_FILE, STATE_FILE, RunRecorder
 from .runtime import Runtime, seed_everything, select_runtime
@@ -254,20 +254,41 @@ class TrainingRun:
     def run(self) -> RunResult | None:
         """Check the inputs, claim the run folder (one trainer per run: RunClaimed if another process
         trains it), then train, resume or skip the run. A rank other than 0 follows rank 0 and returns None."""
-        runtime = select_runtime(self.cfg.runtime, self.rank)
-        data = prepare_data(self.cfg)  # a missing or bad dataset fails here, before the tracker is touched
         if self.rank.distributed:
-            self.backend = join_group(self.rank, runtime.device)
+            return self._run_rank()
+        runtime = select_runtime(self.cfg.runtime)
+        data = prepare_data(self.cfg)  # a missing or bad dataset fails here, before the tracker is touched
+        return self._claim_and_run(runtime, data)
+
+    def _claim_and_run(self, runtime: Runtime, data: PreparedData) -> RunResult:
+        if self.tracker is not None:
+            self.tracker.check()  # fail fast, before any run, claim or checkpoint exists
+        with RunClaim(self.run_dir) as claim:
+            return self._run(claim, runtime, data)
+
+    def _run_rank(self) -> RunResult | None:
+        """One rank of a distributed run. The ranks first agree on whether any failed to set up (a bad
+        dataset, device or config): rank 0 then raises the first such error and the others stand down, so
+        the error reaches the user whichever rank met it, before the elastic agent stops the group."""
+        runtime: Runtime | None = None
+        data: PreparedData | None = None
+        setup_error: AplabError | None = None
         try:
-            if not self.rank.is_main:
-                return self._follow(runtime, data)
-            if self.tracker is not None:
-                self.tracker.check()  # fail fast, before any run, claim or checkpoint exists
-            with RunClaim(self.run_dir) as claim:
-                return self._run(claim, runtime, data)
+            runtime = select_runtime(self.cfg.runtime, self.rank)
+            data = prepare_data(self.cfg)
+        except AplabError as err:
+            setup_error = err
+        self.backend = join_group(self.rank, runtime.device if runtime is not None else torch.device("cpu"))
+        try:
+            error = first_error(setup_error, self.rank)
+            if error is not None and self.rank.is_main:
+                raise error
+            if error is not None:
+                return None  # rank 0 reports it
+            assert runtime is not None and data is not None
+            return self._claim_and_run(runtime, data) if self.rank.is_main else self._follow(runtime, data)
         finally:
-            if self.rank.distributed:
-                leave_group()
+            leave_group()
 
     def _follow(self, runtime: Runtime, data: PreparedData) -> None:
         """A rank other than 0: train the epochs rank 0 decided on, from its checkpoint; nothing is written."""
