@@ -138,10 +138,11 @@ def test_batched_color_jitter_equals_torchvision_per_image_in_each_images_order(
         torch.testing.assert_close(out[i], expected, atol=2e-5, rtol=0)
 
 
-def test_loader_yields_each_file_once_per_epoch_and_repeats_under_the_same_seed(jpegs):
+@pytest.mark.parametrize("workers", [0, 1])  # 1: the bytes cross from a worker process
+def test_loader_yields_each_file_once_per_epoch_and_repeats_under_the_same_seed(jpegs, workers):
     def epoch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         files = DeviceDecodedFiles(jpegs, np.arange(len(jpegs)), EvaluationOnDevice(64, MEAN, STD), batch_size=2,
-                                   shuffle=True, device=CPU, workers=0)
+                                   shuffle=True, device=CPU, workers=workers)
         files.generator.manual_seed(seed)
         batches = list(files)
         return torch.cat([b for b, _ in batches]), torch.cat([i for _, i in batches])

@@ -69,10 +69,23 @@ class EncodedFiles(TorchDataset):
         return read_file(self.paths[index]), index
 
 
-def collate_encoded(samples: list[tuple[torch.Tensor, int]]) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Keep the encoded files as a list (their lengths differ); indices become one tensor."""
+@dataclass(frozen=True)
+class EncodedBatch:
+    """A batch of encoded files as one flat uint8 tensor (one storage to pass between processes, not one per
+    file) with each file's length, and the files' indices."""
+
+    flat: torch.Tensor
+    lengths: torch.Tensor
+    index: torch.Tensor
+
+    def files(self) -> list[torch.Tensor]:
+        return list(torch.split(self.flat, self.lengths.tolist()))
+
+
+def collate_encoded(samples: list[tuple[torch.Tensor, int]]) -> EncodedBatch:
+    """Concatenate a batch's encoded files (their lengths differ) in the worker."""
     data, index = zip(*samples)
-    return list(data), torch.tensor(index)
+    return EncodedBatch(torch.cat(data), torch.tensor([d.numel() for d in data]), torch.tensor(index))
 
 
 def decode_images(data: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
@@ -106,9 +119,9 @@ class DeviceDecodedFiles:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         # The epoch's augmentation draws follow from the loader's generator, as the workers' seeds do.
         draws = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=self.generator)))
-        for data, index in self.loader:
-            images = self.transform(decode_images(data, self.device), draws)
-            yield images, index.to(self.device, non_blocking=True)
+        for batch in self.loader:
+            images = self.transform(decode_images(batch.files(), self.device), draws)
+            yield images, batch.index.to(self.device, non_blocking=True)
 
 
 # ----------------------------------------------------------------------------- batched transforms
@@ -174,7 +187,8 @@ def _hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     ones = torch.ones_like(spread)
     saturation = spread / torch.where(value > 0, value, ones)
     safe = torch.where(spread > 0, spread, ones)
-    sector = torch.where(value == r, (g - b) / safe, torch.where(value == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
+    sector = torch.where(value == r, (g - b) / safe,
+                         torch.where(value == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
     hue = (torch.where(spread > 0, sector, 0.0) / 6.0 + shift[:, 0]).remainder(1.0)
     h6 = hue * 6.0
     index = h6.floor()
