@@ -164,7 +164,7 @@ def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.
 
 
 def _brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    return _blend(x, torch.zeros_like(x), factor)
+    return (factor * x).clamp_(0.0, 1.0)  # the blend with a black image
 
 
 def _contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
