@@ -5,8 +5,8 @@ setting and times the real command, `aplab pipeline run FILE`, end to end (proce
 every cell trained). Settings are interleaved over ``--repeats`` rounds (1, 2, 4, 1, 2, 4, ...) so a load
 change on a shared machine does not land on one setting only; each row is the median wall time, with the
 1-minute load average seen before and after each measurement. On a GPU machine the settings are
-`--runs-per-gpu 1, 2, 4` over every visible GPU;
-on a CPU machine `--gpus none --workers 1, 2` (the GPU numbers are then still to be taken).
+`--runs-per-gpu 1, 2, 4` over every visible GPU; on a CPU machine `--gpus none --workers 1, 2` (the GPU
+numbers are then still to be taken).
 
     python benchmarks/bench_runs_per_gpu.py [--seeds 4] [--epochs 5] [--settings 1,2,4] [--repeats 1]
 """
