@@ -138,20 +138,27 @@ def test_batched_color_jitter_equals_torchvision_per_image_in_each_images_order(
         torch.testing.assert_close(out[i], expected, atol=2e-5, rtol=0)
 
 
-@pytest.mark.parametrize("workers", [0, 1])  # 1: the bytes cross from a worker process
-def test_loader_yields_each_file_once_per_epoch_and_repeats_under_the_same_seed(jpegs, workers):
-    def epoch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        files = DeviceDecodedFiles(jpegs, np.arange(len(jpegs)), EvaluationOnDevice(64, MEAN, STD), batch_size=2,
-                                   shuffle=True, device=CPU, workers=workers)
+@pytest.mark.parametrize("workers", [0, 1])  # 1: the bytes cross from a (persistent) worker process
+def test_an_epoch_holds_each_file_once_and_depends_only_on_its_seed(jpegs, workers):
+    def loader() -> DeviceDecodedFiles:
+        return DeviceDecodedFiles(jpegs, np.arange(len(jpegs)), WebVisionTrainOnDevice(32, MEAN, STD), batch_size=2,
+                                  shuffle=True, device=CPU, workers=workers)
+
+    def epoch(files: DeviceDecodedFiles, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         files.generator.manual_seed(seed)
         batches = list(files)
         return torch.cat([b for b, _ in batches]), torch.cat([i for _, i in batches])
 
-    images, index = epoch(5)
-    again_images, again_index = epoch(5)
+    files = loader()
+    images, index = epoch(files, 5)
+    other_images, other_index = epoch(files, 6)
+    again_images, again_index = epoch(files, 5)  # a later epoch with the first one's seed
+    fresh_images, fresh_index = epoch(loader(), 5)  # a new loader, as after a resume
     assert sorted(index.tolist()) == list(range(len(jpegs)))  # 6 files, batches of 2: none dropped
+    assert images.shape == (len(jpegs), 3, 32, 32)
     assert torch.equal(index, again_index) and torch.equal(images, again_images)
-    assert images.shape == (len(jpegs), 3, 64, 64)
+    assert torch.equal(index, fresh_index) and torch.equal(images, fresh_images)
+    assert not torch.equal(images, other_images)
 
 
 def test_every_file_augmentation_has_a_device_twin():
