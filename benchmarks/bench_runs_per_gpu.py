@@ -83,7 +83,8 @@ def main() -> None:
     settings = [int(k) for k in (args.settings or ("1,2,4" if on_gpu else "1,2")).split(",")]
     cells = 2 * args.seeds
     print(f"machine: {machine()}")
-    print(f"pipeline: {cells} cells (digits, cnn8, {args.epochs} epochs), `aplab pipeline run` end to end")
+    print(f"pipeline: {cells} cells (digits, cnn8, {args.epochs} epochs), `aplab pipeline run` end to end",
+          flush=True)
     walls: dict[int, list[float]] = {k: [] for k in settings}
     loads: dict[int, list[float]] = {k: [] for k in settings}
     for _ in range(args.repeats):
@@ -92,6 +93,8 @@ def main() -> None:
             loads[k].append(os.getloadavg()[0])
             walls[k].append(run_setting(flags, args.seeds, args.epochs))
             loads[k].append(os.getloadavg()[0])
+            print(f"  {' '.join(flags)}: {walls[k][-1]:.1f} s (load {loads[k][-2]:.1f} -> {loads[k][-1]:.1f})",
+                  flush=True)
     label = "runs-per-gpu" if on_gpu else "workers (CPU)"
     print(f"{label:>14} {'wall s (median)':>16} {'runs/hour':>10}  each wall s; load average 1 min")
     for k in settings:
