@@ -3,8 +3,19 @@
 DataLoader workers only read each file's bytes; the main process decodes a whole batch at once with
 ``torchvision.io.decode_jpeg(..., device=...)`` (nvJPEG on CUDA, libjpeg-turbo on CPU) and applies the
 transforms of ``files.py`` to the batch on that device. Every random draw (crop box, flip, colour-jitter
-factors and order) comes from one CPU generator seeded from the loader's, so a seed gives the same batch
-on any device. What differs from the CPU path (PIL in workers) is listed in DIFFERENCES_FROM_CPU_PATH.
+factors and order) comes from one CPU generator seeded from the loader's, so a seed gives the same draws
+on any device.
+
+What differs from the CPU path (PIL in workers, ``files.py``):
+- decoder: nvJPEG on CUDA (or torchvision's libjpeg-turbo on CPU, equal to PIL's pixels in the tests)
+  instead of PIL's libjpeg; nvJPEG's IDCT and chroma upsampling may move pixels by a few levels;
+- resizing: torchvision's antialiased bilinear kernel on tensors instead of PIL's bilinear filter
+  (they agree to within one level);
+- colour jitter: computed in float32 and rounded to uint8 once at the end, where PIL rounds after each
+  of its four steps, takes contrast's mean as a rounded integer and shifts hue in 8-bit HSV;
+- random draws: the same distributions as torchvision's RandomResizedCrop, RandomHorizontalFlip and
+  ColorJitter (per image, random step order included), from this generator instead of each worker's
+  RNG, so the two paths draw different augmentations for the same seed.
 """
 
 from __future__ import annotations
@@ -20,14 +31,6 @@ from torch.utils.data import DataLoader, Dataset as TorchDataset, Sampler
 from ..errors import ConfigError
 from ..registry import Registry
 from .augment import normalize
-
-DIFFERENCES_FROM_CPU_PATH = (
-    "decoder: nvJPEG (CUDA) or torchvision's libjpeg-turbo (CPU) instead of PIL's libjpeg: pixels may differ "
-    "by a few levels (IDCT and chroma upsampling); resizing: torchvision's antialiased bilinear on tensors "
-    "instead of PIL's bilinear filter (agree to about one level); colour jitter: computed in float and rounded "
-    "to uint8 once, where PIL rounds after each of its four steps; random draws: same distributions as "
-    "torchvision's transforms, drawn from a seeded CPU generator instead of the workers' global RNG"
-)
 
 JPEG_MAGIC = b"\xff\xd8"
 
