@@ -85,12 +85,16 @@ class RankBatchSampler(Sampler[list[int]]):
 def file_loader(paths: list[str], indices: np.ndarray, transform, batch_size: int, shuffle: bool,
                 seed: int, workers: int = 4, rank: Rank = SINGLE) -> DataLoader:
     """Batches of (images, positions in ``indices``); a training loader shuffles with a generator the run
-    checkpoints (its state is the epoch's seed) and gives this rank its slice of each global batch."""
+    checkpoints (its state decides the next epoch) and gives this rank its slice of each global batch."""
     generator = torch.Generator().manual_seed(seed)
     subset = ImageFileDataset([paths[i] for i in indices], transform)
     sampler = RankBatchSampler(len(subset), batch_size, shuffle, generator, rank)
+    # Not persistent: each epoch starts its workers with a seed drawn from ``generator`` just before the
+    # epoch's order, so an epoch (order and augmentation) follows from the generator's state alone and a
+    # resumed run repeats the uninterrupted one (persistent workers keep the first epoch's seed, so epoch 1
+    # would differ from any later epoch started from the same state).
     return DataLoader(subset, batch_sampler=sampler, num_workers=workers, pin_memory=torch.cuda.is_available(),
-                      generator=generator, persistent_workers=workers > 0)
+                      generator=generator, persistent_workers=False)
 
 
 def iterate(loader: DataLoader, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -26,11 +26,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-from torch.utils.data import DataLoader, Dataset as TorchDataset, Sampler
+from torch.utils.data import DataLoader, Dataset as TorchDataset
 
+from ..distributed import SINGLE, Rank
 from ..errors import ConfigError
 from ..registry import Registry
 from .augment import normalize
+from .files import RankBatchSampler
 
 JPEG_MAGIC = b"\xff\xd8"
 
@@ -102,38 +104,24 @@ def decode_images(data: Sequence[torch.Tensor], device: torch.device) -> list[to
     return [next(decoded) if j else decode_image(d, mode=ImageReadMode.RGB).to(device) for d, j in zip(data, is_jpeg)]
 
 
-class EpochOrder(Sampler[int]):
-    """The indices of the current epoch, set by the owner before each pass (read in the main process)."""
-
-    def __init__(self, n: int):
-        self.order = list(range(n))
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.order)
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-
 class DeviceDecodedFiles:
     """(normalised images, index) batches on ``device`` from a list of image files; a drop-in for
     ``files.iterate(files.file_loader(...))`` with the same ``generator`` and ``dataset`` attributes.
 
-    An epoch's order and augmentation come from ``generator`` alone, drawn when the epoch starts: the same
-    seed gives the same epoch whatever ran before it (first epoch or a later one, resumed or not), which
-    the DataLoader's own shuffling does not give with persistent workers (it draws a worker seed only once).
+    An epoch's order (``files.RankBatchSampler``: this rank's slice of each global batch) and augmentation
+    come from ``generator`` alone, drawn when the epoch starts: the same state gives the same epoch whatever
+    ran before it (first epoch or a later one, resumed or not). The workers draw nothing, so they persist.
     """
 
     def __init__(self, paths: list[str], indices, transform: DeviceTransform, batch_size: int, shuffle: bool,
-                 device: torch.device, seed: int = 0, workers: int = 4):
+                 device: torch.device, seed: int = 0, workers: int = 4, rank: Rank = SINGLE):
         self.generator = torch.Generator().manual_seed(seed)
         self.dataset = EncodedFiles([paths[i] for i in indices])
-        self.order = EpochOrder(len(self.dataset))
+        sampler = RankBatchSampler(len(self.dataset), batch_size, shuffle, self.generator, rank)
         # The workers draw nothing; their own generator keeps the loader off torch's global RNG.
-        self.loader = DataLoader(self.dataset, batch_size=batch_size, sampler=self.order, num_workers=workers,
-                                 collate_fn=collate_encoded, drop_last=shuffle, generator=torch.Generator(),
+        self.loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers,
+                                 collate_fn=collate_encoded, generator=torch.Generator(),
                                  persistent_workers=workers > 0)
-        self.shuffle = shuffle
         self.transform = transform
         self.device = torch.device(device)
 
@@ -141,8 +129,6 @@ class DeviceDecodedFiles:
         return len(self.dataset)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        if self.shuffle:
-            self.order.order = torch.randperm(len(self.dataset), generator=self.generator).tolist()
         draws = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=self.generator)))
         for batch in self.loader:
             images = self.transform(decode_images(batch.files(), self.device), draws)

@@ -82,10 +82,14 @@ class FileBatches:
 
     def __init__(self, paths: list[str], indices, labels: torch.Tensor, clean: torch.Tensor, flipped: torch.Tensor,
                  transform, batch_size: int, device: torch.device, shuffle: bool = False, channels_last: bool = False,
-                 workers: int = 4, rank: Rank = SINGLE):
+                 workers: int = 4, rank: Rank = SINGLE, decode: str = "cpu"):
         from ..data.files import file_loader
+        from ..data.gpu_decode import DeviceDecodedFiles
 
-        self.loader = file_loader(paths, indices, transform, batch_size, shuffle, seed=0, workers=workers, rank=rank)
+        self.on_device = decode == "gpu"  # read by the workers, decoded and transformed on the device
+        self.loader = (DeviceDecodedFiles(paths, indices, transform, batch_size, shuffle, device, workers=workers,
+                                          rank=rank) if self.on_device else
+                       file_loader(paths, indices, transform, batch_size, shuffle, seed=0, workers=workers, rank=rank))
         self.generator = self.loader.generator
         self.labels, self.clean, self.flipped = labels.to(device), clean.to(device), flipped.to(device)
         self.device = device
@@ -101,7 +105,7 @@ class FileBatches:
     def __iter__(self) -> Iterator[Batch]:
         from ..data.files import iterate
 
-        for images, index in iterate(self.loader, self.device):
+        for images, index in self.loader if self.on_device else iterate(self.loader, self.device):
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             global_size = self.batch_size if self.shuffle else index.numel()  # shuffled: whole global batches only

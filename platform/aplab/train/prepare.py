@@ -12,6 +12,7 @@ from .. import noise
 from ..config import RunConfig
 from ..data import AUGMENTATIONS, Dataset, ImageFiles, ImageTensors, load_dataset, stratified_split
 from ..data.files import FILE_TRANSFORMS, evaluation_transform
+from ..data.gpu_decode import DEVICE_FILE_TRANSFORMS, EvaluationOnDevice
 from ..distributed import SINGLE, Rank, split_bounds
 from .batches import DeviceBatches, FileBatches
 from .runtime import Runtime
@@ -94,14 +95,16 @@ def make_file_batches(data: PreparedData, cfg: RunConfig, runtime: Runtime, rank
     clean = torch.from_numpy(train_set.labels)
     noisy = torch.from_numpy(data.noisy.labels)
     flipped = torch.from_numpy(data.noisy.flipped)
-    evaluation = evaluation_transform(size, *stats)
+    decode = cfg.runtime.decode  # gpu: the workers read the files, the device decodes and transforms them
+    train_transforms, evaluation = ((DEVICE_FILE_TRANSFORMS, EvaluationOnDevice(size, *stats)) if decode == "gpu"
+                                    else (FILE_TRANSFORMS, evaluation_transform(size, *stats)))
 
     def subset(idx, labels, transform, batch_size, shuffle):
         return FileBatches(train_set.paths, idx, labels[idx], clean[idx], flipped[idx], transform, batch_size,
                            runtime.device, shuffle=shuffle, channels_last=runtime.channels_last,
-                           rank=rank if shuffle else SINGLE)
+                           rank=rank if shuffle else SINGLE, decode=decode)
 
-    train = subset(data.train_idx, noisy, FILE_TRANSFORMS.get(cfg.data.augment, "data.augment")(size, *stats),
+    train = subset(data.train_idx, noisy, train_transforms.get(cfg.data.augment, "data.augment")(size, *stats),
                    cfg.optim.batch_size, True)
     val = subset(shard(data.val_idx, rank), clean if data.clean_val else noisy, evaluation,
                  cfg.runtime.eval_batch_size, False) if data.val_idx.size else None
@@ -109,5 +112,5 @@ def make_file_batches(data: PreparedData, cfg: RunConfig, runtime: Runtime, rank
     test_labels = torch.from_numpy(test_set.labels)[test_idx]
     test = FileBatches(test_set.paths, test_idx, test_labels, test_labels,
                        torch.zeros_like(test_labels, dtype=torch.bool), evaluation, cfg.runtime.eval_batch_size,
-                       runtime.device, channels_last=runtime.channels_last)
+                       runtime.device, channels_last=runtime.channels_last, decode=decode)
     return train, val, test

@@ -11,6 +11,7 @@ import torch
 
 from ..config import RuntimeConfig
 from ..distributed import SINGLE, Rank
+from ..data.gpu_decode import check_decode
 from ..errors import ConfigError
 
 
@@ -38,6 +39,7 @@ def select_runtime(cfg: RuntimeConfig, rank: Rank = SINGLE) -> Runtime:
             raise ConfigError("runtime.device", cfg.device, "cpu or auto: this machine has no CUDA device")
     if rank.distributed and device.type == "cuda":
         device = torch.device("cuda", rank.local_rank)
+    check_decode(cfg.decode, device)
     precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
     return Runtime(device, precision, channels_last)
