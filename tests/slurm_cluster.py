@@ -57,8 +57,11 @@ class SlurmCluster:
         return {**os.environ, "SLURM_CONF": str(self.conf)}
 
     def run(self, *command: str) -> str:
-        """A Slurm client command against this cluster; its stdout."""
-        return subprocess.run(command, env=self.env, check=True, capture_output=True, text=True).stdout
+        """A Slurm client command against this cluster; its stdout (its stderr in the error when it fails)."""
+        done = subprocess.run(command, env=self.env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}: {done.stderr.strip()}")
+        return done.stdout
 
     def logs(self) -> str:
         """The daemons' logs (for a failing test's message)."""

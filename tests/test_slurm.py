@@ -157,7 +157,8 @@ def test_a_pipeline_on_slurm_trains_every_cell_once_then_sends_nothing(slurm_clu
     assert "4 cells: 4 finished, 0 running, 0 failed, 0 pending" in status.stdout, status.stdout + status.stderr
 
 
-TWO_CELLS = """
+EPOCHS = 6  # with batches of 8, an epoch of the digits takes seconds: time to see one end and stop the task
+TWO_CELLS = f"""
 name: two
 experiment: two
 matrix:
@@ -166,8 +167,8 @@ matrix:
   loss: [ce, gce]
   seed: [0]
 overrides:
-  optim.epochs: 40
-  optim.batch_size: 128
+  optim.epochs: {EPOCHS}
+  optim.batch_size: 8
   tracking.log_model: false
 """
 
@@ -181,7 +182,8 @@ def test_a_cancelled_task_resumes_into_its_run_when_the_pipeline_is_sent_again(s
     job = job_id_of(sent.stdout)
     logs = tmp_path / "aplab_runs" / "two" / "slurm" / "logs"
     record = json.loads((tmp_path / "aplab_runs" / "two" / "slurm" / "submissions.jsonl").read_text())
-    victim = record["keys"][0]  # task 0 trains this cell
+    victim, task = record["keys"][0], record["tasks"][0]
+    assert record["tasks"] == [f"{job}_0", f"{job}_1"]
     state_file = tmp_path / "aplab_runs" / "two" / victim / "state.json"
 
     def first_epoch_done():
@@ -189,7 +191,7 @@ def test_a_cancelled_task_resumes_into_its_run_when_the_pipeline_is_sent_again(s
         return state.get("run_id") if state.get("history") else None
 
     run_id = wait_until("task 0 finishes its first epoch", first_epoch_done, logs=logs)
-    slurm_cluster.run("scancel", f"{job}_0")
+    slurm_cluster.run("scancel", task)
     wait_until("Slurm holds no task of the first array", lambda: not active_tasks([job]))
     tracker = make_tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = {r.tags[T.CONFIG_HASH]: r for r in tracker.find_runs("two")}
@@ -197,7 +199,7 @@ def test_a_cancelled_task_resumes_into_its_run_when_the_pipeline_is_sent_again(s
     other = next(d for d in runs if d != victim)
     assert runs[other].status == "FINISHED"
     epochs_before = len(steps(tracker, run_id))
-    assert 1 <= epochs_before < 40
+    assert 1 <= epochs_before < EPOCHS
 
     resumed = aplab(tmp_path, "pipeline", "run", str(pipeline), *CPU_TASKS, "--wait")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -208,10 +210,10 @@ def test_a_cancelled_task_resumes_into_its_run_when_the_pipeline_is_sent_again(s
     by_digest = {r.tags[T.CONFIG_HASH]: r for r in after}
     assert by_digest[victim].run_id == run_id
     assert by_digest[victim].tags[T.SLURM_JOB_ID] == job  # placement tags are those of the run's first start
-    assert steps(tracker, run_id) == list(range(1, 41))  # every epoch logged once: resumed, not restarted
-    assert steps(tracker, by_digest[other].run_id) == list(range(1, 41))  # the other cell was not trained again
+    assert steps(tracker, run_id) == list(range(1, EPOCHS + 1))  # every epoch logged once: resumed, not restarted
+    assert steps(tracker, by_digest[other].run_id) == list(range(1, EPOCHS + 1))  # the other cell was not trained again
     history = json.loads(state_file.read_text())["history"]
-    assert [h["epoch"] for h in history] == list(range(1, 41))
+    assert [h["epoch"] for h in history] == list(range(1, EPOCHS + 1))
 
 
 @pytest.mark.slow
@@ -239,3 +241,46 @@ def test_two_slurm_workers_fill_the_paper_grid_with_no_point_twice(slurm_cluster
     children = tracker.find_runs("aplab", {"mlflow.parentRunId": parents[0].run_id})
     assert len(children) == 12 and {r.tags[T.SLURM_JOB_ID] for r in children} == {job}
     assert {r.tags[T.SLURM_TASK_ID] for r in children} <= {"0", "1"}
+
+
+ONE_CELL = TWO_CELLS.replace("name: two", "name: one").replace("experiment: two", "experiment: one").replace(
+    "loss: [ce, gce]", "loss: [ce]")
+
+
+@pytest.mark.slow
+def test_a_preempted_task_is_requeued_and_resumes_its_run(slurm_cluster, tmp_path):
+    pipeline = tmp_path / "one.yaml"
+    pipeline.write_text(ONE_CELL)
+    sent = aplab(tmp_path, "pipeline", "run", str(pipeline), *CPU_TASKS)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    job = job_id_of(sent.stdout)
+    folder = tmp_path / "aplab_runs" / "one"
+    record = json.loads((folder / "slurm" / "submissions.jsonl").read_text())
+    digest, task = record["keys"][0], record["tasks"][0]
+    assert task == job  # submitit sends one task as a plain job
+    state_file = folder / digest / "state.json"
+
+    def first_epoch_done():
+        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+        return state.get("run_id") if state.get("history") else None
+
+    run_id = wait_until("the task finishes its first epoch", first_epoch_done, logs=folder / "slurm" / "logs")
+    # Slurm's warning of a preemption or of the time limit: the signal submitit asks sbatch for (--signal USR2@90)
+    slurm_cluster.run("scancel", "--signal=USR2", task)
+    log_file = folder / "slurm" / "logs" / f"{task}_0_log.out"
+    wait_until("submitit requeues the task", lambda: log_file.exists() and "Requeued job" in log_file.read_text(),
+               logs=folder / "slurm" / "logs")
+
+    def pending():
+        return slurm_cluster.run("squeue", "--noheader", "--jobs", task, "--format=%T").strip() == "PENDING"
+
+    wait_until("the requeued task waits in the queue", pending)
+    slurm_cluster.run("scontrol", "update", f"JobId={task}", "StartTime=now")  # Slurm holds a requeued job 2 min
+    wait_until("the requeued task ends", lambda: not active_tasks([job]))
+    tracker = make_tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = tracker.find_runs("one")
+    assert [r.run_id for r in runs] == [run_id] and runs[0].status == "FINISHED"  # one run, resumed
+    assert steps(tracker, run_id) == list(range(1, EPOCHS + 1))
+    assert [h["epoch"] for h in json.loads(state_file.read_text())["history"]] == list(range(1, EPOCHS + 1))
+    status = aplab(tmp_path, "pipeline", "status", str(pipeline))
+    assert "1 cells: 1 finished" in status.stdout, status.stdout + status.stderr

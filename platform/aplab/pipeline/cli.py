@@ -82,7 +82,7 @@ def _run_on_slurm(args: argparse.Namespace, uri: str, shard) -> int:
     tracker = make_tracker(uri)
     sent = submit_pipeline(cells, spec.name, tracker, options, spec.description)
     held = f", {sent.in_slurm} still queued or running in Slurm" if sent.in_slurm else ""
-    if sent.job_id is None:
+    if not sent.task_ids:
         print(f"pipeline {spec.name}: nothing to submit ({sent.finished} of {len(cells)} cells finished{held})")
     else:
         print(f"pipeline {spec.name}: submitted Slurm job array {sent.job_id} ({len(sent.cells)} of {len(cells)} "

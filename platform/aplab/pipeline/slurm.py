@@ -16,8 +16,8 @@ from typing import Any, TextIO
 
 from ..errors import RunFailed
 from ..names import T
-from ..scale.slurm import (Requeueable, SlurmOptions, SubmissionLog, follow, make_executor, submit_array, task_log,
-                           use_task_cpus)
+from ..scale.slurm import (Requeueable, SlurmOptions, SubmissionLog, follow, job_of, make_executor, submit_array,
+                           task_log, use_task_cpus)
 from ..tracking import Tracker, make_tracker
 from .runner import NOT_DONE, CellOutcome, PipelineResult, train_cell, experiment_description, finished_hashes
 from .spec import Cell
@@ -44,14 +44,19 @@ class CellTask(Requeueable):
 
 @dataclass(frozen=True)
 class Submission:
-    """What one ``--executor slurm`` call sent: the array's job id (None when nothing was left to send),
-    its cells in task order, and where the record and the logs are."""
+    """What one ``--executor slurm`` call sent: its cells and their Slurm task ids (none when nothing was left
+    to send), how many cells were finished or held by Slurm already, and where the logs are."""
 
-    job_id: str | None
     cells: list[Cell]
+    task_ids: list[str]
     finished: int
     in_slurm: int
     log_folder: Path
+
+    @property
+    def job_id(self) -> str | None:
+        """The job (array) id, None when nothing was sent."""
+        return job_of(self.task_ids[0]) if self.task_ids else None
 
 
 def submission_log(cells: list[Cell]) -> SubmissionLog:
@@ -74,12 +79,12 @@ def submit_pipeline(cells: list[Cell], name: str, tracker: Tracker, options: Slu
         finished = sum(c.digest in done for c in cells)
         in_slurm = sum(c.digest in held and c.digest not in done for c in cells)
         if not todo:
-            return Submission(None, [], finished, in_slurm, record.log_folder)
+            return Submission([], [], finished, in_slurm, record.log_folder)
         executor = make_executor(record.log_folder, options, f"aplab-{name}")
-        job_id = submit_array(executor, CellTask(tracker.uri, {T.PIPELINE: name}), todo)
-        record.record(job_id, [c.digest for c in todo])
-    log.info("pipeline %s: job array %s, %d task(s)", name, job_id, len(todo))
-    return Submission(job_id, todo, finished, in_slurm, record.log_folder)
+        task_ids = submit_array(executor, CellTask(tracker.uri, {T.PIPELINE: name}), todo)
+        record.record(task_ids, [c.digest for c in todo])
+    log.info("pipeline %s: job %s, %d task(s)", name, job_of(task_ids[0]), len(todo))
+    return Submission(todo, task_ids, finished, in_slurm, record.log_folder)
 
 
 def wait_for_pipeline(submission: Submission, cells: list[Cell], name: str, tracker: Tracker, progress: bool,
@@ -88,9 +93,9 @@ def wait_for_pipeline(submission: Submission, cells: list[Cell], name: str, trac
     import time
 
     start = time.perf_counter()
-    if submission.job_id is not None:
+    if submission.task_ids:
         follow(submission.job_id, len(submission.cells), name, progress, stream)
-    sent = {c.digest: i for i, c in enumerate(submission.cells)}
+    sent = dict(zip((c.digest for c in submission.cells), submission.task_ids))
     outcomes = []
     for state in cell_states(tracker, cells):
         cell = state.cell
@@ -98,7 +103,7 @@ def wait_for_pipeline(submission: Submission, cells: list[Cell], name: str, trac
             status = "FINISHED" if cell.digest in sent else "DONE"
             outcomes.append(CellOutcome(cell, status, state.run_id))
             continue
-        where = (f"see {task_log(submission.log_folder, submission.job_id, sent[cell.digest])}"
+        where = (f"see {task_log(submission.log_folder, sent[cell.digest])}"
                  if cell.digest in sent else "not sent by this submission (held by an earlier one)")
         what = {"RUNNING": "its run is still RUNNING in the store (the task was killed?)",
                 "FAILED": "its run ended unfinished", "PENDING": "no run of it reached the store"}[state.state]

@@ -127,8 +127,9 @@ def make_executor(folder: Path, options: SlurmOptions, name: str):
     return executor
 
 
-def submit_array(executor, task, items: list) -> str:
-    """Submit ``task(item)`` for every item as one job array; its job id. sbatch's refusal is one line."""
+def submit_array(executor, task, items: list) -> list[str]:
+    """Submit ``task(item)`` for every item as one job array; the Slurm id of each item's task (``<job>_<i>``;
+    submitit sends a single item as a plain job, ``<job>``). sbatch's refusal is one line."""
     try:
         jobs = executor.map_array(task, items)
     except (subprocess.CalledProcessError, FileNotFoundError, OSError) as err:
@@ -136,7 +137,12 @@ def submit_array(executor, task, items: list) -> str:
         if isinstance(detail, bytes):
             detail = detail.decode(errors="replace")
         raise SlurmUnavailable(f"sbatch refused the job array: {' '.join(str(detail).split())[:400]}") from None
-    return jobs[0].job_id.split("_")[0]
+    return [job.job_id for job in jobs]
+
+
+def job_of(task_id: str) -> str:
+    """The job (array) id of a task id ``<job>_<i>`` or ``<job>``."""
+    return task_id.split("_")[0]
 
 
 class Requeueable:
@@ -225,9 +231,9 @@ class SubmissionLog:
             return []
         return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
 
-    def record(self, job_id: str, keys: list[str]) -> None:
-        """Append the array ``job_id`` whose task ``i`` carries ``keys[i]`` (one line: a crash loses no record)."""
-        line = json.dumps({"job": job_id, "keys": keys, "submitted": time.time()})
+    def record(self, task_ids: list[str], keys: list[str]) -> None:
+        """Append a submission whose task ``task_ids[i]`` carries ``keys[i]`` (one line: a crash loses no record)."""
+        line = json.dumps({"job": job_of(task_ids[0]), "tasks": task_ids, "keys": keys, "submitted": time.time()})
         with open(self.path, "a") as handle:
             handle.write(line + "\n")
             handle.flush()
@@ -237,12 +243,12 @@ class SubmissionLog:
         """The keys whose task Slurm still queues or runs (whatever submission sent it)."""
         records = self.records()
         active = active_tasks([r["job"] for r in records])
-        return {key for r in records for i, key in enumerate(r["keys"]) if f"{r['job']}_{i}" in active}
+        return {key for r in records for task, key in zip(r["tasks"], r["keys"]) if task in active}
 
 
-def task_log(folder: Path, job_id: str, task: int) -> Path:
-    """submitit's stderr file of array task ``task``."""
-    return Path(folder) / f"{job_id}_{task}_0_log.err"
+def task_log(folder: Path, task_id: str) -> Path:
+    """submitit's stderr file of the task ``task_id`` (its first node's)."""
+    return Path(folder) / f"{task_id}_0_log.err"
 
 
 def follow(job_id: str, tasks: int, description: str, progress: bool, stream: TextIO, poll_s: float = POLL_S) -> None:

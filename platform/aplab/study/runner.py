@@ -24,7 +24,8 @@ from ..resolution import resolve
 from ..errors import ConfigError
 from ..names import M, T
 from ..scale.gpus import use_only_gpu
-from ..scale.slurm import Requeueable, SlurmOptions, make_executor, require_submitit, submit_array, use_task_cpus
+from ..scale.slurm import (Requeueable, SlurmOptions, job_of, make_executor, require_submitit, submit_array,
+                           use_task_cpus)
 from ..tracking import Tracker, default_uri, make_tracker
 from .objective import OBJECTIVES, ROLE_REFIT, TrialContext, TrialOutcome, child_run_id, end_child, run_trial
 from .parent import close_parent_run, ensure_parent_run
@@ -442,7 +443,7 @@ def submit_study(options: StudyOptions, slurm: SlurmOptions,
     job, study, tracker = prepare_study(replace(options, storage=storage_url), checked=(space, resolved, n_trials))
     logs = job.context.study_dir / "slurm-logs"
     executor = make_executor(logs, slurm, f"aplab-study-{job.context.study_name}")
-    job_id = submit_array(executor, StudyWorkerTask(job), list(range(options.workers)))
+    job_id = job_of(submit_array(executor, StudyWorkerTask(job), list(range(options.workers)))[0])
     log.info("study %s: %d Slurm worker(s), job array %s", job.context.study_name, options.workers, job_id)
     return job, study, tracker, job_id, logs
 
