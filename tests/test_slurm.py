@@ -284,3 +284,22 @@ def test_a_preempted_task_is_requeued_and_resumes_its_run(slurm_cluster, tmp_pat
     assert [h["epoch"] for h in json.loads(state_file.read_text())["history"]] == list(range(1, EPOCHS + 1))
     status = aplab(tmp_path, "pipeline", "status", str(pipeline))
     assert "1 cells: 1 finished" in status.stdout, status.stdout + status.stderr
+
+
+@pytest.mark.slow
+def test_cells_queued_in_slurm_are_not_sent_again(slurm_cluster, tmp_path):
+    later = ["--slurm-opt", "begin=now+1hour"]  # the tasks wait in the queue: nothing trains meanwhile
+    first = aplab(tmp_path, "pipeline", "run", str(QUICKSTART), "--scale", "smoke", *CPU_TASKS, *later)
+    assert first.returncode == 0, first.stdout + first.stderr
+    job = job_id_of(first.stdout)
+    try:
+        assert active_tasks([job]) == {f"{job}_{i}" for i in range(4)}
+        again = aplab(tmp_path, "pipeline", "run", str(QUICKSTART), "--scale", "smoke", *CPU_TASKS, *later)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "nothing to submit (0 of 4 cells finished, 4 still queued or running in Slurm)" in again.stdout
+        records = (tmp_path / "aplab_runs" / "aplab-quickstart-smoke" / "slurm" / "submissions.jsonl").read_text()
+        assert len(records.splitlines()) == 1
+        status = aplab(tmp_path, "pipeline", "status", str(QUICKSTART), "--scale", "smoke")
+        assert "4 cells: 0 finished, 0 running, 0 failed, 4 pending" in status.stdout, status.stdout + status.stderr
+    finally:
+        slurm_cluster.run("scancel", job)

@@ -10,6 +10,7 @@ where it stopped. The run folders and the log folder must be on a file system ev
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -90,8 +91,6 @@ def submit_pipeline(cells: list[Cell], name: str, tracker: Tracker, options: Slu
 def wait_for_pipeline(submission: Submission, cells: list[Cell], name: str, tracker: Tracker, progress: bool,
                       stream: TextIO, seconds_before: float = 0.0) -> PipelineResult:
     """Follow the array until Slurm holds none of its tasks, then every cell's outcome from the store."""
-    import time
-
     start = time.perf_counter()
     if submission.task_ids:
         follow(submission.job_id, len(submission.cells), name, progress, stream)
