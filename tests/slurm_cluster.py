@@ -10,8 +10,10 @@ Register it with ``pytest_plugins = ["slurm_cluster"]`` in a test module.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -69,7 +71,10 @@ class SlurmCluster:
                          for p in sorted(self.root.glob("*.log")))
 
     def stop(self) -> None:
-        """Stop the daemons this cluster started (slurmd, slurmctld, then munged)."""
+        """Cancel every job, stop the daemons this cluster started (slurmd, slurmctld, then munged), and end
+        what its jobs left: slurmd does not take its jobs' steps down with it."""
+        if all(process.poll() is None for process in self.processes):
+            self._cancel_all_jobs()
         for process in reversed(self.processes):
             if process.poll() is None:
                 process.terminate()
@@ -79,6 +84,35 @@ class SlurmCluster:
                     process.kill()
                     process.wait()
         self.processes.clear()
+        for pid in self._job_processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _cancel_all_jobs(self) -> None:
+        """scancel every job, then wait (with a deadline) until Slurm holds none."""
+        subprocess.run(["scancel", "--full", "--user", "root"], env=self.env, capture_output=True)
+        deadline = time.monotonic() + START_DEADLINE_S
+        while time.monotonic() < deadline:
+            left = subprocess.run(["squeue", "--noheader"], env=self.env, capture_output=True, text=True)
+            if left.returncode != 0 or not left.stdout.strip():
+                return
+            time.sleep(0.5)
+
+    def _job_processes(self) -> list[int]:
+        """Processes started for this cluster's jobs (slurmstepd, srun, the tasks): their environment names
+        this cluster's configuration. This process and its parents are never among them."""
+        mine = f"SLURM_CONF={self.conf}".encode()
+        spared = {os.getpid(), os.getppid()}
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) in spared:
+                continue
+            try:
+                if mine in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:  # gone meanwhile, or not ours to read
+                continue
+        return found
 
 
 def _write_conf(root: Path, host: str, cpus: int, memory_mb: int) -> Path:

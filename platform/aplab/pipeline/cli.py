@@ -81,7 +81,7 @@ def _run_on_slurm(args: argparse.Namespace, uri: str, shard) -> int:
         return 0
     tracker = make_tracker(uri)
     sent = submit_pipeline(cells, spec.name, tracker, options, spec.description)
-    held = f", {sent.in_slurm} still queued or running in Slurm" if sent.in_slurm else ""
+    held = f", {len(sent.held)} still queued or running in Slurm" if sent.held else ""
     if not sent.task_ids:
         print(f"pipeline {spec.name}: nothing to submit ({sent.finished} of {len(cells)} cells finished{held})")
     else:

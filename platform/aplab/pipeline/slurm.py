@@ -46,12 +46,12 @@ class CellTask(Requeueable):
 @dataclass(frozen=True)
 class Submission:
     """What one ``--executor slurm`` call sent: its cells and their Slurm task ids (none when nothing was left
-    to send), how many cells were finished or held by Slurm already, and where the logs are."""
+    to send), how many cells were finished already, the cells earlier tasks still hold, and where the logs are."""
 
     cells: list[Cell]
     task_ids: list[str]
     finished: int
-    in_slurm: int
+    held: dict[str, str]  # config digest -> task of an earlier submission that Slurm still queues or runs
     log_folder: Path
 
     @property
@@ -75,26 +75,28 @@ def submit_pipeline(cells: list[Cell], name: str, tracker: Tracker, options: Slu
     record = submission_log(cells)
     with record.locked():
         done = finished_hashes(tracker, experiment)
-        held = record.active_keys()
+        active = record.active_keys()
+        held = {c.digest: active[c.digest] for c in cells if c.digest in active and c.digest not in done}
         todo = [c for c in cells if c.digest not in done and c.digest not in held]
         finished = sum(c.digest in done for c in cells)
-        in_slurm = sum(c.digest in held and c.digest not in done for c in cells)
         if not todo:
-            return Submission([], [], finished, in_slurm, record.log_folder)
+            return Submission([], [], finished, held, record.log_folder)
         executor = make_executor(record.log_folder, options, f"aplab-{name}")
         task_ids = submit_array(executor, CellTask(tracker.uri, {T.PIPELINE: name}), todo)
         record.record(task_ids, [c.digest for c in todo])
     log.info("pipeline %s: job %s, %d task(s)", name, job_of(task_ids[0]), len(todo))
-    return Submission(todo, task_ids, finished, in_slurm, record.log_folder)
+    return Submission(todo, task_ids, finished, held, record.log_folder)
 
 
 def wait_for_pipeline(submission: Submission, cells: list[Cell], name: str, tracker: Tracker, progress: bool,
                       stream: TextIO, seconds_before: float = 0.0) -> PipelineResult:
-    """Follow the array until Slurm holds none of its tasks, then every cell's outcome from the store."""
+    """Follow the tasks of the cells (sent now, or held by earlier submissions) until Slurm holds none of them,
+    then every cell's outcome from the store."""
     start = time.perf_counter()
-    if submission.task_ids:
-        follow(submission.job_id, len(submission.cells), name, progress, stream)
-    sent = dict(zip((c.digest for c in submission.cells), submission.task_ids))
+    tasks = {**submission.held, **dict(zip((c.digest for c in submission.cells), submission.task_ids))}
+    if tasks:
+        follow(list(tasks.values()), name, progress, stream)
+    sent = {c.digest for c in submission.cells}
     outcomes = []
     for state in cell_states(tracker, cells):
         cell = state.cell
@@ -102,8 +104,8 @@ def wait_for_pipeline(submission: Submission, cells: list[Cell], name: str, trac
             status = "FINISHED" if cell.digest in sent else "DONE"
             outcomes.append(CellOutcome(cell, status, state.run_id))
             continue
-        where = (f"see {task_log(submission.log_folder, sent[cell.digest])}"
-                 if cell.digest in sent else "not sent by this submission (held by an earlier one)")
+        where = (f"see {task_log(submission.log_folder, tasks[cell.digest])}" if cell.digest in tasks
+                 else "not trained by Slurm")
         what = {"RUNNING": "its run is still RUNNING in the store (the task was killed?)",
                 "FAILED": "its run ended unfinished", "PENDING": "no run of it reached the store"}[state.state]
         outcomes.append(CellOutcome(cell, "KILLED" if state.state == "RUNNING" else "FAILED", state.run_id,

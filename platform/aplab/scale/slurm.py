@@ -239,11 +239,11 @@ class SubmissionLog:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def active_keys(self) -> set[str]:
-        """The keys whose task Slurm still queues or runs (whatever submission sent it)."""
+    def active_keys(self) -> dict[str, str]:
+        """The keys whose task Slurm still queues or runs (whatever submission sent it), with that task's id."""
         records = self.records()
         active = active_tasks([r["job"] for r in records])
-        return {key for r in records for task, key in zip(r["tasks"], r["keys"]) if task in active}
+        return {key: task for r in records for task, key in zip(r["tasks"], r["keys"]) if task in active}
 
 
 def task_log(folder: Path, task_id: str) -> Path:
@@ -251,15 +251,17 @@ def task_log(folder: Path, task_id: str) -> Path:
     return Path(folder) / f"{task_id}_0_log.err"
 
 
-def follow(job_id: str, tasks: int, description: str, progress: bool, stream: TextIO, poll_s: float = POLL_S) -> None:
-    """Wait until Slurm holds no task of the array ``job_id`` any more, with a bar of the tasks that ended."""
+def follow(task_ids: list[str], description: str, progress: bool, stream: TextIO, poll_s: float = POLL_S) -> None:
+    """Wait until Slurm holds none of these tasks any more, with a bar of the tasks that ended."""
     from tqdm.auto import tqdm
 
-    with tqdm(total=tasks, desc=description, unit="task", disable=None if progress else True, file=stream,
+    tasks = set(task_ids)
+    jobs = sorted({job_of(t) for t in tasks})
+    with tqdm(total=len(tasks), desc=description, unit="task", disable=None if progress else True, file=stream,
               dynamic_ncols=True) as bar:
         while True:
-            active = len(active_tasks([job_id]))
-            bar.update(tasks - active - bar.n)
+            active = len(active_tasks(jobs) & tasks)
+            bar.update(len(tasks) - active - bar.n)
             if not active:
                 return
             time.sleep(poll_s)  # Slurm tells nobody when a task ends: squeue is asked again

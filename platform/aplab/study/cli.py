@@ -42,17 +42,18 @@ def _study_on_slurm(args: argparse.Namespace, options, checked):
     (the report), else print the job id and return None."""
     import sys
 
-    from ..scale.slurm import follow, slurm_options
+    from ..scale.slurm import follow, job_of, slurm_options
     from .runner import finish_study, submit_study
 
     slurm = slurm_options(args)
-    job, study, tracker, job_id, logs = submit_study(options, slurm, checked)
-    print(f"study {job.context.study_name}: submitted Slurm job array {job_id} ({options.workers} worker(s))")
+    job, study, tracker, task_ids, logs = submit_study(options, slurm, checked)
+    print(f"study {job.context.study_name}: submitted Slurm job array {job_of(task_ids[0])} "
+          f"({options.workers} worker(s))")
     print(f"logs: {logs}")
     if not args.wait:
         print(f"parent run: {job.context.parent_run_id}  storage: {job.storage_url}")
         return None
-    follow(job_id, options.workers, f"study {job.context.study_name}", options.progress, sys.stderr)
+    follow(task_ids, f"study {job.context.study_name}", options.progress, sys.stderr)
     return finish_study(job, study, tracker, options, [])
 
 

@@ -432,10 +432,10 @@ class StudyWorkerTask(Requeueable):
 
 
 def submit_study(options: StudyOptions, slurm: SlurmOptions,
-                 checked: tuple[SearchSpace, RunConfig, int | None] | None = None) -> tuple[StudyJob, Any, Tracker, str,
-                                                                                            Path]:
+                 checked: tuple[SearchSpace, RunConfig, int | None] | None = None
+                 ) -> tuple[StudyJob, Any, Tracker, list[str], Path]:
     """Prepare the study here, then submit ``options.workers`` workers as one Slurm job array; returns the
-    prepared study, its tracker, the array's job id and its log folder."""
+    prepared study, its tracker, the workers' Slurm task ids and their log folder."""
     space, resolved, n_trials = checked or check_options(options)
     storage_url = options.storage or default_storage(default_uri(resolved.tracking.uri), resolved.tracking.workdir)
     check_shared_storage(storage_url, default_uri(resolved.tracking.uri))
@@ -443,9 +443,9 @@ def submit_study(options: StudyOptions, slurm: SlurmOptions,
     job, study, tracker = prepare_study(replace(options, storage=storage_url), checked=(space, resolved, n_trials))
     logs = job.context.study_dir / "slurm-logs"
     executor = make_executor(logs, slurm, f"aplab-study-{job.context.study_name}")
-    job_id = job_of(submit_array(executor, StudyWorkerTask(job), list(range(options.workers)))[0])
-    log.info("study %s: %d Slurm worker(s), job array %s", job.context.study_name, options.workers, job_id)
-    return job, study, tracker, job_id, logs
+    task_ids = submit_array(executor, StudyWorkerTask(job), list(range(options.workers)))
+    log.info("study %s: %d Slurm worker(s), job %s", job.context.study_name, options.workers, job_of(task_ids[0]))
+    return job, study, tracker, task_ids, logs
 
 
 __all__ = ["StudyJob", "StudyOptions", "StudyReport", "StudyWorkerTask", "check_options", "check_shared_storage",
