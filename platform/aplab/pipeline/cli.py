@@ -1,10 +1,11 @@
-"""``aplab pipeline run|show FILE``: run a pipeline's matrix resumably, or list its cells without running."""
+"""``aplab pipeline run|status|show FILE``: run a pipeline's matrix resumably (here or as a Slurm job array),
+say where it stands, or list its cells without running."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..scale.cli import add_worker_arguments
+from ..scale.cli import add_executor_arguments, add_worker_arguments
 from .spec import SCALES, Cell, PipelineSpec, expand, load_pipeline, scaled
 
 
@@ -26,34 +27,110 @@ def pipeline_cells(args: argparse.Namespace, uri: str | None = None) -> tuple[Pi
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..scale.gpus import gpu_plan, parse_gpus
-    from ..scale.shard import parse_shard, shard_cells
+    from ..scale.shard import parse_shard
     from ..tracking import default_uri, make_tracker
-    from .runner import run_pipeline
 
     shard = parse_shard(args.shard) if args.shard else None
-    gpus = parse_gpus(args.gpus)
     uri = default_uri(args.tracking_uri)
+    if args.executor == "slurm":
+        return _run_on_slurm(args, uri, shard)
+    if args.wait:
+        from ..errors import ConfigError
+
+        raise ConfigError("--wait", True, "only with --executor slurm (a local run always waits)")
+    from ..scale.gpus import gpu_plan, parse_gpus
+    from .runner import run_pipeline
+
+    gpus = parse_gpus(args.gpus)
     spec, cells = pipeline_cells(args, uri)  # a bad file or --set answers before torch counts the GPUs
     plan = gpu_plan(gpus, args.runs_per_gpu, args.workers)  # bad GPUs: exit 2 before anything runs
-    if shard is not None:
-        mine = shard_cells(cells, shard)
-        print(f"pipeline {spec.name}: shard {shard} trains {len(mine)} of the {len(cells)} cells")
-        if not mine:
-            return 0
-        cells = mine
+    cells = _my_shard(spec, cells, shard)
+    if not cells:
+        return 0
     tracker = make_tracker(uri)
     result = run_pipeline(cells, spec.name, tracker=tracker, workers=plan.workers, progress=not args.no_progress,
                           description=spec.description, gpus=plan.gpus)
+    return _report(args, uri, result)
+
+
+def _my_shard(spec: PipelineSpec, cells: list[Cell], shard) -> list[Cell]:
+    if shard is None:
+        return cells
+    from ..scale.shard import shard_cells
+
+    mine = shard_cells(cells, shard)
+    print(f"pipeline {spec.name}: shard {shard} trains {len(mine)} of the {len(cells)} cells")
+    return mine
+
+
+def _run_on_slurm(args: argparse.Namespace, uri: str, shard) -> int:
+    """Submit the unfinished cells as one job array; with --wait, follow it and report like a local run."""
+    import sys
+    import time
+
+    from ..scale.slurm import require_submitit, slurm_options
+    from ..tracking import make_tracker
+    from .slurm import submit_pipeline, wait_for_pipeline
+
+    options = slurm_options(args)  # bad flags, a missing submitit, a bad file: exit 2 before anything is sent
+    require_submitit()
+    start = time.perf_counter()
+    spec, cells = pipeline_cells(args, uri)
+    cells = _my_shard(spec, cells, shard)
+    if not cells:
+        return 0
+    tracker = make_tracker(uri)
+    sent = submit_pipeline(cells, spec.name, tracker, options, spec.description)
+    held = f", {len(sent.held)} still queued or running in Slurm" if sent.held else ""
+    if not sent.task_ids:
+        print(f"pipeline {spec.name}: nothing to submit ({sent.finished} of {len(cells)} cells finished{held})")
+    else:
+        print(f"pipeline {spec.name}: submitted Slurm job array {sent.job_id} ({len(sent.cells)} of {len(cells)} "
+              f"cells; {sent.finished} finished{held})")
+        print(f"logs: {sent.log_folder}")
+    if not args.wait:
+        print(f"progress: aplab pipeline status {args.file}{_scale_flag(args)} --tracking-uri {uri}")
+        return 0
+    result = wait_for_pipeline(sent, cells, spec.name, tracker, not args.no_progress, sys.stderr,
+                               time.perf_counter() - start)
+    return _report(args, uri, result)
+
+
+def _scale_flag(args: argparse.Namespace) -> str:
+    return f" --scale {args.scale}" if args.scale != "full" else ""
+
+
+def _report(args: argparse.Namespace, uri: str, result) -> int:
+    """The summary of a run (or a followed array), its unfinished cells, and where the runs are."""
     print(result.summary_line())
     for outcome in result.failed:
         print(f"  {outcome.status} {outcome.cell.label} (config {outcome.cell.digest}): {outcome.error}")
     if result.failed:
         print(f"re-run the same command to retry the {len(result.failed)} unfinished run(s)")
-    scale = f" --scale {args.scale}" if args.scale != "full" else ""
     print(f"runs: {uri}, experiment {result.experiment}")
-    print(f"tables and figures: aplab report {args.file}{scale} --tracking-uri {uri}")
+    print(f"tables and figures: aplab report {args.file}{_scale_flag(args)} --tracking-uri {uri}")
     return 1 if result.failed else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """How many cells the tracking store has finished, running, failed and not started."""
+    from ..tracking import default_uri, make_tracker
+    from .status import CELL_STATES, cell_states, count_states
+
+    uri = default_uri(args.tracking_uri)
+    spec, cells = pipeline_cells(args, uri)
+    tracker = make_tracker(uri)
+    tracker.check()
+    states = cell_states(tracker, cells)
+    counts = count_states(states)
+    print(f"pipeline {spec.name}: {len(cells)} cells: "
+          + ", ".join(f"{counts[name]} {name.lower()}" for name in CELL_STATES)
+          + f" (experiment {cells[0].config.tracking.experiment}, {uri})")
+    if args.verbose:
+        for state in states:
+            run = f" run {state.run_id}" if state.run_id else ""
+            print(f"  {state.state:<8} {state.cell.digest}  {state.cell.label}{run}")
+    return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -69,7 +146,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``aplab pipeline run`` and ``aplab pipeline show``."""
+    """Add ``aplab pipeline run``, ``aplab pipeline status`` and ``aplab pipeline show``."""
     parser = subparsers.add_parser("pipeline", help="run a declarative matrix of runs (pipelines/*.yaml)")
     commands = parser.add_subparsers(dest="pipeline_command", required=True)
 
@@ -81,7 +158,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      "split one pipeline against a shared tracking store, each with its own I")
     run.add_argument("--workdir", default="aplab_runs", help="folder of run checkpoints and state")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_executor_arguments(run, "run")
     run.set_defaults(handler=cmd_run)
+
+    status = commands.add_parser("status", help="how many cells are finished, running, failed and pending, "
+                                 "from the tracking store (whatever trained them)")
+    status.add_argument("file")
+    add_pipeline_arguments(status)
+    status.add_argument("--verbose", "-v", action="store_true", help="one line per cell")
+    status.set_defaults(handler=cmd_status)
 
     show = commands.add_parser("show", help="list the cells (resolved configs) without running anything")
     show.add_argument("file")

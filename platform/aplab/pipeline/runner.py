@@ -87,7 +87,7 @@ def finished_hashes(tracker: Tracker, experiment: str) -> set[str]:
             if r.status == "FINISHED" and T.CONFIG_HASH in r.tags}
 
 
-def _train_cell(cell: Cell, tracker: Tracker, tags: dict[str, str],
+def train_cell(cell: Cell, tracker: Tracker, tags: dict[str, str],
                 on_epoch: Callable[[int, dict[str, float]], None] | None) -> dict[str, Any]:
     """Train one cell; every exception becomes a FAILED outcome (as plain data, safe to send between processes)."""
     from ..train import train
@@ -148,7 +148,7 @@ def _run_in_worker(cell: Cell, uri: str, tags: dict[str, str]) -> dict[str, Any]
     def tick(epoch: int, metrics: dict[str, float]) -> None:
         _TICKS.put((cell.index, epoch))
 
-    return _train_cell(cell, _TRACKERS[uri], tags, tick)
+    return train_cell(cell, _TRACKERS[uri], tags, tick)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -230,7 +230,7 @@ def run_pipeline(cells: list[Cell], name: str, tracker: Tracker | None = None, t
     try:
         if not gpus and (workers == 1 or len(todo) <= 1):
             for cell in todo:
-                data = _train_cell(cell, tracker, tags, lambda epoch, _m, i=cell.index: bar.epoch(i, epoch))
+                data = train_cell(cell, tracker, tags, lambda epoch, _m, i=cell.index: bar.epoch(i, epoch))
                 outcomes[cell.index] = _outcome(cell, data)
                 bar.finished(outcomes[cell.index])
         else:

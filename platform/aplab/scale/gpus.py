@@ -110,9 +110,11 @@ def use_only_gpu(device: str) -> None:
 
 
 def placement_tags(device) -> dict[str, str]:
-    """Where a run trains (tags of the run): the host, the CUDA_VISIBLE_DEVICES it was given (when set)
-    and, on CUDA, the physical GPU's index and name."""
-    tags = {T.HOST: socket.gethostname()}
+    """Where a run trains (tags of the run): the host, the Slurm job and array task (under Slurm), the
+    CUDA_VISIBLE_DEVICES it was given (when set) and, on CUDA, the physical GPU's index and name."""
+    from .slurm import slurm_tags
+
+    tags = {T.HOST: socket.gethostname(), **slurm_tags()}
     listed = os.environ.get(CUDA_VISIBLE_DEVICES)
     if listed is not None:
         tags[T.CUDA_VISIBLE_DEVICES] = listed

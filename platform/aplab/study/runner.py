@@ -3,7 +3,8 @@
 ``prepare_study`` does every check before any trial exists (the space against the config, the
 storage, the tracking store), then creates or finds again the study and its parent MLflow run
 (``parent``), fails the trials of dead workers (their points are queued again) and queues the
-grid's points (``queue``). Workers claim trials under a lock shared by every process of the storage.
+grid's points (``queue``). Workers claim trials under a lock shared by every process of the storage:
+processes of this host, or Slurm tasks (``submit_study``) on any node that reaches the storage.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from ..resolution import resolve
 from ..errors import ConfigError
 from ..names import M, T
 from ..scale.gpus import use_only_gpu
+from ..scale.slurm import (Requeueable, SlurmOptions, job_of, make_executor, require_submitit, submit_array,
+                           use_task_cpus)
 from ..tracking import Tracker, default_uri, make_tracker
 from .objective import OBJECTIVES, ROLE_REFIT, TrialContext, TrialOutcome, child_run_id, end_child, run_trial
 from .parent import close_parent_run, ensure_parent_run
@@ -367,8 +370,13 @@ def run_study(options: StudyOptions, tracker: Tracker | None = None,
     """The whole ``aplab study`` command: prepare, run the workers, summarise, refit (``checked``: see
     ``prepare_study``)."""
     job, study, tracker = prepare_study(options, tracker, checked)
-    ctx = job.context
     dead = run_workers(job, options.workers, tracker, options.gpus)
+    return finish_study(job, study, tracker, options, dead)
+
+
+def finish_study(job: StudyJob, study, tracker: Tracker, options: StudyOptions, dead: list[str]) -> StudyReport:
+    """After the workers: recover what dead ones left, update and close the parent run, refit when asked."""
+    ctx = job.context
     if dead:
         with storage_lock(job.storage_url, ctx.study_name):
             recover_stale(study, ctx, tracker, job.stale_after_s)
@@ -387,5 +395,59 @@ def run_study(options: StudyOptions, tracker: Tracker | None = None,
     return report
 
 
-__all__ = ["StudyJob", "StudyOptions", "StudyReport", "check_options", "default_study_name", "open_study",
-           "prepare_study", "recover_stale", "refit_best", "run_study", "run_workers", "worker_loop"]
+# ----------------------------------------------------------------------------- workers as Slurm tasks
+
+
+def check_shared_storage(url: str, tracking_uri: str) -> None:
+    """Workers on other hosts need a storage and a tracking store they all reach: PostgreSQL or a journal
+    file (on a shared file system) for the study; anything but ``memory://`` for the runs."""
+    if not (is_journal(url) or url.split("://", 1)[0].split("+", 1)[0] == "postgresql"):
+        raise ConfigError("--storage", redact(url), "PostgreSQL (postgresql+psycopg://...) or a journal file on a "
+                          "file system every node shares: Slurm workers run on other hosts")
+    if tracking_uri.startswith("memory://"):
+        raise ConfigError("--tracking-uri", tracking_uri, "a store every node reaches (an MLflow server, or "
+                          "sqlite:/// on a shared file system): Slurm workers run on other hosts")
+
+
+class StudyWorkerTask(Requeueable):
+    """One Slurm task: a worker that claims and runs trials until none is left. Requeued after a preemption,
+    it starts again; the trial it was running is failed and its point queued again (``worker_loop``)."""
+
+    def __init__(self, job: StudyJob):
+        self.job = job
+
+    def __call__(self, worker: int) -> int:
+        import optuna
+
+        use_task_cpus()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        ran = worker_loop(self.job, worker)
+        ctx = self.job.context
+        study = open_study(self.job)
+        if is_done(study, ctx.space, self.job.n_trials):  # the last worker out closes the parent run
+            tracker = make_tracker(self.job.tracking_uri)
+            update_parent(study, ctx.space, tracker, ctx.parent_run_id, ctx.study_dir)
+            close_parent_run(tracker, ctx.parent_run_id, True, [])
+        return ran
+
+
+def submit_study(options: StudyOptions, slurm: SlurmOptions,
+                 checked: tuple[SearchSpace, RunConfig, int | None] | None = None
+                 ) -> tuple[StudyJob, Any, Tracker, list[str], Path]:
+    """Prepare the study here, then submit ``options.workers`` workers as one Slurm job array; returns the
+    prepared study, its tracker, the workers' Slurm task ids and their log folder."""
+    space, resolved, n_trials = checked or check_options(options)
+    storage_url = options.storage or default_storage(default_uri(resolved.tracking.uri), resolved.tracking.workdir)
+    check_shared_storage(storage_url, default_uri(resolved.tracking.uri))
+    require_submitit()
+    job, study, tracker = prepare_study(replace(options, storage=storage_url), checked=(space, resolved, n_trials))
+    logs = job.context.study_dir / "slurm-logs"
+    executor = make_executor(logs, slurm, f"aplab-study-{job.context.study_name}")
+    task_ids = submit_array(executor, StudyWorkerTask(job), list(range(options.workers)))
+    log.info("study %s: %d Slurm worker(s), job %s", job.context.study_name, options.workers, job_of(task_ids[0]))
+    return job, study, tracker, task_ids, logs
+
+
+__all__ = ["StudyJob", "StudyOptions", "StudyReport", "StudyWorkerTask", "check_options", "check_shared_storage",
+           "default_study_name", "finish_study", "open_study", "prepare_study", "recover_stale", "refit_best",
+           "run_study", "run_workers", "submit_study", "worker_loop"]

@@ -1,0 +1,114 @@
+"""``aplab pipeline run --executor slurm``: the unfinished cells as one Slurm job array, one cell per task.
+
+A cell is sent unless the tracking store has it FINISHED or Slurm still queues or runs it from an earlier
+submission (the ``SubmissionLog`` beside the run folders says which task carries which cell). Each task
+trains its cell with ``train``, which resumes from the run folder's checkpoint into the same MLflow run: a
+task requeued after a preemption or its time limit, or the cell of a cancelled task sent again, continues
+where it stopped. The run folders and the log folder must be on a file system every node shares.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..errors import RunFailed
+from ..names import T
+from ..scale.slurm import (Requeueable, SlurmOptions, SubmissionLog, follow, job_of, make_executor, submit_array,
+                           task_log, use_task_cpus)
+from ..tracking import Tracker, make_tracker
+from .runner import NOT_DONE, CellOutcome, PipelineResult, train_cell, experiment_description, finished_hashes
+from .spec import Cell
+from .status import cell_states
+
+log = logging.getLogger(__name__)
+
+
+class CellTask(Requeueable):
+    """One array task: train one cell against the tracking store ``uri``; a cell that ends unfinished
+    fails the task (Slurm shows it FAILED; submitit's log has the reason)."""
+
+    def __init__(self, uri: str, tags: dict[str, str]):
+        self.uri = uri
+        self.tags = tags
+
+    def __call__(self, cell: Cell) -> dict[str, Any]:
+        use_task_cpus()
+        data = train_cell(cell, make_tracker(self.uri), self.tags, None)
+        if data["status"] in NOT_DONE:
+            raise RunFailed(f"{cell.label} (config {cell.digest}): {data['error']}")
+        return data
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What one ``--executor slurm`` call sent: its cells and their Slurm task ids (none when nothing was left
+    to send), how many cells were finished already, the cells earlier tasks still hold, and where the logs are."""
+
+    cells: list[Cell]
+    task_ids: list[str]
+    finished: int
+    held: dict[str, str]  # config digest -> task of an earlier submission that Slurm still queues or runs
+    log_folder: Path
+
+    @property
+    def job_id(self) -> str | None:
+        """The job (array) id, None when nothing was sent."""
+        return job_of(self.task_ids[0]) if self.task_ids else None
+
+
+def submission_log(cells: list[Cell]) -> SubmissionLog:
+    """The pipeline's submission record: ``<workdir>/<experiment>/slurm``, beside its run folders."""
+    tracking = cells[0].config.tracking
+    return SubmissionLog(Path(tracking.workdir).resolve() / tracking.experiment / "slurm")
+
+
+def submit_pipeline(cells: list[Cell], name: str, tracker: Tracker, options: SlurmOptions,
+                    description: str = "") -> Submission:
+    """Send the cells neither FINISHED in the store nor held by Slurm as one job array (one cell per task)."""
+    tracker.check()  # an unreachable store fails here, before anything is queued
+    experiment = cells[0].config.tracking.experiment
+    tracker.describe_experiment(experiment, experiment_description(name, description, len(cells)))
+    record = submission_log(cells)
+    with record.locked():
+        done = finished_hashes(tracker, experiment)
+        active = record.active_keys()
+        held = {c.digest: active[c.digest] for c in cells if c.digest in active and c.digest not in done}
+        todo = [c for c in cells if c.digest not in done and c.digest not in held]
+        finished = sum(c.digest in done for c in cells)
+        if not todo:
+            return Submission([], [], finished, held, record.log_folder)
+        executor = make_executor(record.log_folder, options, f"aplab-{name}")
+        task_ids = submit_array(executor, CellTask(tracker.uri, {T.PIPELINE: name}), todo)
+        record.record(task_ids, [c.digest for c in todo])
+    log.info("pipeline %s: job %s, %d task(s)", name, job_of(task_ids[0]), len(todo))
+    return Submission(todo, task_ids, finished, held, record.log_folder)
+
+
+def wait_for_pipeline(submission: Submission, cells: list[Cell], name: str, tracker: Tracker, progress: bool,
+                      stream: TextIO, seconds_before: float = 0.0) -> PipelineResult:
+    """Follow the tasks of the cells (sent now, or held by earlier submissions) until Slurm holds none of them,
+    then every cell's outcome from the store."""
+    start = time.perf_counter()
+    tasks = {**submission.held, **dict(zip((c.digest for c in submission.cells), submission.task_ids))}
+    if tasks:
+        follow(list(tasks.values()), name, progress, stream)
+    sent = {c.digest for c in submission.cells}
+    outcomes = []
+    for state in cell_states(tracker, cells):
+        cell = state.cell
+        if state.state == "FINISHED":
+            status = "FINISHED" if cell.digest in sent else "DONE"
+            outcomes.append(CellOutcome(cell, status, state.run_id))
+            continue
+        where = (f"see {task_log(submission.log_folder, tasks[cell.digest])}" if cell.digest in tasks
+                 else "not trained by Slurm")
+        what = {"RUNNING": "its run is still RUNNING in the store (the task was killed?)",
+                "FAILED": "its run ended unfinished", "PENDING": "no run of it reached the store"}[state.state]
+        outcomes.append(CellOutcome(cell, "KILLED" if state.state == "RUNNING" else "FAILED", state.run_id,
+                                    error=f"{what}; {where}"))
+    experiment = cells[0].config.tracking.experiment
+    return PipelineResult(name, experiment, tracker.uri, outcomes, seconds_before + time.perf_counter() - start)

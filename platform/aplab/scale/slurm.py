@@ -1,0 +1,267 @@
+"""Slurm through submitit: one job array per submission, what Slurm still holds, and the tags of a Slurm task.
+
+``SlurmOptions`` is what the ``--slurm-*`` flags ask for; ``make_executor`` turns it into a submitit
+executor; ``SubmissionLog`` records which cells (config digests) each array carries, so a second submission
+leaves out what Slurm still queues or runs (asked with ``squeue``, which needs no accounting database);
+``follow`` waits for an array with a progress bar. A task is a ``Requeueable``: when Slurm preempts it or its
+time runs out, submitit calls ``checkpoint`` and requeues the same call, which resumes from the run folder's
+checkpoint (``train`` does). submitit is an optional extra, imported only where a job is submitted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from ..errors import AplabError, ConfigError
+from ..names import T
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'aplab[slurm]'"
+DEFAULT_TIME = "4:00:00"
+#: How many times a task that hit its time limit is requeued (a preempted task is requeued whatever this says).
+MAX_TIMEOUT_REQUEUES = 20
+#: squeue states of a task that is still queued, running or about to run again (a requeued task is PENDING).
+ACTIVE_STATES = frozenset({"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
+                           "REQUEUE_FED", "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED"})
+POLL_S = 2.0
+
+
+class SlurmUnavailable(AplabError):
+    """submitit is not installed or Slurm's commands cannot be reached."""
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """The resources of one task (one run, or one study worker) and where the array goes."""
+
+    partition: str | None = None
+    time_min: int = 240
+    gpus_per_run: int = 1
+    cpus_per_run: int | None = None
+    mem: str | None = None
+    max_parallel: int | None = None
+    account: str | None = None
+    qos: str | None = None
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+def parse_time(text: str) -> int:
+    """A Slurm time limit (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``, ``D-HH:MM:SS``) in whole
+    minutes, rounded up: submitit counts a task's time in minutes to tell a time-out from a preemption."""
+    match = re.fullmatch(r"\s*(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\s*", text)
+    if match is None:
+        raise ConfigError("--slurm-time", text, "a Slurm time such as 90 (minutes), 4:00:00 or 1-12:00:00")
+    days, first, second, third = (int(g) if g else None for g in match.groups())
+    if days is not None:  # D-HH[:MM[:SS]]
+        seconds = days * 86400 + first * 3600 + (second or 0) * 60 + (third or 0)
+    elif third is not None:  # HH:MM:SS
+        seconds = first * 3600 + second * 60 + third
+    else:  # MM[:SS]
+        seconds = first * 60 + (second or 0)
+    if seconds <= 0:
+        raise ConfigError("--slurm-time", text, "a time limit above zero")
+    return -(-seconds // 60)
+
+
+def parse_opts(items: list[str]) -> tuple[tuple[str, str], ...]:
+    """``--slurm-opt KEY=VALUE`` items (sbatch's long option names, e.g. ``constraint=a100``)."""
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().lstrip("-")
+        if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", key):
+            raise ConfigError("--slurm-opt", item, "KEY=VALUE with an sbatch option name, e.g. constraint=a100")
+        pairs.append((key.replace("_", "-"), value.strip()))
+    return tuple(pairs)
+
+
+def slurm_options(args) -> SlurmOptions:
+    """The ``--slurm-*`` flags, checked (one ConfigError line for the first bad one)."""
+    for flag, value, least in (("--slurm-gpus-per-run", args.slurm_gpus_per_run, 0),
+                               ("--slurm-cpus-per-run", args.slurm_cpus_per_run, 1),
+                               ("--slurm-max-parallel", args.slurm_max_parallel, 1)):
+        if value is not None and value < least:
+            raise ConfigError(flag, value, f"an integer >= {least}")
+    if args.slurm_mem is not None and not re.fullmatch(r"\d+[KMGT]?B?", args.slurm_mem.strip(), re.IGNORECASE):
+        raise ConfigError("--slurm-mem", args.slurm_mem, "a memory size such as 16G or 8000M")
+    return SlurmOptions(partition=args.slurm_partition, time_min=parse_time(args.slurm_time),
+                        gpus_per_run=args.slurm_gpus_per_run, cpus_per_run=args.slurm_cpus_per_run,
+                        mem=args.slurm_mem.strip() if args.slurm_mem else None, max_parallel=args.slurm_max_parallel,
+                        account=args.slurm_account, qos=args.slurm_qos, extra=parse_opts(args.slurm_opt))
+
+
+def require_submitit() -> None:
+    """Fail in one line, before anything is submitted, where the ``slurm`` extra is not installed."""
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        raise SlurmUnavailable(f"--executor slurm needs submitit: {INSTALL_HINT}") from None
+
+
+def make_executor(folder: Path, options: SlurmOptions, name: str):
+    """A submitit SlurmExecutor writing its logs to ``folder``, one task with these resources per call."""
+    require_submitit()
+    import submitit
+
+    executor = submitit.SlurmExecutor(folder=str(folder), max_num_timeout=MAX_TIMEOUT_REQUEUES)
+    parameters: dict[str, object] = {"job_name": name, "time": options.time_min}
+    optional = {"partition": options.partition, "cpus_per_task": options.cpus_per_run, "mem": options.mem,
+                "array_parallelism": options.max_parallel, "account": options.account, "qos": options.qos,
+                "gpus_per_node": options.gpus_per_run or None}
+    parameters.update({k: v for k, v in optional.items() if v is not None})
+    if options.extra:
+        parameters["additional_parameters"] = dict(options.extra)
+    executor.update_parameters(**parameters)
+    return executor
+
+
+def submit_array(executor, task, items: list) -> list[str]:
+    """Submit ``task(item)`` for every item as one job array; the Slurm id of each item's task (``<job>_<i>``;
+    submitit sends a single item as a plain job, ``<job>``). sbatch's refusal is one line."""
+    try:
+        jobs = executor.map_array(task, items)
+    except (subprocess.CalledProcessError, FileNotFoundError, OSError) as err:
+        detail = getattr(err, "stderr", None) or getattr(err, "output", None) or err
+        if isinstance(detail, bytes):
+            detail = detail.decode(errors="replace")
+        raise SlurmUnavailable(f"sbatch refused the job array: {' '.join(str(detail).split())[:400]}") from None
+    return [job.job_id for job in jobs]
+
+
+def job_of(task_id: str) -> str:
+    """The job (array) id of a task id ``<job>_<i>`` or ``<job>``."""
+    return task_id.split("_")[0]
+
+
+class Requeueable:
+    """A Slurm task submitit requeues, as the same call, when Slurm preempts it or its time is nearly up
+    (submitit's ``checkpoint`` protocol). The call must resume where it stopped: a run from its run folder."""
+
+    def checkpoint(self, *args, **kwargs):
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, *args, **kwargs)
+
+
+def use_task_cpus() -> None:
+    """In a Slurm task: torch uses the CPUs the task was given, not every core of the node."""
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+    if cpus and cpus.isdigit():
+        import torch
+
+        torch.set_num_threads(int(cpus))
+
+
+def slurm_tags() -> dict[str, str]:
+    """The Slurm job (an array's own id) and array task this process runs in; empty outside Slurm."""
+    job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return {}
+    tags = {T.SLURM_JOB_ID: job}
+    task = os.environ.get("SLURM_ARRAY_TASK_ID")
+    if task:
+        tags[T.SLURM_TASK_ID] = task
+    return tags
+
+
+# ----------------------------------------------------------------------------- what Slurm still holds
+
+
+def active_tasks(job_ids: list[str]) -> set[str]:
+    """The tasks (``<job>_<task>``, or ``<job>`` for a job without array) of these jobs that Slurm still
+    queues or runs. A job Slurm has forgotten has no active task."""
+    if not job_ids:
+        return set()
+    try:
+        out = subprocess.run(["squeue", "--noheader", "--array", "--format=%F|%K|%T"], check=True,
+                             capture_output=True, text=True, timeout=60).stdout
+    except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired) as err:
+        detail = getattr(err, "stderr", None) or err
+        raise SlurmUnavailable(f"squeue cannot tell which tasks Slurm holds: {' '.join(str(detail).split())[:300]}"
+                               ) from None
+    wanted = set(job_ids)
+    active = set()
+    for line in out.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) != 3 or parts[0] not in wanted or parts[2] not in ACTIVE_STATES:
+            continue
+        active.add(parts[0] if parts[1] in ("N/A", "") else f"{parts[0]}_{parts[1]}")
+    return active
+
+
+class SubmissionLog:
+    """``submissions.jsonl`` in ``folder``: per job array, the key (a cell's config digest, a worker) of each
+    task. Kept beside the run folders, on the shared file system, so every submitting host sees it."""
+
+    FILE = "submissions.jsonl"
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.path = self.folder / self.FILE
+
+    @property
+    def log_folder(self) -> Path:
+        return self.folder / "logs"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Held from reading what Slurm holds to recording the new array: two submissions never both send a cell."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / (self.FILE + ".lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def records(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def record(self, task_ids: list[str], keys: list[str]) -> None:
+        """Append a submission whose task ``task_ids[i]`` carries ``keys[i]`` (one line: a crash loses no record)."""
+        line = json.dumps({"job": job_of(task_ids[0]), "tasks": task_ids, "keys": keys, "submitted": time.time()})
+        with open(self.path, "a") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def active_keys(self) -> dict[str, str]:
+        """The keys whose task Slurm still queues or runs (whatever submission sent it), with that task's id."""
+        records = self.records()
+        active = active_tasks([r["job"] for r in records])
+        return {key: task for r in records for task, key in zip(r["tasks"], r["keys"]) if task in active}
+
+
+def task_log(folder: Path, task_id: str) -> Path:
+    """submitit's stderr file of the task ``task_id`` (its first node's)."""
+    return Path(folder) / f"{task_id}_0_log.err"
+
+
+def follow(task_ids: list[str], description: str, progress: bool, stream: TextIO, poll_s: float = POLL_S) -> None:
+    """Wait until Slurm holds none of these tasks any more, with a bar of the tasks that ended."""
+    from tqdm.auto import tqdm
+
+    tasks = set(task_ids)
+    jobs = sorted({job_of(t) for t in tasks})
+    with tqdm(total=len(tasks), desc=description, unit="task", disable=None if progress else True, file=stream,
+              dynamic_ncols=True) as bar:
+        while True:
+            active = len(active_tasks(jobs) & tasks)
+            bar.update(len(tasks) - active - bar.n)
+            if not active:
+                return
+            time.sleep(poll_s)  # Slurm tells nobody when a task ends: squeue is asked again

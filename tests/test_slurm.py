@@ -1,0 +1,305 @@
+"""Slurm through submitit: the flags and their one-line errors, and end to end against a real one-node Slurm
+(munged, slurmctld and slurmd started by ``tests/slurm_cluster.py``): a pipeline's job array trains every cell
+once, a cancelled task's cell resumes into its run when the pipeline is submitted again, and two Slurm
+workers fill a study's grid with no point twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from aplab.cli import main
+from aplab.errors import ConfigError
+from aplab.names import T
+from aplab.scale.gpus import placement_tags
+from aplab.scale.slurm import active_tasks, parse_opts, parse_time, slurm_options
+from aplab.tracking import make_tracker
+
+pytest_plugins = ["slurm_cluster"]
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "pipelines" / "quickstart.yaml"
+PAPER_GRID = ROOT / "search_spaces" / "apl_paper_grid.yaml"
+PAPER_POINTS = {(a, b) for a in (0.1, 1.0, 10.0) for b in (0.1, 1.0, 10.0, 100.0)}
+CPU_TASKS = ["--executor", "slurm", "--slurm-gpus-per-run", "0", "--slurm-time", "20", "--no-progress"]
+EVENT_DEADLINE_S = 300.0
+
+
+# ----------------------------------------------------------------------------- flags (no cluster)
+
+
+@pytest.mark.parametrize("text, minutes", [("90", 90), ("1:30", 2), ("4:00:00", 240), ("1-12", 2160),
+                                           ("2-00:30", 2910), ("0-00:00:01", 1)])
+def test_slurm_times_are_whole_minutes_rounded_up(text, minutes):
+    assert parse_time(text) == minutes
+
+
+@pytest.mark.parametrize("text", ["", "1h", "0", "00:00:00", "1:2:3:4", "-5"])
+def test_a_bad_slurm_time_is_a_config_error(text):
+    with pytest.raises(ConfigError, match="--slurm-time"):
+        parse_time(text)
+
+
+def test_slurm_opts_are_sbatch_long_options():
+    assert parse_opts(["constraint=a100", "--mail_type=END", "exclude = n1,n2"]) == (
+        ("constraint", "a100"), ("mail-type", "END"), ("exclude", "n1,n2"))
+    with pytest.raises(ConfigError, match="--slurm-opt"):
+        parse_opts(["constraint"])
+
+
+def slurm_args(**changed) -> SimpleNamespace:
+    values = dict(slurm_partition=None, slurm_time="10", slurm_gpus_per_run=1, slurm_cpus_per_run=None,
+                  slurm_mem=None, slurm_max_parallel=None, slurm_account=None, slurm_qos=None, slurm_opt=[])
+    return SimpleNamespace(**{**values, **changed})
+
+
+@pytest.mark.parametrize("changed, flag", [({"slurm_gpus_per_run": -1}, "--slurm-gpus-per-run"),
+                                           ({"slurm_cpus_per_run": 0}, "--slurm-cpus-per-run"),
+                                           ({"slurm_max_parallel": 0}, "--slurm-max-parallel"),
+                                           ({"slurm_mem": "lots"}, "--slurm-mem")])
+def test_bad_slurm_resources_are_config_errors(changed, flag):
+    with pytest.raises(ConfigError, match=flag):
+        slurm_options(slurm_args(**changed))
+
+
+def test_missing_submitit_is_one_line_naming_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit raises ImportError
+    monkeypatch.chdir(tmp_path)
+    code = main(["pipeline", "run", str(QUICKSTART), "--scale", "smoke", "--executor", "slurm"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "pip install 'aplab[slurm]'" in err
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "aplab_runs").exists()  # nothing half-made
+
+
+def test_wait_without_slurm_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["pipeline", "run", str(QUICKSTART), "--scale", "smoke", "--wait"]) == 2
+    assert "--wait" in capsys.readouterr().err
+
+
+def test_a_study_on_slurm_refuses_storage_other_hosts_cannot_share(tmp_path, capsys):
+    code = main(["study", "--space", str(PAPER_GRID), "--executor", "slurm", "--storage",
+                 f"sqlite:///{tmp_path / 'optuna.db'}", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+                 "--dataset", "digits", "--loss", "nce+rce", "--epochs", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--storage" in err and "PostgreSQL" in err
+    assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_runs_in_a_slurm_task_are_tagged_with_its_job_and_task(monkeypatch):
+    for name in ("SLURM_ARRAY_JOB_ID", "SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(name, raising=False)
+    assert T.SLURM_JOB_ID not in placement_tags(None)
+    monkeypatch.setenv("SLURM_JOB_ID", "107")  # task 3 of array 104 is job 107 of its own
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "104")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    tags = placement_tags(None)
+    assert tags[T.SLURM_JOB_ID] == "104" and tags[T.SLURM_TASK_ID] == "3"
+
+
+# ----------------------------------------------------------------------------- a real Slurm
+
+
+def aplab(cwd: Path, *argv: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """``aplab ARGV`` in a child process in ``cwd`` (the Slurm tasks inherit its environment and folder)."""
+    return subprocess.run([sys.executable, "-m", "aplab.cli", *argv], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}"})
+
+
+def job_id_of(output: str) -> str:
+    line = next(line for line in output.splitlines() if "submitted Slurm job array" in line)
+    return line.split("job array ")[1].split()[0]
+
+
+def wait_until(what: str, condition, deadline_s: float = EVENT_DEADLINE_S, logs: Path | None = None):
+    """Poll ``condition`` until it returns something true; fail naming ``what`` after the deadline."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    extra = "\n".join(p.read_text()[-2000:] for p in sorted(logs.glob("*.err"))) if logs else ""
+    pytest.fail(f"not within {deadline_s:.0f} s: {what}\n{extra}")
+
+
+def steps(tracker, run_id: str) -> list[int]:
+    return sorted(step for step, _ in tracker.metric_history(run_id, "test/acc"))
+
+
+@pytest.mark.slow
+def test_a_pipeline_on_slurm_trains_every_cell_once_then_sends_nothing(slurm_cluster, tmp_path):
+    done = aplab(tmp_path, "pipeline", "run", str(QUICKSTART), "--scale", "smoke", *CPU_TASKS, "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    job = job_id_of(done.stdout)
+    assert "4 runs: 4 trained now, 0 already finished, 0 failed" in done.stdout
+    tracker = make_tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = tracker.find_runs("aplab-quickstart-smoke")
+    assert len(runs) == 4 and all(r.status == "FINISHED" for r in runs)
+    assert len({r.tags[T.CONFIG_HASH] for r in runs}) == 4
+    assert {r.tags[T.SLURM_JOB_ID] for r in runs} == {job}
+    assert sorted(int(r.tags[T.SLURM_TASK_ID]) for r in runs) == [0, 1, 2, 3]
+    assert all(steps(tracker, r.run_id) == [1, 2, 3] for r in runs)  # each trained once: 3 epochs, 3 values
+
+    again = aplab(tmp_path, "pipeline", "run", str(QUICKSTART), "--scale", "smoke", *CPU_TASKS)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing to submit (4 of 4 cells finished)" in again.stdout
+    status = aplab(tmp_path, "pipeline", "status", str(QUICKSTART), "--scale", "smoke")
+    assert "4 cells: 4 finished, 0 running, 0 failed, 0 pending" in status.stdout, status.stdout + status.stderr
+
+
+EPOCHS = 6  # with batches of 8, an epoch of the digits takes seconds: time to see one end and stop the task
+TWO_CELLS = f"""
+name: two
+experiment: two
+matrix:
+  dataset: [digits]
+  noise: [symmetric:0.4]
+  loss: [ce, gce]
+  seed: [0]
+overrides:
+  optim.epochs: {EPOCHS}
+  optim.batch_size: 8
+  tracking.log_model: false
+"""
+
+
+@pytest.mark.slow
+def test_a_cancelled_task_resumes_into_its_run_when_the_pipeline_is_sent_again(slurm_cluster, tmp_path):
+    pipeline = tmp_path / "two.yaml"
+    pipeline.write_text(TWO_CELLS)
+    sent = aplab(tmp_path, "pipeline", "run", str(pipeline), *CPU_TASKS)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    job = job_id_of(sent.stdout)
+    logs = tmp_path / "aplab_runs" / "two" / "slurm" / "logs"
+    record = json.loads((tmp_path / "aplab_runs" / "two" / "slurm" / "submissions.jsonl").read_text())
+    victim, task = record["keys"][0], record["tasks"][0]
+    assert record["tasks"] == [f"{job}_0", f"{job}_1"]
+    state_file = tmp_path / "aplab_runs" / "two" / victim / "state.json"
+
+    def first_epoch_done():
+        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+        return state.get("run_id") if state.get("history") else None
+
+    run_id = wait_until("task 0 finishes its first epoch", first_epoch_done, logs=logs)
+    slurm_cluster.run("scancel", task)
+    wait_until("Slurm holds no task of the first array", lambda: not active_tasks([job]))
+    tracker = make_tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = {r.tags[T.CONFIG_HASH]: r for r in tracker.find_runs("two")}
+    assert runs[victim].status != "FINISHED"  # cancelled mid-run
+    other = next(d for d in runs if d != victim)
+    assert runs[other].status == "FINISHED"
+    epochs_before = len(steps(tracker, run_id))
+    assert 1 <= epochs_before < EPOCHS
+
+    resumed = aplab(tmp_path, "pipeline", "run", str(pipeline), *CPU_TASKS, "--wait")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "(1 of 2 cells; 1 finished)" in resumed.stdout  # only the cancelled cell is sent again
+    assert "2 runs: 1 trained now, 1 already finished, 0 failed" in resumed.stdout
+    after = tracker.find_runs("two")
+    assert len(after) == 2 and all(r.status == "FINISHED" for r in after)  # no new run: the same run id resumed
+    by_digest = {r.tags[T.CONFIG_HASH]: r for r in after}
+    assert by_digest[victim].run_id == run_id
+    assert by_digest[victim].tags[T.SLURM_JOB_ID] == job  # placement tags are those of the run's first start
+    assert steps(tracker, run_id) == list(range(1, EPOCHS + 1))  # every epoch logged once: resumed, not restarted
+    assert steps(tracker, by_digest[other].run_id) == list(range(1, EPOCHS + 1))  # the other cell was not trained again
+    history = json.loads(state_file.read_text())["history"]
+    assert [h["epoch"] for h in history] == list(range(1, EPOCHS + 1))
+
+
+@pytest.mark.slow
+def test_two_slurm_workers_fill_the_paper_grid_with_no_point_twice(slurm_cluster, tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    from aplab.study.storage import open_storage
+
+    journal = tmp_path / "optuna.journal"
+    done = aplab(tmp_path, "study", "--space", str(PAPER_GRID), "--study-name", "s", "--storage", str(journal),
+                 "--workdir", str(tmp_path / "runs"), "--dataset", "digits", "--loss", "nce+rce", "--noise",
+                 "symmetric:0.6", "--epochs", "1", "--set", "tracking.log_model=false", "--set",
+                 "optim.batch_size=256", "--workers", "2", *CPU_TASKS, "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    job = job_id_of(done.stdout)
+    trials = optuna.load_study(study_name="s", storage=open_storage(str(journal))).get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 12 and len(trials) == 12
+    points = Counter((float(t.params["loss.alpha"]), float(t.params["loss.beta"])) for t in complete)
+    assert set(points) == PAPER_POINTS and max(points.values()) == 1
+    tracker = make_tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    parents = tracker.find_runs("aplab", {T.STUDY_ROLE: "study"})
+    assert len(parents) == 1 and parents[0].status == "FINISHED"
+    children = tracker.find_runs("aplab", {"mlflow.parentRunId": parents[0].run_id})
+    assert len(children) == 12 and {r.tags[T.SLURM_JOB_ID] for r in children} == {job}
+    assert {r.tags[T.SLURM_TASK_ID] for r in children} <= {"0", "1"}
+
+
+ONE_CELL = TWO_CELLS.replace("name: two", "name: one").replace("experiment: two", "experiment: one").replace(
+    "loss: [ce, gce]", "loss: [ce]")
+
+
+@pytest.mark.slow
+def test_a_preempted_task_is_requeued_and_resumes_its_run(slurm_cluster, tmp_path):
+    pipeline = tmp_path / "one.yaml"
+    pipeline.write_text(ONE_CELL)
+    sent = aplab(tmp_path, "pipeline", "run", str(pipeline), *CPU_TASKS)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    job = job_id_of(sent.stdout)
+    folder = tmp_path / "aplab_runs" / "one"
+    record = json.loads((folder / "slurm" / "submissions.jsonl").read_text())
+    digest, task = record["keys"][0], record["tasks"][0]
+    assert task == job  # submitit sends one task as a plain job
+    state_file = folder / digest / "state.json"
+
+    def first_epoch_done():
+        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+        return state.get("run_id") if state.get("history") else None
+
+    run_id = wait_until("the task finishes its first epoch", first_epoch_done, logs=folder / "slurm" / "logs")
+    # Slurm's warning of a preemption or of the time limit: the signal submitit asks sbatch for (--signal USR2@90)
+    slurm_cluster.run("scancel", "--signal=USR2", task)
+    log_file = folder / "slurm" / "logs" / f"{task}_0_log.out"
+    wait_until("submitit requeues the task", lambda: log_file.exists() and "Requeued job" in log_file.read_text(),
+               logs=folder / "slurm" / "logs")
+
+    def pending():
+        return slurm_cluster.run("squeue", "--noheader", "--jobs", task, "--format=%T").strip() == "PENDING"
+
+    wait_until("the requeued task waits in the queue", pending)
+    slurm_cluster.run("scontrol", "update", f"JobId={task}", "StartTime=now")  # Slurm holds a requeued job 2 min
+    wait_until("the requeued task ends", lambda: not active_tasks([job]))
+    tracker = make_tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = tracker.find_runs("one")
+    assert [r.run_id for r in runs] == [run_id] and runs[0].status == "FINISHED"  # one run, resumed
+    assert steps(tracker, run_id) == list(range(1, EPOCHS + 1))
+    assert [h["epoch"] for h in json.loads(state_file.read_text())["history"]] == list(range(1, EPOCHS + 1))
+    status = aplab(tmp_path, "pipeline", "status", str(pipeline))
+    assert "1 cells: 1 finished" in status.stdout, status.stdout + status.stderr
+
+
+@pytest.mark.slow
+def test_cells_queued_in_slurm_are_not_sent_again(slurm_cluster, tmp_path):
+    later = ["--slurm-opt", "begin=now+1hour"]  # the tasks wait in the queue: nothing trains meanwhile
+    first = aplab(tmp_path, "pipeline", "run", str(QUICKSTART), "--scale", "smoke", *CPU_TASKS, *later)
+    assert first.returncode == 0, first.stdout + first.stderr
+    job = job_id_of(first.stdout)
+    try:
+        assert active_tasks([job]) == {f"{job}_{i}" for i in range(4)}
+        again = aplab(tmp_path, "pipeline", "run", str(QUICKSTART), "--scale", "smoke", *CPU_TASKS, *later)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "nothing to submit (0 of 4 cells finished, 4 still queued or running in Slurm)" in again.stdout
+        records = (tmp_path / "aplab_runs" / "aplab-quickstart-smoke" / "slurm" / "submissions.jsonl").read_text()
+        assert len(records.splitlines()) == 1
+        status = aplab(tmp_path, "pipeline", "status", str(QUICKSTART), "--scale", "smoke")
+        assert "4 cells: 0 finished, 0 running, 0 failed, 4 pending" in status.stdout, status.stdout + status.stderr
+    finally:
+        slurm_cluster.run("scancel", job)
