@@ -392,3 +392,20 @@ def test_torchrun_starts_the_ranks_of_one_run(tmp_path):
     assert done.stdout.count("finished: run ") == 1  # rank 1 prints nothing
     (run,) = make_tracker(uri).find_runs("aplab")
     assert run.status == "FINISHED" and run.tags[T.WORLD_SIZE] == "2" and run.tags[T.BACKEND] == "gloo"
+
+
+def test_a_pipeline_trains_a_distributed_cell_as_one_run(tmp_path, monkeypatch):
+    """A cell with runtime.nproc_per_node = 2 (one cell on N GPUs; gloo here) is one run of two ranks."""
+    from aplab.tracking import make_tracker
+
+    monkeypatch.chdir(tmp_path)
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("name: ddp\nexperiment: ddp\noverrides: {optim.epochs: 2, runtime.nproc_per_node: 2, "
+                        "tracking.system_metrics: false}\nmatrix:\n  dataset: [digits]\n  noise: [symmetric:0.4]\n"
+                        "  loss: [nce+rce]\n  seed: [0]\n")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["pipeline", "run", str(pipeline), "--tracking-uri", uri, "--workdir", str(tmp_path / "runs"),
+                 "--no-progress"]) == 0
+    (run,) = make_tracker(uri).find_runs("ddp")
+    assert run.status == "FINISHED" and run.tags[T.WORLD_SIZE] == "2" and run.tags[T.PIPELINE] == "ddp"
+    assert [s for s, _ in make_tracker(uri).metric_history(run.run_id, M.TEST_ACC)] == [1, 2]

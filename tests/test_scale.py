@@ -40,6 +40,19 @@ def test_listed_indices_are_visible_ones_mapped_to_the_physical_gpus():
     assert gpu_plan(parse_gpus("1"), 2, None, devices=["5", "7"]) == WorkerPlan(2, ("7", "7"))
 
 
+def test_a_distributed_run_takes_a_group_of_gpus_per_worker():
+    # runtime.nproc_per_node = 2 on five GPUs: two groups of two, the fifth GPU idle; K runs per group
+    five = ["0", "1", "2", "3", "4"]
+    assert gpu_plan(GpuRequest(auto=True), 1, None, devices=five, gpus_per_run=2) == WorkerPlan(2, ("0,1", "2,3"))
+    assert gpu_plan(GpuRequest(auto=True), 2, None, devices=five, gpus_per_run=2) == WorkerPlan(
+        4, ("0,1", "2,3", "0,1", "2,3"))
+    assert gpu_plan(parse_gpus("3,1"), 1, None, devices=["6", "7", "8", "9"], gpus_per_run=2) == WorkerPlan(1, ("9,7",))
+    assert gpu_plan(GpuRequest(auto=True), 1, None, devices=[], gpus_per_run=2) == WorkerPlan(1, ())  # CPU: gloo
+    with pytest.raises(ConfigError) as refused:
+        gpu_plan(parse_gpus("0,1"), 1, None, devices=five, gpus_per_run=3)
+    assert refused.value.field == "runtime.nproc_per_node"
+
+
 def test_without_gpus_auto_and_none_keep_cpu_workers():
     assert gpu_plan(GpuRequest(auto=True), 1, None, devices=[]) == WorkerPlan(1, ())
     assert gpu_plan(GpuRequest(auto=True), 1, 3, devices=[]) == WorkerPlan(3, ())

@@ -70,6 +70,16 @@ def test_bad_slurm_resources_are_config_errors(changed, flag):
         slurm_options(slurm_args(**changed))
 
 
+def test_a_distributed_run_needs_a_gpu_per_rank_in_its_task():
+    from aplab.scale.slurm import SlurmOptions
+
+    SlurmOptions(gpus_per_run=2).check_fits(2)
+    SlurmOptions(gpus_per_run=0).check_fits(4)  # a CPU-only cluster: the ranks use gloo
+    with pytest.raises(ConfigError) as refused:
+        SlurmOptions(gpus_per_run=1).check_fits(2)
+    assert refused.value.field == "--slurm-gpus-per-run"
+
+
 def test_missing_submitit_is_one_line_naming_the_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit raises ImportError
     monkeypatch.chdir(tmp_path)

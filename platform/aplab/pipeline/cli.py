@@ -43,7 +43,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     gpus = parse_gpus(args.gpus)
     spec, cells = pipeline_cells(args, uri)  # a bad file or --set answers before torch counts the GPUs
-    plan = gpu_plan(gpus, args.runs_per_gpu, args.workers)  # bad GPUs: exit 2 before anything runs
+    per_run = max(cell.config.runtime.nproc_per_node for cell in cells)  # a distributed cell takes a group of GPUs
+    plan = gpu_plan(gpus, args.runs_per_gpu, args.workers, gpus_per_run=per_run)  # bad GPUs: exit 2, nothing ran
     cells = _my_shard(spec, cells, shard)
     if not cells:
         return 0
@@ -76,6 +77,7 @@ def _run_on_slurm(args: argparse.Namespace, uri: str, shard) -> int:
     require_submitit()
     start = time.perf_counter()
     spec, cells = pipeline_cells(args, uri)
+    options.check_fits(max(cell.config.runtime.nproc_per_node for cell in cells))
     cells = _my_shard(spec, cells, shard)
     if not cells:
         return 0

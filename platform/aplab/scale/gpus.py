@@ -79,10 +79,21 @@ class WorkerPlan:
         return bool(self.gpus)
 
 
+def gpu_groups(devices: list[str], gpus_per_run: int) -> list[str]:
+    """The GPUs in groups of ``gpus_per_run`` (a distributed run's CUDA_VISIBLE_DEVICES, e.g. "0,1"), in order;
+    GPUs left over after the last full group stay idle."""
+    if gpus_per_run > len(devices):
+        raise ConfigError("runtime.nproc_per_node", gpus_per_run,
+                          f"at most {len(devices)}, the GPUs given to the workers (--gpus)")
+    return [",".join(devices[i:i + gpus_per_run]) for i in range(0, len(devices) - gpus_per_run + 1, gpus_per_run)]
+
+
 def gpu_plan(request: GpuRequest, runs_per_gpu: int, workers: int | None,
-             devices: list[str] | None = None) -> WorkerPlan:
+             devices: list[str] | None = None, gpus_per_run: int = 1) -> WorkerPlan:
     """Check ``--gpus``/``--runs-per-gpu``/``--workers`` against the visible GPUs (``devices``, counted when
-    None) and decide the workers. ``workers=None`` means GPUs x K on a GPU machine, else 1."""
+    None) and decide the workers. ``workers=None`` means GPU groups x K on a GPU machine, else 1.
+    ``gpus_per_run`` (the cells' ``runtime.nproc_per_node``): each worker is given that many GPUs, on which
+    its distributed runs start their ranks; K then counts runs per group of GPUs."""
     if isinstance(runs_per_gpu, bool) or runs_per_gpu < 1:
         raise ConfigError("--runs-per-gpu", runs_per_gpu, "an integer >= 1")
     if workers is not None and workers < 1:
@@ -100,12 +111,14 @@ def gpu_plan(request: GpuRequest, runs_per_gpu: int, workers: int | None,
             have = f"indices 0..{len(devices) - 1}" if devices else "none: this machine shows no GPU"
             raise ConfigError("--gpus", ",".join(map(str, request.indices)), f"visible GPU indices ({have})")
         chosen = [devices[i] for i in request.indices]
-    workers = workers or len(chosen) * runs_per_gpu
-    return WorkerPlan(workers, tuple(assign_gpus(chosen, runs_per_gpu, workers)))
+    groups = gpu_groups(chosen, gpus_per_run)
+    workers = workers or len(groups) * runs_per_gpu
+    return WorkerPlan(workers, tuple(assign_gpus(groups, runs_per_gpu, workers)))
 
 
 def use_only_gpu(device: str) -> None:
-    """In a fresh worker process, before torch touches CUDA: see only GPU ``device`` (as ``cuda:0``)."""
+    """In a fresh worker process, before torch touches CUDA: see only GPU ``device`` (as ``cuda:0``), or the
+    group ``device`` lists ("0,1": a distributed run's ranks on ``cuda:0`` and ``cuda:1``)."""
     os.environ[CUDA_VISIBLE_DEVICES] = device
 
 

@@ -56,6 +56,12 @@ class SlurmOptions:
     qos: str | None = None
     extra: tuple[tuple[str, str], ...] = ()
 
+    def check_fits(self, nproc_per_node: int) -> None:
+        """A distributed run (``runtime.nproc_per_node`` ranks) needs a GPU per rank in its task."""
+        if self.gpus_per_run and nproc_per_node > self.gpus_per_run:
+            raise ConfigError("--slurm-gpus-per-run", self.gpus_per_run,
+                              f"at least {nproc_per_node}, the runs' runtime.nproc_per_node (or 0 on CPUs)")
+
 
 def parse_time(text: str) -> int:
     """A Slurm time limit (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``, ``D-HH:MM:SS``) in whole

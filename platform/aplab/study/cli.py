@@ -30,7 +30,8 @@ def cmd_study(args: argparse.Namespace) -> int:
 
         raise ConfigError("--wait", True, "only with --executor slurm (a local study always waits)")
     else:
-        plan = gpu_plan(gpus, args.runs_per_gpu, args.workers)  # bad GPUs: exit 2 before anything runs
+        plan = gpu_plan(gpus, args.runs_per_gpu, args.workers,  # bad GPUs: exit 2 before anything runs
+                        gpus_per_run=checked[1].runtime.nproc_per_node)  # a distributed trial: a group of GPUs
         options = replace(options, workers=plan.workers, gpus=plan.gpus)
         report = run_study(options, checked=checked)  # the space's points are resolved once, not twice
     _print_report(report)
@@ -46,6 +47,7 @@ def _study_on_slurm(args: argparse.Namespace, options, checked):
     from .runner import finish_study, submit_study
 
     slurm = slurm_options(args)
+    slurm.check_fits(checked[1].runtime.nproc_per_node)
     job, study, tracker, task_ids, logs = submit_study(options, slurm, checked)
     print(f"study {job.context.study_name}: submitted Slurm job array {job_of(task_ids[0])} "
           f"({options.workers} worker(s))")
