@@ -229,7 +229,7 @@ def test_failures_do_not_stop_others_and_finished_runs_are_skipped(tmp_path, mon
     assert len(tracker.runs) == 2  # nothing new was started
 
 
-def ends_unfinished(statuses: dict[str, Status], calls: list[str]):
+def ends_unfinished(statuses: dict[str, RunStatus], calls: list[str]):
     """A train() that records a run in the store, as train does, and ends it with ``statuses[loss]``."""
 
     def train(cfg, tracker=None, **kwargs):

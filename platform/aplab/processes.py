@@ -1,9 +1,14 @@
-"""Who is still running: a process told apart from a later one given the same pid by its start time.
-
-Shared by the run claim and the study queue, which both record (host, pid, start time) of an owner.
+"""Processes: who is still running (a process told apart from a later one given the same pid by its start
+time: the run claim and the study queue record owners so), and children that die with their parent.
 """
 
 from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import threading
+import time
 
 
 def process_start(pid: int) -> float | None:
@@ -15,3 +20,24 @@ def process_start(pid: int) -> float | None:
         return None if process.status() == psutil.STATUS_ZOMBIE else process.create_time()
     except psutil.Error:
         return None
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Make this process die with its parent (``parent``: its pid, when known before this process ran), so a
+    killed pipeline or launcher leaves no worker or rank behind."""
+    parent = os.getppid() if parent is None else parent
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+        return
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:  # elsewhere: poll the parent
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()

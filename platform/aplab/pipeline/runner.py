@@ -8,14 +8,11 @@ A failed cell is reported, never stops the others, and is tried again by the nex
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
 import queue as queue_module
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -27,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..names import T
+from ..processes import die_with_parent
 from ..scale.gpus import use_only_gpu
 from ..tracking import Tracker, make_tracker
 from .spec import Cell
@@ -110,30 +108,11 @@ _TICKS: Any = None
 _TRACKERS: dict[str, Tracker] = {}
 
 
-def _die_with_parent(parent: int) -> None:
-    """Make this worker die with the pipeline process ``parent``, so a killed pipeline leaves no orphan."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
-        if os.getppid() != parent:
-            os._exit(1)
-        return
-    except (OSError, AttributeError):
-        pass
-
-    def watch() -> None:  # elsewhere: poll the parent
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def _init_worker(ticks: Any, threads: int, parent: int, gpu_slots: Any) -> None:
     """Set up a spawned worker: its GPU (taken from ``gpu_slots``, before torch touches CUDA), threads, death."""
     global _TICKS
     _TICKS = ticks
-    _die_with_parent(parent)
+    die_with_parent(parent)
     if gpu_slots is not None:
         use_only_gpu(gpu_slots.get())
     import torch

@@ -6,12 +6,7 @@ call them unconditionally. torch.distributed's public API only; gloo on CPU, NCC
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
-import signal
-import threading
-import time
 from typing import Any
 
 import torch
@@ -105,22 +100,3 @@ def first_error(error: BaseException | None, rank: Rank) -> BaseException | None
     return None
 
 
-def die_with_parent() -> None:
-    """Make this rank die with the process that started it (the elastic agent), so a SIGKILLed launcher
-    leaves no rank behind; the agent itself stops every rank when one of them dies."""
-    parent = os.getppid()
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-        return
-    except (OSError, AttributeError):
-        pass
-
-    def watch() -> None:  # elsewhere: poll the parent
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()

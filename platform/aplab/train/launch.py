@@ -80,7 +80,7 @@ def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], rela
     """The entry point of every rank: rank 0 tracks (a tracker rebuilt from ``uri``) and reports; the
     others train their slices and return None. ``cli_logging``: the launching process shows aplab's
     diagnostics (the CLI does), so the ranks write them too, as the CLI does ("[aplab] ...")."""
-    from .group import die_with_parent
+    from ..processes import die_with_parent
     from .run import TrainingRun
 
     die_with_parent()

@@ -39,7 +39,8 @@ from ..source import code_version
 from ..tracking import DatasetRecord, Tracker, default_uri, make_tracker
 from .checkpoint import load_checkpoint, save_checkpoint
 from .engine import Engine, NonFiniteLoss
-from .group import die_with_parent, first_error, from_main, gather, join_group, leave_group
+from ..processes import die_with_parent
+from .group import first_error, from_main, gather, join_group, leave_group
 from .prepare import PreparedData, labels_digest, make_batches, prepare_data
 from .recorder import MODEL_FILE, STATE_FILE, RunRecorder
 from .runtime import Runtime, seed_everything, select_runtime
