@@ -219,7 +219,8 @@ def test_a_cancelled_task_resumes_into_its_run_when_the_pipeline_is_sent_again(s
     assert len(after) == 2 and all(r.status == "FINISHED" for r in after)  # no new run: the same run id resumed
     by_digest = {r.tags[T.CONFIG_HASH]: r for r in after}
     assert by_digest[victim].run_id == run_id
-    assert by_digest[victim].tags[T.SLURM_JOB_ID] == job  # placement tags are those of the run's first start
+    assert job_id_of(resumed.stdout) != job
+    assert by_digest[victim].tags[T.SLURM_JOB_ID] == job_id_of(resumed.stdout)  # where the run last trained
     assert steps(tracker, run_id) == list(range(1, EPOCHS + 1))  # every epoch logged once: resumed, not restarted
     assert steps(tracker, by_digest[other].run_id) == list(range(1, EPOCHS + 1))  # the other cell was not trained again
     history = json.loads(state_file.read_text())["history"]

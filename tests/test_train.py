@@ -265,6 +265,22 @@ def test_system_metrics_continue_their_steps_on_resume(small_run):
     assert [s for s, _ in tracker.runs[run_id].metrics["system/cpu_utilization_percentage"]] == list(range(6))
 
 
+def test_a_resumed_run_says_where_it_last_trained(small_run, monkeypatch):
+    import socket
+
+    tracker = ContractTracker()
+    cfg = small_run(**{"optim.epochs": 3})
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tracker=tracker, progress=False, on_epoch=interrupted_at(1))
+    (run_id,) = tracker.runs
+    first_host = tracker.runs[run_id].tags[T.HOST]
+    monkeypatch.setattr(socket, "gethostname", lambda: "node-b")  # a requeued task lands on another node
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    train(cfg, tracker=tracker, progress=False)
+    assert first_host != "node-b" and tracker.runs[run_id].tags[T.HOST] == "node-b"
+    assert tracker.runs[run_id].tags[T.SLURM_JOB_ID] == "77" and tracker.runs[run_id].status == "FINISHED"
+
+
 def test_the_step_schedule_multiplies_the_rate_every_step_size_epochs(small_run):
     result = train(small_run(**{"optim.epochs": 5, "optim.schedule": "step", "optim.step_size": 2,
                                 "optim.lr": 0.1, "optim.lr_decay": 0.1}), tracker=ContractTracker(), progress=False)

@@ -63,14 +63,20 @@ class RunResult:
     synced: bool = True  # False while the tracker has not received everything (see `aplab sync`)
 
 
+def where_tags(runtime: Runtime, rank: Rank = SINGLE, backend: str | None = None) -> dict[str, str]:
+    """Where and on how many processes the run trains: set at its start and again at each resume (a requeued
+    Slurm task, another host or world size), so the tags say where it last trained."""
+    return {T.WORLD_SIZE: str(rank.world_size), **({T.BACKEND: backend} if backend else {}),
+            **placement_tags(runtime.device)}
+
+
 def run_tags(cfg: RunConfig, digest: str, runtime: Runtime, rank: Rank = SINGLE,
              backend: str | None = None) -> dict[str, str]:
-    world = {T.WORLD_SIZE: str(rank.world_size), **({T.BACKEND: backend} if backend else {})}
-    return {**world,
+    return {**where_tags(runtime, rank, backend),
         T.DATASET: cfg.data.name, T.MODEL: str(cfg.model.name), T.LOSS: cfg.loss.name, T.NOISE: cfg.noise.spec,
         T.SEED: str(cfg.runtime.seed), T.FIDELITY: cfg.loss.fidelity, T.CONFIG_HASH: digest,
         T.CODE_VERSION: code_version(), T.VAL_LABELS: "clean" if cfg.data.clean_val else "noisy",
-        T.PRECISION: runtime.precision, T.DEVICE: str(runtime.device), **placement_tags(runtime.device),
+        T.PRECISION: runtime.precision, T.DEVICE: str(runtime.device),
     }
 
 
@@ -420,8 +426,11 @@ class TrainingRun:
         recorder.state["history"] = checkpoint["history"]  # epochs after the checkpoint are run again
         recorder.forget_lost_run()
         recorder.reconcile()
+        where = where_tags(engine.runtime, self.rank, self.backend)
+        recorder.state["tags"].update(where)  # a run the store lost is made again with them
         if recorder.run_id is not None:
             recorder.attempt("resume", lambda: recorder.tracker.resume_run(recorder.run_id))
+            recorder.attempt("tags", lambda: recorder.tracker.set_tags(recorder.run_id, where))
         log.info("resuming %s at epoch %d", recorder.state["run_name"], start)
         return start
 
