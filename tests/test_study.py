@@ -327,6 +327,22 @@ def test_the_median_pruner_stops_a_hopeless_trial_and_its_run_ends_killed(tmp_pa
     assert runs["1"].tags["pruned_at_epoch"] == "1" and runs["0"].status == "FINISHED"
 
 
+@pytest.mark.slow
+def test_distributed_trials_report_their_epochs_and_are_pruned_across_the_ranks(tmp_path):
+    """Trials of runtime.nproc_per_node = 2 (gloo here): rank 0's epochs reach the pruner in the worker."""
+    space = write(tmp_path / "prune.yaml", "grid:\n  optim.lr: [0.05, 1.0e-6]\n"
+                  "pruner: {name: median, n_startup_trials: 1, n_warmup_steps: 0}\n")
+    assert main(study_argv(tmp_path, space, "--epochs", "3", "--noise", "none", "--set", "runtime.nproc_per_node=2",
+                           "--set", "tracking.system_metrics=false")) == 0
+    good, hopeless = load_study(tmp_path).get_trials()
+    assert good.state == TrialState.COMPLETE and list(good.intermediate_values) == [1, 2, 3]
+    assert hopeless.state == TrialState.PRUNED and list(hopeless.intermediate_values) == [1]
+    runs = {r.tags.get(T.TRIAL_NUMBER): r for r in make_tracker(f"sqlite:///{tmp_path / 'mlflow.db'}").find_runs(
+        "aplab", {T.STUDY_ROLE: "trial"})}
+    assert {r.tags[T.WORLD_SIZE] for r in runs.values()} == {"2"}
+    assert runs["0"].status == "FINISHED" and runs["1"].status == "KILLED" and runs["1"].tags["pruned_at_epoch"] == "1"
+
+
 def test_tpe_runs_its_budget_of_log_uniform_points(tmp_path):
     tracker = MemoryTracker()
     report = run_study(StudyOptions(str(TPE_SPACE), base_config(**{"tracking.workdir": str(tmp_path / "runs")}),
