@@ -247,6 +247,28 @@ def test_cifar10_round_trip(tmp_path):
     assert np.array_equal(np.bincount(ds.test.labels, minlength=10)[[0, 9]], [1, 2])
 
 
+def test_a_download_runs_under_the_folder_lock_and_happens_once(tmp_path, monkeypatch):
+    """The ranks of a run, or pipeline workers, that find the data missing at once: one downloads, under the
+    data folder's lock (another process cannot take it meanwhile), and the others then find the files."""
+    import fcntl
+
+    import aplab.data.sources as sources
+
+    downloads = []
+
+    def download(layout, root):
+        with open(root / sources.DOWNLOAD_LOCK, "a") as other:  # another process's attempt to take the lock
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        downloads.append(layout.name)
+        _cifar10_tree(root)
+
+    monkeypatch.setattr(sources, "_download_cifar", download)
+    first = load_dataset("cifar10", tmp_path, download=True)
+    again = load_dataset("cifar10", tmp_path, download=True)
+    assert downloads == ["cifar10"] and len(first.train.labels) == len(again.train.labels) == 10
+
+
 def test_cifar10_default_data_dir_from_env(tmp_path, monkeypatch):
     _cifar10_tree(tmp_path)
     monkeypatch.setenv("APLAB_DATA", str(tmp_path))

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..locks import file_lock
 from ..registry import Registry
 
 
@@ -77,6 +78,8 @@ Loader = Callable[[Path | None, bool], Dataset]
 DATASETS: Registry[Loader] = Registry("dataset")
 
 DATA_DIR_FIELD = "data.data_dir"
+#: The lock file in a data folder under which one process downloads a dataset while the others wait.
+DOWNLOAD_LOCK = ".aplab-download.lock"
 
 MNIST_STATS = ((0.1307,), (0.3081,))
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
@@ -256,13 +259,13 @@ def load_mnist(data_dir: Path | None = None, download: bool = True) -> Dataset:
     missing = _missing_files([raw / f for f in _MNIST_FILES])
     if missing and not download:
         raise _data_dir_error(root, expected, f"missing {missing[0]} (allow download to fetch it)")
+    if missing:  # one process downloads (ranks of a run, pipeline workers); the others then find the files
+        root.mkdir(parents=True, exist_ok=True)
+        with file_lock(root / DOWNLOAD_LOCK):
+            _mnist_split(MNIST, root, True, download, expected)
     splits = []
     for train in (True, False):
-        try:
-            ds = MNIST(root=str(root), train=train, download=download)
-        except Exception as exc:  # download failure, or torchvision's reader rejecting a file
-            problem = f"could not load MNIST ({type(exc).__name__}: {exc})"
-            raise _data_dir_error(root, expected, problem) from exc
+        ds = _mnist_split(MNIST, root, train, download, expected)
         images, labels = ds.data, np.asarray(ds.targets, dtype=np.int64)
         if images.dtype != torch.uint8 or tuple(images.shape[1:]) != (28, 28) or len(images) != len(labels):
             problem = f"files hold images {tuple(images.shape)} and {len(labels)} labels"
@@ -280,6 +283,14 @@ def load_mnist(data_dir: Path | None = None, download: bool = True) -> Dataset:
         image_size=28,
         class_names=tuple(str(c) for c in range(10)),
     )
+
+
+def _mnist_split(reader, root: Path, train: bool, download: bool, expected: str):
+    """torchvision's MNIST split (downloading the files when allowed and missing); a failure is one line."""
+    try:
+        return reader(root=str(root), train=train, download=download)
+    except Exception as exc:  # download failure, or torchvision's reader rejecting a file
+        raise _data_dir_error(root, expected, f"could not load MNIST ({type(exc).__name__}: {exc})") from exc
 
 
 # ----------------------------------------------------------------------------- cifar
@@ -370,7 +381,10 @@ def _load_cifar(layout: _CifarLayout, data_dir: Path | None, download: bool) -> 
     if not folder.is_dir():
         if not download:
             raise _data_dir_error(root, expected, f"{folder} does not exist (allow download to fetch it)")
-        _download_cifar(layout, root)
+        root.mkdir(parents=True, exist_ok=True)
+        with file_lock(root / DOWNLOAD_LOCK):  # one process downloads; the others wait, then find the folder
+            if not folder.is_dir():
+                _download_cifar(layout, root)
     needed = (*layout.train_files, *layout.test_files, layout.meta_file)
     missing = _missing_files([folder / f for f in needed])
     if missing:

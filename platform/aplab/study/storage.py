@@ -8,7 +8,6 @@ Optuna journal (``JournalStorage`` + ``JournalFileBackend``, safe for several pr
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import AplabError, ConfigError
+from ..locks import file_lock
 
 ENV_STORAGE = "APLAB_OPTUNA_STORAGE"
 JOURNAL_NAME = "optuna.journal"
@@ -109,19 +109,6 @@ def open_storage(url: str):
     return _journal(url) if is_journal(url) else _rdb(url)
 
 
-def _file_lock(path: Path) -> contextlib.AbstractContextManager[None]:
-    @contextlib.contextmanager
-    def held() -> Iterator[None]:
-        with open(path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)  # released by the kernel if the process dies
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    return held()
-
-
 @contextlib.contextmanager
 def _advisory_lock(url: str, name: str) -> Iterator[None]:
     """A PostgreSQL session advisory lock: shared by every host, released if the process dies."""
@@ -157,7 +144,7 @@ def storage_lock(url: str, name: str = "") -> contextlib.AbstractContextManager[
         return _advisory_lock(url, name)
     else:
         return contextlib.nullcontext()
-    return _file_lock(path.with_name(path.name + ".aplab-lock"))
+    return file_lock(path.with_name(path.name + ".aplab-lock"))
 
 
 __all__ = ["ENV_STORAGE", "JOURNAL_NAME", "StorageUnavailable", "default_storage", "is_journal", "open_storage",

@@ -9,16 +9,16 @@ template kept once per MLflow version in the user's cache directory (issue 13).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from ..cache import cache_dir
+from ..locks import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +31,6 @@ def sqlite_path(uri: str) -> Path | None:
 
 def sqlite_uri(path: Path) -> str:
     return f"sqlite:///{path}"
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock (fcntl) on ``path``, released when the block ends or the process dies."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def prepare_store(db: Path, template_key: str, initialise: Callable[[str], None], default_artifacts: str) -> None:
