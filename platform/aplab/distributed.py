@@ -46,3 +46,14 @@ def split_bounds(size: int, world_size: int, rank: int) -> tuple[int, int]:
     """The ``[start, stop)`` of rank's contiguous part of ``size`` items: parts differ by at most one item,
     follow each other in rank order, and together cover every item exactly once."""
     return size * rank // world_size, size * (rank + 1) // world_size
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """A seed of ``rank``'s own random draws from a seed every rank shares: ``seed`` itself on rank 0 (so a
+    run in one process draws as before), else a 64-bit seed NumPy's SeedSequence mixes from (seed, rank), so
+    no two (seed, rank) pairs collide as ``seed + rank`` would (seed 1 rank 0 = seed 0 rank 1)."""
+    if rank == 0:
+        return seed
+    from numpy.random import SeedSequence
+
+    return int(SeedSequence((seed, rank)).generate_state(1, "uint64")[0])
