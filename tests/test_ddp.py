@@ -73,6 +73,22 @@ def test_a_global_batch_smaller_than_the_world_is_left_out_and_later_epochs_keep
     torch.testing.assert_close(next(iter(eight)).images, next(iter(single)).images[:1], rtol=0, atol=0)
 
 
+def test_ranks_other_than_0_draw_their_own_loss_numbers_and_rank_0_those_of_one_process():
+    from aplab.train.runtime import seed_rank
+
+    def draws(seed: int, rank: Rank) -> torch.Tensor:  # what NLNL draws after the model is built alike everywhere
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            seed_rank(seed, rank)
+            return torch.rand(8)
+
+    one_process = draws(3, Rank())
+    assert torch.equal(draws(3, Rank(0, 2)), one_process)
+    assert not torch.isclose(draws(3, Rank(1, 2)), one_process).any()
+    assert torch.equal(draws(3, Rank(1, 2)), draws(3, Rank(1, 2)))
+    assert not torch.isclose(draws(3, Rank(1, 2)), draws(4, Rank(0, 2))).any()  # not seed + rank: no collision
+
+
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_the_file_loader_sampler_gives_each_rank_its_slice_of_the_same_batches(shuffle):
     from aplab.data.files import RankBatchSampler

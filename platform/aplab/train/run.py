@@ -43,7 +43,7 @@ from ..processes import die_with_parent
 from .group import first_error, from_main, gather, join_group, leave_group
 from .prepare import PreparedData, labels_digest, make_batches, prepare_data
 from .recorder import MODEL_FILE, STATE_FILE, RunRecorder
-from .runtime import Runtime, seed_everything, select_runtime
+from .runtime import Runtime, seed_everything, seed_rank, select_runtime
 from .status import RunStatus
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,7 @@ class TrainingRun:
         trainer = self._distribute(model, runtime)
         if trainer is not None and compiled is not None:
             trainer = torch.compile(trainer)
+        seed_rank(cfg.runtime.seed, self.rank)  # every rank built the same model; now each draws its own
         return Engine(model, loss_fn, optimizer, scheduler, runtime, cfg.optim.grad_clip, dataset.num_classes, compiled,
                       trainer, self.rank)
 
