@@ -63,10 +63,10 @@ class DeviceBatches:
                  else torch.arange(n, device=self.device))
         for start in range(0, n, self.batch_size):
             index = order[start:start + self.batch_size]
-            if self.shuffle and n > 1 and index.numel() < max(2, world):
+            if self.shuffle and n > 1 and index.numel() // world < 2:
                 if self.augment is not None and index.numel() > 1:  # one process trains it: make its draws, so
                     augment_batch(self.images[index], self.augment, self.generator)  # later epochs keep its order
-                break  # BatchNorm cannot train on a batch of one (nor a rank on none); seen next epoch
+                break  # BatchNorm cannot train on a rank's slice of one sample (or none); seen next epoch
             images = self.images[index]
             if self.augment is not None:  # the global batch's draws, as in one process; each rank keeps its slice
                 images = augment_batch(images, self.augment, self.generator)
