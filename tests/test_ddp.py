@@ -229,6 +229,15 @@ def test_a_process_count_below_one_exits_2_with_one_line_and_leaves_nothing(tmp_
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
 
 
+def test_a_memory_store_with_several_processes_is_refused_before_any_starts(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", "--nproc-per-node", "2", "--tracking-uri", "memory://", "--no-progress",
+                 "--workdir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "runtime.nproc_per_node=2" in err and "memory://" in err and "\n" not in err
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.skipif(torch.cuda.device_count() > 1, reason="this machine has the GPUs asked for")
 def test_more_ranks_than_gpus_exits_2_with_one_line_before_any_starts(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

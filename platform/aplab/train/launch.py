@@ -121,6 +121,14 @@ def check_devices(cfg: ResolvedConfig) -> None:
                           f"at most {count}, the GPUs this process sees (CUDA_VISIBLE_DEVICES), or runtime.device=cpu")
 
 
+def check_store(cfg: ResolvedConfig, uri: str | None) -> None:
+    """Rank 0 rebuilds the tracker from ``uri``: an in-memory store would live in rank 0 alone, out of the
+    caller's sight while the run reported FINISHED, so refuse it before any rank starts."""
+    if uri is not None and uri.startswith("memory://"):
+        raise ConfigError("runtime.nproc_per_node", cfg.runtime.nproc_per_node,
+                          "1 with a memory:// tracking store (it lives in one process)")
+
+
 def launch(cfg: ResolvedConfig, uri: str | None, on_epoch: EpochHook | None = None, **options) -> Any:
     """Train ``cfg`` on ``cfg.runtime.nproc_per_node`` local ranks; rank 0's RunResult, or its error raised
     here (GroupFailed when a rank died without one)."""
@@ -128,6 +136,7 @@ def launch(cfg: ResolvedConfig, uri: str | None, on_epoch: EpochHook | None = No
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    check_store(cfg, uri)
     check_devices(cfg)
     spawn = multiprocessing.get_context("spawn")
     events, replies = spawn.Queue(), spawn.Queue()
