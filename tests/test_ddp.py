@@ -229,6 +229,15 @@ def test_a_process_count_below_one_exits_2_with_one_line_and_leaves_nothing(tmp_
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
 
 
+def test_a_process_count_below_one_is_refused_before_torch_is_imported(tmp_path):
+    code = ("import sys; from aplab.cli import main; status = main(['train', '--nproc-per-node', '0', "
+            "'--no-progress']); print('torch' in sys.modules); sys.exit(status)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout.split() == ["False"]
+    assert done.stderr.startswith("aplab: error:") and "runtime.nproc_per_node=0" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
 def test_a_memory_store_with_several_processes_is_refused_before_any_starts(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = main(["train", "--nproc-per-node", "2", "--tracking-uri", "memory://", "--no-progress",
