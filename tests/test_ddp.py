@@ -238,6 +238,16 @@ def test_a_process_count_below_one_is_refused_before_torch_is_imported(tmp_path)
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def test_a_rank_ignores_slurms_requeue_signal_from_its_start():
+    code = ("import signal; from aplab.train.launch import run_rank\n"
+            "try:\n    run_rank(None, None, {}, False, None, None, False)\n"
+            "except AssertionError:\n    pass  # no RANK in the environment: not started by the agent\n"
+            "print(signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN)")
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.split() == ["True"]
+
+
 def test_a_memory_store_with_several_processes_is_refused_before_any_starts(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = main(["train", "--nproc-per-node", "2", "--tracking-uri", "memory://", "--no-progress",

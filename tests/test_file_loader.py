@@ -3,7 +3,10 @@ alone, so a run resumed from a checkpoint repeats the uninterrupted run's epochs
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -60,3 +63,14 @@ def test_each_rank_draws_its_own_augmentations_and_the_same_again_from_the_same_
     assert first.shape == second.shape == (6, 2)
     assert not torch.isclose(first, second).any()  # the ranks' workers share the generator's seed, not its draws
     assert torch.equal(draws(1), second)  # and a rank's draws follow from the generator's state
+
+
+def requeue_signal_ignored(image) -> torch.Tensor:
+    return torch.tensor([signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN])
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_workers_ignore_slurms_requeue_signal(tmp_path, rank):
+    loader = file_loader(image_files(tmp_path, 4), np.arange(4), requeue_signal_ignored, 2, shuffle=False, seed=0,
+                         workers=1, rank=Rank(rank, 2))
+    assert [flags.tolist() for flags, _ in loader] == [[[True]], [[True]]]

@@ -3,6 +3,8 @@ real JPEGs written by PIL, decoded by torchvision, transformed in batches like t
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -177,6 +179,16 @@ def test_each_rank_draws_its_own_augmentations_and_the_same_again_from_the_same_
     assert first.shape == second.shape == (2, 1)  # 6 files: one global batch of 4, 2 per rank
     assert not torch.isclose(first, second).any()  # the ranks share the generator's state, not its draws
     assert torch.equal(draws(1), second)
+
+
+def test_reading_workers_ignore_slurms_requeue_signal(jpegs):
+    files = DeviceDecodedFiles(jpegs, np.arange(len(jpegs)), drawn, batch_size=2, shuffle=True, device=CPU, workers=1)
+    before = signal.getsignal(signal.SIGUSR2)
+    try:
+        files.loader.worker_init_fn(0)  # what each worker runs first
+        assert signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGUSR2, before)
 
 
 def test_every_file_augmentation_has_a_device_twin():

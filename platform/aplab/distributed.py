@@ -7,6 +7,7 @@ from the environment torchrun (PyTorch's elastic agent) gives each process it st
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 
 #: The variables torch.distributed's elastic agent (torchrun, elastic_launch) sets in every process it starts.
@@ -57,3 +58,10 @@ def rank_seed(seed: int, rank: int) -> int:
     from numpy.random import SeedSequence
 
     return int(SeedSequence((seed, rank)).generate_state(1, "uint64")[0])
+
+
+def ignore_requeue_signal() -> None:
+    """Ignore SIGUSR2, Slurm's warning before a requeue (``--signal USR2@90``), which Slurm sends to every
+    process of the job step: the launching process acts on it, while its default action would kill a rank
+    or a DataLoader worker, and a forked worker would run the handler it inherited (submitit's)."""
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)

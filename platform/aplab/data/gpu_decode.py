@@ -28,7 +28,7 @@ from typing import Protocol
 import torch
 from torch.utils.data import DataLoader, Dataset as TorchDataset
 
-from ..distributed import SINGLE, Rank, rank_seed
+from ..distributed import SINGLE, Rank, ignore_requeue_signal, rank_seed
 from ..errors import ConfigError
 from ..registry import Registry
 from .augment import normalize
@@ -104,6 +104,11 @@ def decode_images(data: Sequence[torch.Tensor], device: torch.device) -> list[to
     return [next(decoded) if j else decode_image(d, mode=ImageReadMode.RGB).to(device) for d, j in zip(data, is_jpeg)]
 
 
+def start_reader(worker_id: int) -> None:
+    """A reading worker's start (``worker_init_fn``): SIGUSR2 ignored (``distributed.ignore_requeue_signal``)."""
+    ignore_requeue_signal()
+
+
 class DeviceDecodedFiles:
     """(normalised images, index) batches on ``device`` from a list of image files; a drop-in for
     ``files.iterate(files.file_loader(...))`` with the same ``generator`` and ``dataset`` attributes.
@@ -122,7 +127,7 @@ class DeviceDecodedFiles:
         # The workers draw nothing; their own generator keeps the loader off torch's global RNG.
         self.loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers,
                                  collate_fn=collate_encoded, generator=torch.Generator(),
-                                 persistent_workers=workers > 0)
+                                 persistent_workers=workers > 0, worker_init_fn=start_reader)
         self.rank = rank
         self.transform = transform
         self.device = torch.device(device)

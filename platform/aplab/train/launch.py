@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..config import ResolvedConfig
-from ..distributed import rank_from_environment
+from ..distributed import ignore_requeue_signal, rank_from_environment
 from ..errors import AplabError, ConfigError, RunFailed
 from ..tracking import make_tracker
 from .group import portable, rebuild
@@ -83,6 +83,7 @@ def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], rela
     from ..processes import die_with_parent
     from .run import TrainingRun
 
+    ignore_requeue_signal()  # Slurm's requeue warning reaches every rank: the launching process acts on it
     die_with_parent()
     if cli_logging:
         from ..cli import install_log_handler
