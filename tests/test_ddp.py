@@ -159,6 +159,21 @@ def test_a_rank_s_error_reaches_the_launcher_with_its_type_and_one_line_message(
         assert type(received) is type(error) and str(received) == str(error)
 
 
+def test_a_rank_s_error_keeps_its_attributes_and_a_plain_exception_its_arguments():
+    import pickle
+
+    from aplab.errors import ConfigError
+    from aplab.train.engine import NonFiniteLoss
+    from aplab.train.group import portable, rebuild
+
+    received = rebuild(pickle.loads(pickle.dumps(portable(ConfigError("runtime.device", "cuda", "cpu or auto")))))
+    assert (received.field, received.value, received.allowed) == ("runtime.device", "cuda", "cpu or auto")
+    assert rebuild(pickle.loads(pickle.dumps(portable(NonFiniteLoss(float("nan"), 4))))).epoch == 4
+    named = rebuild(portable(ConfigError("data.name", "x", "digits")), "rank 1: data.name='x' is not allowed")
+    assert named.field == "data.name" and str(named).startswith("rank 1: ")
+    assert rebuild(portable(OSError(2, "no such file"))).errno == 2  # unpickled as it was
+
+
 # -- gradients, two gloo processes ------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as sock:
