@@ -75,6 +75,13 @@ def relay(events, replies, on_epoch: EpochHook | None, outcome: Outcome) -> None
             replies.put(portable(err))
 
 
+def threads_per_rank(world_size: int) -> int:
+    """An equal share of the cores this process may run on (its CPU affinity: a Slurm allocation, a pipeline
+    worker's cores), not of the machine's."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // world_size)
+
+
 def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], relay_epochs: bool, events, replies,
              cli_logging: bool):
     """The entry point of every rank: rank 0 tracks (a tracker rebuilt from ``uri``) and reports; the
@@ -93,8 +100,8 @@ def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], rela
     assert rank is not None, "started by the elastic agent, which sets RANK and WORLD_SIZE"
     import torch
 
-    if "OMP_NUM_THREADS" not in os.environ:  # the ranks share this node's cores
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // rank.world_size))
+    if "OMP_NUM_THREADS" not in os.environ:  # the ranks share the cores this process may run on
+        torch.set_num_threads(threads_per_rank(rank.world_size))
     if not rank.is_main:
         return TrainingRun(cfg, None, rank=rank, **{**options, "progress": False}).run()
     tracker = make_tracker(uri) if uri is not None else None
