@@ -17,9 +17,6 @@ from aplab.cli import main
 from aplab.distributed import Rank, split_bounds
 from aplab.names import M, T
 
-TIMING = {M.EPOCH_SECONDS, M.IMAGES_PER_SECOND}
-
-
 # -- the pure parts ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("size, world", [(7, 2), (8, 2), (10, 3), (2, 4), (0, 2), (1000, 7)])
 def test_rank_parts_cover_every_item_once_in_order_and_differ_by_at_most_one(size, world):
@@ -280,13 +277,15 @@ def test_a_memory_store_with_several_processes_is_refused_before_any_starts(tmp_
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.skipif(torch.cuda.device_count() > 1, reason="this machine has the GPUs asked for")
 def test_more_ranks_than_gpus_exits_2_with_one_line_before_any_starts(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # one GPU, on any machine: the count is checked
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     code = main(["train", "--nproc-per-node", "2", "--device", "cuda", "--no-progress",
                  "--workdir", str(tmp_path / "runs")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.startswith("aplab: error:") and "runtime." in err and "\n" not in err
+    assert code == 2 and err.startswith("aplab: error: runtime.nproc_per_node=2 ") and "at most 1" in err
+    assert "\n" not in err
     assert not (tmp_path / "runs").exists()
 
 
