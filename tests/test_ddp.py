@@ -95,6 +95,36 @@ def test_ranks_other_than_0_draw_their_own_loss_numbers_and_rank_0_those_of_one_
     assert not torch.isclose(draws(3, Rank(1, 2)), draws(4, Rank(0, 2))).any()  # not seed + rank: no collision
 
 
+def test_a_resume_under_another_world_size_gives_each_rank_its_own_draws():
+    from types import SimpleNamespace
+
+    from aplab.config import RunConfig
+    from aplab.train.run import TrainingRun
+
+    class Loads:  # the model, optimizer and schedule: their loading is not what is tested here
+        def load_state_dict(self, state):
+            pass
+
+    with torch.random.fork_rng():
+        torch.manual_seed(9)
+        saved = torch.get_rng_state()
+        one_process = torch.rand(8)
+    checkpoint = {"model": {}, "optimizer": {}, "scheduler": {}, "torch_rng": saved, "epoch": 3,
+                  "data_rng": torch.Generator().get_state(), "rank_rngs": [{}]}  # a checkpoint of one process
+
+    def draws(rank: Rank) -> torch.Tensor:
+        engine = SimpleNamespace(model=Loads(), optimizer=Loads(), scheduler=Loads(), runtime=None)
+        with torch.random.fork_rng():
+            start = TrainingRun(RunConfig(), None, rank=rank)._restore_training(
+                engine, SimpleNamespace(generator=torch.Generator()), checkpoint)
+            assert start == 4
+            return torch.rand(8)
+
+    assert torch.equal(draws(Rank(0, 2)), one_process)  # rank 0 goes on as the process that checkpointed
+    assert not torch.isclose(draws(Rank(1, 2)), one_process).any()
+    assert torch.equal(draws(Rank(1, 2)), draws(Rank(1, 2)))
+
+
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_the_file_loader_sampler_gives_each_rank_its_slice_of_the_same_batches(shuffle):
     from aplab.data.files import RankBatchSampler

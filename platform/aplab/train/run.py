@@ -406,7 +406,7 @@ class TrainingRun:
     def _restore_training(self, engine: Engine, train, checkpoint: dict[str, Any] | None) -> int:
         """Seed a fresh start, or load the checkpoint's model, optimizer, schedule and generators (on every
         rank); the first epoch to train. Each rank takes back its own generators when the world size is the
-        checkpoint's, rank 0's otherwise (the data order is every rank's alike)."""
+        checkpoint's, else rank 0's (the data order is every rank's alike), reseeded from it on other ranks."""
         if checkpoint is None:
             train.seed(self.cfg.runtime.seed)
             return 1
@@ -420,6 +420,8 @@ class TrainingRun:
         ranks = checkpoint.get("rank_rngs", [])
         if len(ranks) == self.rank.world_size:
             restore_rng_states(ranks[self.rank.rank], engine.runtime)
+        elif not self.rank.is_main:  # rank 0's generator, as every rank's: each other rank then draws its own
+            seed_rank(int(torch.randint(2**62, (1,))), self.rank)
         return checkpoint["epoch"] + 1
 
     def _restore(self, engine: Engine, train, checkpoint: dict[str, Any], recorder: RunRecorder) -> int:
