@@ -79,6 +79,17 @@ def test_no_rank_gets_a_slice_of_one_sample_in_any_epoch(batch_size):
         assert len(sizes) == 3 * (1151 // batch_size) and min(sizes) == batch_size // 2
 
 
+def test_a_global_batch_of_fewer_than_two_samples_per_rank_is_refused():
+    from aplab.errors import ConfigError
+    from aplab.train.batches import check_batch_split
+
+    with pytest.raises(ConfigError) as refused:
+        check_batch_split(7, Rank(1, 4))
+    assert refused.value.field == "optim.batch_size" and "at least 8" in str(refused.value)
+    check_batch_split(8, Rank(1, 4))
+    check_batch_split(1, Rank())  # one process: BatchNorm's batch of one is left out as before
+
+
 def test_ranks_other_than_0_draw_their_own_loss_numbers_and_rank_0_those_of_one_process():
     from aplab.train.runtime import seed_rank
 

@@ -16,6 +16,7 @@ import torch
 
 from ..data import AugmentSpec, augment_batch, normalize
 from ..distributed import SINGLE, Rank, split_bounds
+from ..errors import ConfigError
 
 
 @dataclass
@@ -25,6 +26,14 @@ class Batch:
     clean: torch.Tensor
     flipped: torch.Tensor
     global_size: int  # samples of the global batch this one is a rank's slice of (its own size in one process)
+
+
+def check_batch_split(batch_size: int, rank: Rank) -> None:
+    """Each rank trains on at least two samples of every global batch (BatchNorm needs two): a smaller
+    global batch is refused before the run starts, rather than left out of every epoch."""
+    if rank.distributed and batch_size < 2 * rank.world_size:
+        raise ConfigError("optim.batch_size", batch_size,
+                          f"at least {2 * rank.world_size} on {rank.world_size} processes (two samples per process)")
 
 
 class DeviceBatches:

@@ -37,6 +37,7 @@ from ..scale.claim import RunClaim
 from ..scale.gpus import placement_tags
 from ..source import code_version
 from ..tracking import DatasetRecord, Tracker, default_uri, make_tracker
+from .batches import check_batch_split
 from .checkpoint import load_checkpoint, save_checkpoint
 from .engine import Engine, NonFiniteLoss
 from ..processes import die_with_parent
@@ -282,6 +283,7 @@ class TrainingRun:
         data: PreparedData | None = None
         setup_error: AplabError | None = None
         try:
+            check_batch_split(self.cfg.optim.batch_size, self.rank)
             runtime = select_runtime(self.cfg.runtime, self.rank)
             data = prepare_data(self.cfg)
         except AplabError as err:
