@@ -86,10 +86,9 @@ class RankBatchSampler(Sampler[list[int]]):
 
 def start_worker(rank: int, worker_id: int) -> None:
     """A DataLoader worker's start (``worker_init_fn``): SIGUSR2 ignored; on a rank other than 0, torch and
-    Python reseeded
-    from (the worker's seed, rank), so each rank draws its own augmentations while an epoch still follows
-    from the generator's state (the worker's seed comes from it). Rank 0 keeps the worker's seed: a run in
-    one process draws as before."""
+    Python reseeded from (the worker's seed, rank), so each rank draws its own augmentations while an epoch
+    still follows from the generator's state (the worker's seed comes from it). Rank 0 keeps the worker's
+    seed: a run in one process draws as before."""
     ignore_requeue_signal()
     if rank:
         seed = rank_seed(torch.initial_seed(), rank)
