@@ -17,9 +17,6 @@ from aplab.cli import main
 from aplab.distributed import Rank, split_bounds
 from aplab.names import M, T
 
-TIMING = {M.EPOCH_SECONDS, M.IMAGES_PER_SECOND}
-
-
 # -- the pure parts ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("size, world", [(7, 2), (8, 2), (10, 3), (2, 4), (0, 2), (1000, 7)])
 def test_rank_parts_cover_every_item_once_in_order_and_differ_by_at_most_one(size, world):
@@ -61,16 +58,82 @@ def test_the_ranks_slices_of_device_batches_are_the_single_process_batches(world
         assert all(p.global_size == labels.numel() for p in parts)
 
 
-def test_a_global_batch_smaller_than_the_world_is_left_out_and_later_epochs_keep_their_order():
+def test_a_global_batch_that_leaves_a_rank_one_sample_is_left_out_and_later_epochs_keep_their_order():
     from aplab.data import AUGMENTATIONS
 
     augment = AUGMENTATIONS.get("crop_flip", "data.augment")
-    # 23 samples in batches of 8: the last global batch has 7, fewer than 8 ranks could share
-    eight, single = device_batches(Rank(0, 8), augment), device_batches(Rank(), augment)
-    assert [b.global_size for b in eight] == [8, 8]
-    assert [b.global_size for b in device_batches(Rank(0, 7), augment)] == [8, 8, 7]
+    # 23 samples in batches of 8: the last global batch has 7, one sample for some rank of 4 (BatchNorm fails)
+    four, single = device_batches(Rank(0, 4), augment), device_batches(Rank(), augment)
+    assert [b.global_size for b in four] == [8, 8]
+    assert [b.global_size for b in device_batches(Rank(0, 3), augment)] == [8, 8, 7]  # 2 + 2 + 3
     list(single)  # both have drawn one epoch: the next epoch's batches are the same
-    torch.testing.assert_close(next(iter(eight)).images, next(iter(single)).images[:1], rtol=0, atol=0)
+    torch.testing.assert_close(next(iter(four)).images, next(iter(single)).images[:2], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("batch_size", [82, 164])
+def test_no_rank_gets_a_slice_of_one_sample_in_any_epoch(batch_size):
+    # digits: 1151 training samples; the last global batch has 3, one sample for rank 0 of 2
+    for rank in (Rank(0, 2), Rank(1, 2)):
+        batches = device_batches(rank, n=1151, batch_size=batch_size)
+        sizes = [b.labels.numel() for _ in range(3) for b in batches]
+        assert len(sizes) == 3 * (1151 // batch_size) and min(sizes) == batch_size // 2
+
+
+def test_a_global_batch_of_fewer_than_two_samples_per_rank_is_refused():
+    from aplab.errors import ConfigError
+    from aplab.train.batches import check_batch_split
+
+    with pytest.raises(ConfigError) as refused:
+        check_batch_split(7, Rank(1, 4))
+    assert refused.value.field == "optim.batch_size" and "at least 8" in str(refused.value)
+    check_batch_split(8, Rank(1, 4))
+    check_batch_split(1, Rank())  # one process: BatchNorm's batch of one is left out as before
+
+
+def test_ranks_other_than_0_draw_their_own_loss_numbers_and_rank_0_those_of_one_process():
+    from aplab.train.runtime import seed_rank
+
+    def draws(seed: int, rank: Rank) -> torch.Tensor:  # what NLNL draws after the model is built alike everywhere
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            seed_rank(seed, rank)
+            return torch.rand(8)
+
+    one_process = draws(3, Rank())
+    assert torch.equal(draws(3, Rank(0, 2)), one_process)
+    assert not torch.isclose(draws(3, Rank(1, 2)), one_process).any()
+    assert torch.equal(draws(3, Rank(1, 2)), draws(3, Rank(1, 2)))
+    assert not torch.isclose(draws(3, Rank(1, 2)), draws(4, Rank(0, 2))).any()  # not seed + rank: no collision
+
+
+def test_a_resume_under_another_world_size_gives_each_rank_its_own_draws():
+    from types import SimpleNamespace
+
+    from aplab.config import RunConfig
+    from aplab.train.run import TrainingRun
+
+    class Loads:  # the model, optimizer and schedule: their loading is not what is tested here
+        def load_state_dict(self, state):
+            pass
+
+    with torch.random.fork_rng():
+        torch.manual_seed(9)
+        saved = torch.get_rng_state()
+        one_process = torch.rand(8)
+    checkpoint = {"model": {}, "optimizer": {}, "scheduler": {}, "torch_rng": saved, "epoch": 3,
+                  "data_rng": torch.Generator().get_state(), "rank_rngs": [{}]}  # a checkpoint of one process
+
+    def draws(rank: Rank) -> torch.Tensor:
+        engine = SimpleNamespace(model=Loads(), optimizer=Loads(), scheduler=Loads(), runtime=None)
+        with torch.random.fork_rng():
+            start = TrainingRun(RunConfig(), None, rank=rank)._restore_training(
+                engine, SimpleNamespace(generator=torch.Generator()), checkpoint)
+            assert start == 4
+            return torch.rand(8)
+
+    assert torch.equal(draws(Rank(0, 2)), one_process)  # rank 0 goes on as the process that checkpointed
+    assert not torch.isclose(draws(Rank(1, 2)), one_process).any()
+    assert torch.equal(draws(Rank(1, 2)), draws(Rank(1, 2)))
 
 
 @pytest.mark.parametrize("shuffle", [True, False])
@@ -132,6 +195,21 @@ def test_a_rank_s_error_reaches_the_launcher_with_its_type_and_one_line_message(
         sent = pickle.loads(pickle.dumps(portable(error)))  # what crosses the queue from rank 0
         received = rebuild(sent)
         assert type(received) is type(error) and str(received) == str(error)
+
+
+def test_a_rank_s_error_keeps_its_attributes_and_a_plain_exception_its_arguments():
+    import pickle
+
+    from aplab.errors import ConfigError
+    from aplab.train.engine import NonFiniteLoss
+    from aplab.train.group import portable, rebuild
+
+    received = rebuild(pickle.loads(pickle.dumps(portable(ConfigError("runtime.device", "cuda", "cpu or auto")))))
+    assert (received.field, received.value, received.allowed) == ("runtime.device", "cuda", "cpu or auto")
+    assert rebuild(pickle.loads(pickle.dumps(portable(NonFiniteLoss(float("nan"), 4))))).epoch == 4
+    named = rebuild(portable(ConfigError("data.name", "x", "digits")), "rank 1: data.name='x' is not allowed")
+    assert named.field == "data.name" and str(named).startswith("rank 1: ")
+    assert rebuild(portable(OSError(2, "no such file"))).errno == 2  # unpickled as it was
 
 
 # -- gradients, two gloo processes ------------------------------------------------------------------------
@@ -204,13 +282,51 @@ def test_a_process_count_below_one_exits_2_with_one_line_and_leaves_nothing(tmp_
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
 
 
-@pytest.mark.skipif(torch.cuda.device_count() > 1, reason="this machine has the GPUs asked for")
+def test_a_process_count_below_one_is_refused_before_torch_is_imported(tmp_path):
+    code = ("import sys; from aplab.cli import main; status = main(['train', '--nproc-per-node', '0', "
+            "'--no-progress']); print('torch' in sys.modules); sys.exit(status)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout.split() == ["False"]
+    assert done.stderr.startswith("aplab: error:") and "runtime.nproc_per_node=0" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_ranks_share_the_cores_this_process_may_run_on_not_the_machines(monkeypatch):
+    from aplab.train.launch import threads_per_rank
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {4, 5, 6, 7, 8}, raising=False)
+    assert [threads_per_rank(world) for world in (1, 2, 8)] == [5, 2, 1]
+
+
+def test_a_rank_ignores_slurms_requeue_signal_from_its_start():
+    code = ("import signal; from aplab.train.launch import run_rank\n"
+            "try:\n    run_rank(None, None, {}, False, None, None, False)\n"
+            "except AssertionError:\n    pass  # no RANK in the environment: not started by the agent\n"
+            "print(signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN)")
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.split() == ["True"]
+
+
+def test_a_memory_store_with_several_processes_is_refused_before_any_starts(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", "--nproc-per-node", "2", "--tracking-uri", "memory://", "--no-progress",
+                 "--workdir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "runtime.nproc_per_node=2" in err and "memory://" in err and "\n" not in err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_more_ranks_than_gpus_exits_2_with_one_line_before_any_starts(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # one GPU, on any machine: the count is checked
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     code = main(["train", "--nproc-per-node", "2", "--device", "cuda", "--no-progress",
                  "--workdir", str(tmp_path / "runs")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.startswith("aplab: error:") and "runtime." in err and "\n" not in err
+    assert code == 2 and err.startswith("aplab: error: runtime.nproc_per_node=2 ") and "at most 1" in err
+    assert "\n" not in err
     assert not (tmp_path / "runs").exists()
 
 

@@ -3,6 +3,8 @@ real JPEGs written by PIL, decoded by torchvision, transformed in batches like t
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +25,7 @@ from aplab.data.gpu_decode import (
     decode_images,
     random_resized_boxes,
 )
+from aplab.distributed import Rank
 from aplab.errors import ConfigError
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -159,6 +162,33 @@ def test_an_epoch_holds_each_file_once_and_depends_only_on_its_seed(jpegs, worke
     assert torch.equal(index, again_index) and torch.equal(images, again_images)
     assert torch.equal(index, fresh_index) and torch.equal(images, fresh_images)
     assert not torch.equal(images, other_images)
+
+
+def drawn(images, generator: torch.Generator) -> torch.Tensor:
+    """A device transform that keeps only its draw per image (the stand-in for crops, flips and jitter)."""
+    return torch.rand(len(images), 1, generator=generator)
+
+
+def test_each_rank_draws_its_own_augmentations_and_the_same_again_from_the_same_state(jpegs):
+    def draws(rank: int) -> torch.Tensor:
+        files = DeviceDecodedFiles(jpegs, np.arange(len(jpegs)), drawn, batch_size=4, shuffle=True, device=CPU,
+                                   seed=5, workers=0, rank=Rank(rank, 2))
+        return torch.cat([images for images, _ in files])
+
+    first, second = draws(0), draws(1)
+    assert first.shape == second.shape == (2, 1)  # 6 files: one global batch of 4, 2 per rank
+    assert not torch.isclose(first, second).any()  # the ranks share the generator's state, not its draws
+    assert torch.equal(draws(1), second)
+
+
+def test_reading_workers_ignore_slurms_requeue_signal(jpegs):
+    files = DeviceDecodedFiles(jpegs, np.arange(len(jpegs)), drawn, batch_size=2, shuffle=True, device=CPU, workers=1)
+    before = signal.getsignal(signal.SIGUSR2)
+    try:
+        files.loader.worker_init_fn(0)  # what each worker runs first
+        assert signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGUSR2, before)
 
 
 def test_every_file_augmentation_has_a_device_twin():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .cli_args import OneLineParser, add_config_arguments, config_from_args
 from .config import apply
-from .errors import AplabError, RunFailed
+from .errors import AplabError, ConfigError, RunFailed
 from .names import M
 
 #: The end-of-run numbers printed (all are logged): chosen without looking at the test set.
@@ -23,6 +23,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)  # a bad flag or file fails here, before torch is imported
     if args.nproc_per_node is not None:
         apply(cfg, "runtime.nproc_per_node", args.nproc_per_node)
+    if cfg.runtime.nproc_per_node < 1:  # before torch is imported (train's own check would come after)
+        raise ConfigError("runtime.nproc_per_node", cfg.runtime.nproc_per_node, "an integer >= 1")
     from .train import train
     from .train.status import RunStatus
 

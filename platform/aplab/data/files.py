@@ -8,7 +8,9 @@ torchvision is imported when a transform is made, not with this module (its name
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,7 +18,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset as TorchDataset, Sampler
 
-from ..distributed import SINGLE, Rank, split_bounds
+from ..distributed import SINGLE, Rank, ignore_requeue_signal, rank_seed, split_bounds
 from ..registry import Registry
 
 if TYPE_CHECKING:
@@ -82,6 +84,18 @@ class RankBatchSampler(Sampler[list[int]]):
         return full + (0 if self.shuffle or not rest else 1)
 
 
+def start_worker(rank: int, worker_id: int) -> None:
+    """A DataLoader worker's start (``worker_init_fn``): SIGUSR2 ignored; on a rank other than 0, torch and
+    Python reseeded from (the worker's seed, rank), so each rank draws its own augmentations while an epoch
+    still follows from the generator's state (the worker's seed comes from it). Rank 0 keeps the worker's
+    seed: a run in one process draws as before."""
+    ignore_requeue_signal()
+    if rank:
+        seed = rank_seed(torch.initial_seed(), rank)
+        torch.manual_seed(seed)
+        random.seed(seed)
+
+
 def file_loader(paths: list[str], indices: np.ndarray, transform, batch_size: int, shuffle: bool,
                 seed: int, workers: int = 4, rank: Rank = SINGLE) -> DataLoader:
     """Batches of (images, positions in ``indices``); a training loader shuffles with a generator the run
@@ -92,9 +106,11 @@ def file_loader(paths: list[str], indices: np.ndarray, transform, batch_size: in
     # Not persistent: each epoch starts its workers with a seed drawn from ``generator`` just before the
     # epoch's order, so an epoch (order and augmentation) follows from the generator's state alone and a
     # resumed run repeats the uninterrupted one (persistent workers keep the first epoch's seed, so epoch 1
-    # would differ from any later epoch started from the same state).
+    # would differ from any later epoch started from the same state). Every rank's loader draws the same worker
+    # seeds from ``generator`` (the same on every rank): ``start_worker`` turns them into this rank's own.
     return DataLoader(subset, batch_sampler=sampler, num_workers=workers, pin_memory=torch.cuda.is_available(),
-                      generator=generator, persistent_workers=False)
+                      generator=generator, persistent_workers=False,
+                      worker_init_fn=partial(start_worker, rank.rank))
 
 
 def iterate(loader: DataLoader, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -28,7 +28,7 @@ from typing import Protocol
 import torch
 from torch.utils.data import DataLoader, Dataset as TorchDataset
 
-from ..distributed import SINGLE, Rank
+from ..distributed import SINGLE, Rank, ignore_requeue_signal, rank_seed
 from ..errors import ConfigError
 from ..registry import Registry
 from .augment import normalize
@@ -104,13 +104,19 @@ def decode_images(data: Sequence[torch.Tensor], device: torch.device) -> list[to
     return [next(decoded) if j else decode_image(d, mode=ImageReadMode.RGB).to(device) for d, j in zip(data, is_jpeg)]
 
 
+def start_reader(worker_id: int) -> None:
+    """A reading worker's start (``worker_init_fn``): SIGUSR2 ignored (``distributed.ignore_requeue_signal``)."""
+    ignore_requeue_signal()
+
+
 class DeviceDecodedFiles:
     """(normalised images, index) batches on ``device`` from a list of image files; a drop-in for
     ``files.iterate(files.file_loader(...))`` with the same ``generator`` and ``dataset`` attributes.
 
     An epoch's order (``files.RankBatchSampler``: this rank's slice of each global batch) and augmentation
     come from ``generator`` alone, drawn when the epoch starts: the same state gives the same epoch whatever
-    ran before it (first epoch or a later one, resumed or not). The workers draw nothing, so they persist.
+    ran before it (first epoch or a later one, resumed or not); each rank draws its own augmentations from
+    (that state, its rank). The workers draw nothing, so they persist.
     """
 
     def __init__(self, paths: list[str], indices, transform: DeviceTransform, batch_size: int, shuffle: bool,
@@ -121,7 +127,8 @@ class DeviceDecodedFiles:
         # The workers draw nothing; their own generator keeps the loader off torch's global RNG.
         self.loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers,
                                  collate_fn=collate_encoded, generator=torch.Generator(),
-                                 persistent_workers=workers > 0)
+                                 persistent_workers=workers > 0, worker_init_fn=start_reader)
+        self.rank = rank
         self.transform = transform
         self.device = torch.device(device)
 
@@ -129,7 +136,8 @@ class DeviceDecodedFiles:
         return len(self.dataset)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        draws = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=self.generator)))
+        seed = int(torch.randint(2**62, (1,), generator=self.generator))  # the same on every rank
+        draws = torch.Generator().manual_seed(rank_seed(seed, self.rank.rank))  # this rank's own augmentations
         for batch in self.loader:
             images = self.transform(decode_images(batch.files(), self.device), draws)
             yield images, batch.index.to(self.device, non_blocking=True)

@@ -16,6 +16,7 @@ import torch
 
 from ..data import AugmentSpec, augment_batch, normalize
 from ..distributed import SINGLE, Rank, split_bounds
+from ..errors import ConfigError
 
 
 @dataclass
@@ -25,6 +26,14 @@ class Batch:
     clean: torch.Tensor
     flipped: torch.Tensor
     global_size: int  # samples of the global batch this one is a rank's slice of (its own size in one process)
+
+
+def check_batch_split(batch_size: int, rank: Rank) -> None:
+    """Each rank trains on at least two samples of every global batch (BatchNorm needs two): a smaller
+    global batch is refused before the run starts, rather than left out of every epoch."""
+    if rank.distributed and batch_size < 2 * rank.world_size:
+        raise ConfigError("optim.batch_size", batch_size,
+                          f"at least {2 * rank.world_size} on {rank.world_size} processes (two samples per process)")
 
 
 class DeviceBatches:
@@ -63,10 +72,10 @@ class DeviceBatches:
                  else torch.arange(n, device=self.device))
         for start in range(0, n, self.batch_size):
             index = order[start:start + self.batch_size]
-            if self.shuffle and n > 1 and index.numel() < max(2, world):
+            if self.shuffle and n > 1 and index.numel() // world < 2:
                 if self.augment is not None and index.numel() > 1:  # one process trains it: make its draws, so
                     augment_batch(self.images[index], self.augment, self.generator)  # later epochs keep its order
-                break  # BatchNorm cannot train on a batch of one (nor a rank on none); seen next epoch
+                break  # BatchNorm cannot train on a rank's slice of one sample (or none); seen next epoch
             images = self.images[index]
             if self.augment is not None:  # the global batch's draws, as in one process; each rank keeps its slice
                 images = augment_batch(images, self.augment, self.generator)

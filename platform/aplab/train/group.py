@@ -7,6 +7,7 @@ call them unconditionally. torch.distributed's public API only; gloo on CPU, NCC
 from __future__ import annotations
 
 import logging
+import pickle
 from typing import Any
 
 import torch
@@ -70,21 +71,38 @@ def gather(value: Any, rank: Rank) -> list[Any]:
     return values
 
 
-def portable(error: BaseException) -> tuple[type, str]:
-    """An exception as (type, message): aplab's errors take other arguments than their message, so they do
-    not survive pickling as they are; their type and one-line message do."""
-    return type(error), str(error)
+def portable(error: BaseException) -> tuple[type, str, bytes | None, bytes | None]:
+    """An exception as (type, message, the exception pickled, its attributes pickled): the pickled exception
+    when it survives a round trip; aplab's errors do not (they take other arguments than their message:
+    ConfigError's field, value, allowed), so their type, message and attributes (None where they do not
+    pickle) are sent too."""
+    return type(error), str(error), round_trip(error), round_trip(getattr(error, "__dict__", {}))
 
 
-def rebuild(sent: tuple[type, str]) -> BaseException:
-    """The exception of that type and message (a RuntimeError naming the type where the type cannot be made
+def round_trip(value: Any) -> bytes | None:
+    """``value`` pickled, when it also unpickles (an exception whose __init__ needs more than its args does not)."""
+    try:
+        blob = pickle.dumps(value)
+        pickle.loads(blob)
+    except Exception:
+        return None
+    return blob
+
+
+def rebuild(sent: tuple[type, str, bytes | None, bytes | None], message: str | None = None) -> BaseException:
+    """The exception sent: unpickled where it could be (and ``message`` does not replace its own), else made
+    of its type and message with its attributes (a RuntimeError naming the type where the type cannot be made
     without its own arguments)."""
-    kind, message = sent
+    kind, text, pickled, attributes = sent
+    if pickled is not None and message is None:
+        return pickle.loads(pickled)
     try:
         error = kind.__new__(kind)
-        BaseException.__init__(error, message)
+        BaseException.__init__(error, message or text)
     except TypeError:
-        return RuntimeError(f"{kind.__name__}: {message}")
+        return RuntimeError(f"{kind.__name__}: {message or text}")
+    if attributes is not None:
+        error.__dict__.update(pickle.loads(attributes))
     return error
 
 
@@ -96,7 +114,7 @@ def first_error(error: BaseException | None, rank: Rank) -> BaseException | None
         return error
     for index, sent in enumerate(gather(portable(error) if error is not None else None, rank)):
         if sent is not None:
-            return error if index == rank.rank else rebuild((sent[0], f"rank {index}: {sent[1]}"))
+            return error if index == rank.rank else rebuild(sent, f"rank {index}: {sent[1]}")
     return None
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..config import ResolvedConfig
-from ..distributed import rank_from_environment
+from ..distributed import ignore_requeue_signal, rank_from_environment
 from ..errors import AplabError, ConfigError, RunFailed
 from ..tracking import make_tracker
 from .group import portable, rebuild
@@ -75,6 +75,13 @@ def relay(events, replies, on_epoch: EpochHook | None, outcome: Outcome) -> None
             replies.put(portable(err))
 
 
+def threads_per_rank(world_size: int) -> int:
+    """An equal share of the cores this process may run on (its CPU affinity: a Slurm allocation, a pipeline
+    worker's cores), not of the machine's."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // world_size)
+
+
 def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], relay_epochs: bool, events, replies,
              cli_logging: bool):
     """The entry point of every rank: rank 0 tracks (a tracker rebuilt from ``uri``) and reports; the
@@ -83,6 +90,7 @@ def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], rela
     from ..processes import die_with_parent
     from .run import TrainingRun
 
+    ignore_requeue_signal()  # Slurm's requeue warning reaches every rank: the launching process acts on it
     die_with_parent()
     if cli_logging:
         from ..cli import install_log_handler
@@ -92,8 +100,8 @@ def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], rela
     assert rank is not None, "started by the elastic agent, which sets RANK and WORLD_SIZE"
     import torch
 
-    if "OMP_NUM_THREADS" not in os.environ:  # the ranks share this node's cores
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // rank.world_size))
+    if "OMP_NUM_THREADS" not in os.environ:  # the ranks share the cores this process may run on
+        torch.set_num_threads(threads_per_rank(rank.world_size))
     if not rank.is_main:
         return TrainingRun(cfg, None, rank=rank, **{**options, "progress": False}).run()
     tracker = make_tracker(uri) if uri is not None else None
@@ -121,6 +129,14 @@ def check_devices(cfg: ResolvedConfig) -> None:
                           f"at most {count}, the GPUs this process sees (CUDA_VISIBLE_DEVICES), or runtime.device=cpu")
 
 
+def check_store(cfg: ResolvedConfig, uri: str | None) -> None:
+    """Rank 0 rebuilds the tracker from ``uri``: an in-memory store would live in rank 0 alone, out of the
+    caller's sight while the run reported FINISHED, so refuse it before any rank starts."""
+    if uri is not None and uri.startswith("memory://"):
+        raise ConfigError("runtime.nproc_per_node", cfg.runtime.nproc_per_node,
+                          "1 with a memory:// tracking store (it lives in one process)")
+
+
 def launch(cfg: ResolvedConfig, uri: str | None, on_epoch: EpochHook | None = None, **options) -> Any:
     """Train ``cfg`` on ``cfg.runtime.nproc_per_node`` local ranks; rank 0's RunResult, or its error raised
     here (GroupFailed when a rank died without one)."""
@@ -128,6 +144,7 @@ def launch(cfg: ResolvedConfig, uri: str | None, on_epoch: EpochHook | None = No
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    check_store(cfg, uri)
     check_devices(cfg)
     spawn = multiprocessing.get_context("spawn")
     events, replies = spawn.Queue(), spawn.Queue()

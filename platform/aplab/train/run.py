@@ -37,13 +37,14 @@ from ..scale.claim import RunClaim
 from ..scale.gpus import placement_tags
 from ..source import code_version
 from ..tracking import DatasetRecord, Tracker, default_uri, make_tracker
+from .batches import check_batch_split
 from .checkpoint import load_checkpoint, save_checkpoint
 from .engine import Engine, NonFiniteLoss
 from ..processes import die_with_parent
 from .group import first_error, from_main, gather, join_group, leave_group
 from .prepare import PreparedData, labels_digest, make_batches, prepare_data
 from .recorder import MODEL_FILE, STATE_FILE, RunRecorder
-from .runtime import Runtime, seed_everything, select_runtime
+from .runtime import Runtime, seed_everything, seed_rank, select_runtime
 from .status import RunStatus
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ class TrainingRun:
         trainer = self._distribute(model, runtime)
         if trainer is not None and compiled is not None:
             trainer = torch.compile(trainer)
+        seed_rank(cfg.runtime.seed, self.rank)  # every rank built the same model; now each draws its own
         return Engine(model, loss_fn, optimizer, scheduler, runtime, cfg.optim.grad_clip, dataset.num_classes, compiled,
                       trainer, self.rank)
 
@@ -281,6 +283,7 @@ class TrainingRun:
         data: PreparedData | None = None
         setup_error: AplabError | None = None
         try:
+            check_batch_split(self.cfg.optim.batch_size, self.rank)
             runtime = select_runtime(self.cfg.runtime, self.rank)
             data = prepare_data(self.cfg)
         except AplabError as err:
@@ -405,7 +408,7 @@ class TrainingRun:
     def _restore_training(self, engine: Engine, train, checkpoint: dict[str, Any] | None) -> int:
         """Seed a fresh start, or load the checkpoint's model, optimizer, schedule and generators (on every
         rank); the first epoch to train. Each rank takes back its own generators when the world size is the
-        checkpoint's, rank 0's otherwise (the data order is every rank's alike)."""
+        checkpoint's, else rank 0's (the data order is every rank's alike), reseeded from it on other ranks."""
         if checkpoint is None:
             train.seed(self.cfg.runtime.seed)
             return 1
@@ -419,6 +422,8 @@ class TrainingRun:
         ranks = checkpoint.get("rank_rngs", [])
         if len(ranks) == self.rank.world_size:
             restore_rng_states(ranks[self.rank.rank], engine.runtime)
+        elif not self.rank.is_main:  # rank 0's generator, as every rank's: each other rank then draws its own
+            seed_rank(int(torch.randint(2**62, (1,))), self.rank)
         return checkpoint["epoch"] + 1
 
     def _restore(self, engine: Engine, train, checkpoint: dict[str, Any], recorder: RunRecorder) -> int:

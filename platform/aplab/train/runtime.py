@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..config import RuntimeConfig
-from ..distributed import SINGLE, Rank
+from ..distributed import SINGLE, Rank, rank_seed
 from ..data.gpu_decode import check_decode
 from ..errors import ConfigError
 
@@ -50,3 +50,11 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def seed_rank(seed: int, rank: Rank) -> None:
+    """Once the model is built (alike on every rank from ``seed``): torch's global generator, which losses
+    draw from per sample (NLNL's complementary labels), reseeded on ranks other than 0 from (seed, rank), so
+    each rank draws its own numbers for its slice. Rank 0 goes on as a run in one process."""
+    if not rank.is_main:
+        torch.manual_seed(rank_seed(seed, rank.rank))
