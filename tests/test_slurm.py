@@ -116,6 +116,52 @@ def test_runs_in_a_slurm_task_are_tagged_with_its_job_and_task(monkeypatch):
     assert tags[T.SLURM_JOB_ID] == "104" and tags[T.SLURM_TASK_ID] == "3"
 
 
+def test_a_cell_whose_task_ends_while_a_submission_looks_is_not_sent_again(tmp_path, monkeypatch):
+    """A task that ends between the submission's two reads (what Slurm holds, what the store has FINISHED)
+    must be seen in one of them: Slurm is asked first, so it is still held there or FINISHED in the store."""
+    import aplab.pipeline.slurm as pipeline_slurm
+    from aplab.pipeline import expand, parse_pipeline
+    from aplab.scale.slurm import SlurmOptions
+    from aplab.tracking import MemoryTracker
+
+    spec = parse_pipeline({"name": "race", "experiment": "race", "matrix": {
+        "dataset": ["digits"], "noise": ["symmetric:0.4"], "seed": [0], "loss": ["ce", "gce"]}})
+    idle, racing = expand(spec, workdir=str(tmp_path / "runs"))
+    store = MemoryTracker()
+    run_id = store.start_run("race", "gce", {T.CONFIG_HASH: racing.digest})  # its task trains it: RUNNING
+    record = pipeline_slurm.submission_log([idle])
+    with record.locked():
+        record.record(["5_1"], [racing.digest])  # an earlier submission sent the racing cell as task 5_1
+    reads: list[str] = []
+
+    def read(what: str) -> None:
+        """The racing cell's task ends right after the first read, whichever it is."""
+        reads.append(what)
+        store.end_run(run_id, "FINISHED")
+
+    def squeue(job_ids):
+        active = {"5_1"} if store.runs[run_id].status == "RUNNING" else set()
+        read("squeue")
+        return active
+
+    real_find_runs = store.find_runs
+
+    def find_runs(experiment, tags=None):
+        runs = real_find_runs(experiment, tags)
+        read("store")
+        return runs
+
+    sent: list = []
+    monkeypatch.setattr(store, "find_runs", find_runs)
+    monkeypatch.setattr("aplab.scale.slurm.active_tasks", squeue)
+    monkeypatch.setattr(pipeline_slurm, "make_executor", lambda folder, options, name: None)
+    monkeypatch.setattr(pipeline_slurm, "submit_array", lambda executor, task, cells: sent.extend(cells) or ["6"])
+    submission = pipeline_slurm.submit_pipeline([idle, racing], "race", store, SlurmOptions(gpus_per_run=0))
+    assert sent == [idle] and submission.cells == [idle]  # the racing cell is not sent twice ...
+    assert submission.finished == 1 and submission.held == {}  # ... it is FINISHED
+    assert reads == ["squeue", "store"]
+
+
 # ----------------------------------------------------------------------------- a real Slurm
 
 
