@@ -188,6 +188,12 @@ def wait_until(what: str, condition, deadline_s: float = EVENT_DEADLINE_S, logs:
     pytest.fail(f"not within {deadline_s:.0f} s: {what}\n{extra}")
 
 
+def first_epoch_run_id(state_file: Path) -> str | None:
+    """The run id in a run folder's ``state.json`` once its first epoch is checkpointed; None before."""
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    return state.get("run_id") if state.get("history") else None
+
+
 def steps(tracker, run_id: str) -> list[int]:
     return sorted(step for step, _ in tracker.metric_history(run_id, "test/acc"))
 
@@ -242,11 +248,7 @@ def test_a_cancelled_task_resumes_into_its_run_when_the_pipeline_is_sent_again(s
     assert record["tasks"] == [f"{job}_0", f"{job}_1"]
     state_file = tmp_path / "aplab_runs" / "two" / victim / "state.json"
 
-    def first_epoch_done():
-        state = json.loads(state_file.read_text()) if state_file.exists() else {}
-        return state.get("run_id") if state.get("history") else None
-
-    run_id = wait_until("task 0 finishes its first epoch", first_epoch_done, logs=logs)
+    run_id = wait_until("task 0 finishes its first epoch", lambda: first_epoch_run_id(state_file), logs=logs)
     slurm_cluster.run("scancel", task)
     wait_until("Slurm holds no task of the first array", lambda: not active_tasks([job]))
     tracker = make_tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -317,11 +319,8 @@ def test_a_preempted_task_is_requeued_and_resumes_its_run(slurm_cluster, tmp_pat
     assert task == job  # submitit sends one task as a plain job
     state_file = folder / digest / "state.json"
 
-    def first_epoch_done():
-        state = json.loads(state_file.read_text()) if state_file.exists() else {}
-        return state.get("run_id") if state.get("history") else None
-
-    run_id = wait_until("the task finishes its first epoch", first_epoch_done, logs=folder / "slurm" / "logs")
+    run_id = wait_until("the task finishes its first epoch", lambda: first_epoch_run_id(state_file),
+                        logs=folder / "slurm" / "logs")
     # Slurm's warning of a preemption or of the time limit: the signal submitit asks sbatch for (--signal USR2@90)
     slurm_cluster.run("scancel", "--signal=USR2", task)
     log_file = folder / "slurm" / "logs" / f"{task}_0_log.out"
