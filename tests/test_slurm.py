@@ -359,3 +359,33 @@ def test_cells_queued_in_slurm_are_not_sent_again(slurm_cluster, tmp_path):
         assert "4 cells: 0 finished, 0 running, 0 failed, 4 pending" in status.stdout, status.stdout + status.stderr
     finally:
         slurm_cluster.run("scancel", job)
+
+
+DISTRIBUTED_CELL = """
+name: ddp
+experiment: ddp
+matrix:
+  dataset: [digits]
+  noise: [symmetric:0.4]
+  loss: [ce]
+  seed: [0]
+overrides:
+  optim.epochs: 2
+  optim.batch_size: 64
+  tracking.log_model: false
+  runtime.nproc_per_node: 2
+"""
+
+
+@pytest.mark.slow
+def test_a_distributed_cell_trains_as_one_run_of_two_ranks_in_one_slurm_task(slurm_cluster, tmp_path):
+    pipeline = tmp_path / "ddp.yaml"
+    pipeline.write_text(DISTRIBUTED_CELL)
+    done = aplab(tmp_path, "pipeline", "run", str(pipeline), *CPU_TASKS, "--slurm-cpus-per-run", "2", "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    job = job_id_of(done.stdout)
+    tracker = make_tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = tracker.find_runs("ddp")  # the two ranks train one run
+    assert run.status == "FINISHED"
+    assert (run.tags[T.WORLD_SIZE], run.tags[T.BACKEND], run.tags[T.SLURM_JOB_ID]) == ("2", "gloo", job)
+    assert steps(tracker, run.run_id) == [1, 2]  # each epoch logged once, by rank 0
