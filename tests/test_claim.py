@@ -145,13 +145,18 @@ def test_a_claim_of_a_slurm_task_no_longer_queued_or_running_is_taken_over(tmp_p
     claim.release()
 
 
-def test_a_claim_of_another_slurm_task_still_running_is_refused_whatever_its_heartbeat(tmp_path, monkeypatch):
+def test_a_claim_of_another_slurm_task_still_running_holds_until_its_heartbeat_is_stale(tmp_path, monkeypatch):
     in_slurm_task(monkeypatch, {"77_1", "77_3"}, SLURM_ARRAY_JOB_ID="77", SLURM_ARRAY_TASK_ID="3",
                   SLURM_JOB_ID="80")
-    write_claim(tmp_path, "other-node", time.time() - 7200, slurm_job="77", slurm_task="1")
+    write_claim(tmp_path / "fresh", "other-node", time.time(), slurm_job="77", slurm_task="1")
     with pytest.raises(RunClaimed, match="host other-node pid 4242 since .* in Slurm task 77_1"):
-        RunClaim(tmp_path, stale_after_s=60).acquire()
-    assert read_owner(tmp_path).host == "other-node"  # untouched
+        RunClaim(tmp_path / "fresh", stale_after_s=60).acquire()
+    assert read_owner(tmp_path / "fresh").host == "other-node"  # untouched
+    write_claim(tmp_path / "stale", "other-node", time.time() - 120, slurm_job="77", slurm_task="1")
+    claim = RunClaim(tmp_path / "stale", stale_after_s=60)  # its task lives, but not the trainer that claimed
+    claim.acquire()
+    assert read_owner(tmp_path / "stale").host == socket.gethostname()
+    claim.release()
 
 
 def test_where_squeue_cannot_be_asked_a_slurm_claim_goes_by_its_heartbeat(tmp_path, monkeypatch):
@@ -164,7 +169,7 @@ def test_where_squeue_cannot_be_asked_a_slurm_claim_goes_by_its_heartbeat(tmp_pa
         RunClaim(tmp_path / "fresh", stale_after_s=60).acquire()
     claim = RunClaim(tmp_path / "stale", stale_after_s=60)
     claim.acquire()
-    assert asked == [["77"], ["77"]] and read_owner(tmp_path / "stale").host == socket.gethostname()
+    assert asked == [["77"]] and read_owner(tmp_path / "stale").host == socket.gethostname()
     claim.release()
 
 

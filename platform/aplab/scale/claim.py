@@ -5,11 +5,11 @@ killed trainer (SIGKILL included) is taken over at once (on a file system withou
 recorded process, told apart by its start time, is gone). ``claim.json`` says who holds it (host, pid,
 process start time, since when, the Slurm task it runs in) and carries a heartbeat the owner refreshes
 every epoch. Across hosts sharing the run folder, where ``flock`` may not reach, a claim of another host
-made in a Slurm task holds while Slurm still queues or runs that task and is not this process's own task
-(Slurm runs one instance of a task at a time: finding our own task's claim means we are its requeue);
-any other claim of another host, or one whose task ``squeue`` cannot tell about, is respected until its
-heartbeat is older than ``STALE_AFTER_S``. Two hosts taking over the same stale claim in the same
-instant is the one race left (the second to write wins; the first notices at its next refresh).
+is respected until its heartbeat is older than ``STALE_AFTER_S``, or, made in a Slurm task, until that
+task is this process's own (Slurm runs one instance of a task at a time: we are its requeue) or Slurm
+no longer queues or runs it (where ``squeue`` cannot be asked, the heartbeat alone decides). Two hosts
+taking over the same stale claim in the same instant is the one race left (the second to write wins;
+the first notices at its next refresh).
 """
 
 from __future__ import annotations
@@ -127,23 +127,25 @@ class RunClaim:
     def _gone(self, owner: ClaimOwner, host: str, own_task: str | None, locked: bool) -> str | None:
         """Why the recorded owner no longer trains, None while it does. One of this host is gone once we hold
         the lock, or (where the file system has no flock) once its process is gone. Another host's is gone
-        when its Slurm task is ours (we are that task requeued) or no longer queued or running; otherwise,
-        or where squeue cannot be asked, once its heartbeat is older than ``stale_after_s``."""
+        once its heartbeat is older than ``stale_after_s``, or before when its Slurm task is ours (we are that
+        task requeued) or no longer queued or running (where squeue can be asked)."""
         if owner.host == host:
             alive = not locked and _process_started_at(owner.pid, owner.process_start)
             return None if alive else "its process is gone"
-        task = owner.slurm_task_id
-        if task is not None and task == own_task:
-            return f"it was this Slurm task {task} before its requeue"
-        if task is not None:
-            try:
-                active = active_tasks([owner.slurm_job])
-            except SlurmUnavailable as err:
-                log.info("%s; the claim of %s goes by its heartbeat", err, self.run_dir)
-            else:
-                return None if task in active else f"its Slurm task {task} is no longer queued or running"
         silent = time.time() - owner.heartbeat
-        return f"no heartbeat for {silent:.0f} s" if silent >= self.stale_after_s else None
+        if silent >= self.stale_after_s:
+            return f"no heartbeat for {silent:.0f} s"
+        task = owner.slurm_task_id
+        if task is None:
+            return None
+        if task == own_task:
+            return f"it was this Slurm task {task} before its requeue"
+        try:
+            active = active_tasks([owner.slurm_job])
+        except SlurmUnavailable as err:
+            log.info("%s; the claim of %s goes by its heartbeat", err, self.run_dir)
+            return None
+        return None if task in active else f"its Slurm task {task} is no longer queued or running"
 
     def refresh(self) -> None:
         """The owner's heartbeat (every epoch); raises RunClaimed if another host took the claim over."""
