@@ -1,7 +1,8 @@
 """Slurm through submitit: the flags and their one-line errors, and end to end against a real one-node Slurm
 (munged, slurmctld and slurmd started by ``tests/slurm_cluster.py``): a pipeline's job array trains every cell
-once, a cancelled task's cell resumes into its run when the pipeline is submitted again, and two Slurm
-workers fill a study's grid with no point twice."""
+once, a cancelled task's cell (its claim left as by a lost node) resumes into its run when the pipeline is
+submitted again, a preempted task is requeued and resumes, two Slurm workers fill a study's grid with no
+point twice, and a distributed cell trains as one run of two ranks."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 from aplab.cli import main
 from aplab.errors import ConfigError
 from aplab.names import T
+from aplab.scale.claim import CLAIM_FILE
 from aplab.scale.gpus import placement_tags
 from aplab.scale.slurm import active_tasks, parse_opts, parse_time, slurm_options
 from aplab.tracking import make_tracker
@@ -237,6 +239,8 @@ overrides:
 
 @pytest.mark.slow
 def test_a_cancelled_task_resumes_into_its_run_when_the_pipeline_is_sent_again(slurm_cluster, tmp_path):
+    """Its claim is left as by a task lost with its node (another host's, heartbeat fresh): Slurm says the
+    task is gone, so the next submission's task takes the claim over instead of failing on it."""
     pipeline = tmp_path / "two.yaml"
     pipeline.write_text(TWO_CELLS)
     sent = aplab(tmp_path, "pipeline", "run", str(pipeline), *CPU_TASKS)
@@ -258,6 +262,10 @@ def test_a_cancelled_task_resumes_into_its_run_when_the_pipeline_is_sent_again(s
     assert runs[other].status == "FINISHED"
     epochs_before = len(steps(tracker, run_id))
     assert 1 <= epochs_before < EPOCHS
+    now = time.time()
+    lost = {"host": "lost-node", "pid": 4242, "process_start": 1.0, "since": now, "heartbeat": now,
+            "slurm_job": job, "slurm_task": "0"}
+    (state_file.parent / CLAIM_FILE).write_text(json.dumps(lost))
 
     resumed = aplab(tmp_path, "pipeline", "run", str(pipeline), *CPU_TASKS, "--wait")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
