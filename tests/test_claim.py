@@ -33,9 +33,12 @@ sys.stdin.read()
 """
 
 
-def write_claim(run_dir: Path, host: str, heartbeat: float, pid: int = 4242, process_start: float = 1.0) -> None:
+def write_claim(run_dir: Path, host: str, heartbeat: float, pid: int = 4242, process_start: float = 1.0,
+                **slurm: str) -> None:
+    """A claim.json as its owner writes it; without ``slurm`` (slurm_job, slurm_task) as claims before them."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    owner = {"host": host, "pid": pid, "process_start": process_start, "since": heartbeat, "heartbeat": heartbeat}
+    owner = {"host": host, "pid": pid, "process_start": process_start, "since": heartbeat, "heartbeat": heartbeat,
+             **slurm}
     (run_dir / CLAIM_FILE).write_text(json.dumps(owner))
 
 
@@ -91,6 +94,83 @@ def test_a_stale_claim_of_another_host_is_taken_over_and_a_fresh_one_refused(tmp
     with pytest.raises(RunClaimed, match="host elsewhere pid 4242"):
         RunClaim(fresh, stale_after_s=60).acquire()
     assert read_owner(fresh).host == "elsewhere"  # untouched
+
+
+SLURM_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID")
+
+
+def in_slurm_task(monkeypatch, active: set[str] | Exception, **variables: str) -> list[list[str]]:
+    """This process runs in the Slurm task ``variables`` say, and squeue reports ``active`` (or fails with it);
+    returns the job ids squeue is asked about."""
+    for name in SLURM_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    asked: list[list[str]] = []
+
+    def active_tasks(job_ids):
+        asked.append(list(job_ids))
+        if isinstance(active, Exception):
+            raise active
+        return active
+
+    monkeypatch.setattr("aplab.scale.claim.active_tasks", active_tasks)
+    return asked
+
+
+@pytest.mark.parametrize("variables, recorded", [
+    ({"SLURM_ARRAY_JOB_ID": "77", "SLURM_ARRAY_TASK_ID": "3", "SLURM_JOB_ID": "80"}, {"slurm_job": "77",
+                                                                                     "slurm_task": "3"}),
+    ({"SLURM_JOB_ID": "80"}, {"slurm_job": "80"})])  # submitit sends a single task as a plain job
+def test_a_claim_of_our_own_slurm_task_on_another_node_is_its_requeue_and_taken_over(tmp_path, monkeypatch,
+                                                                                      variables, recorded):
+    in_slurm_task(monkeypatch, {"77_3", "80"}, **variables)  # squeue lists our own task: it runs (this is it)
+    write_claim(tmp_path, "lost-node", time.time(), **recorded)  # a fresh heartbeat: killed a moment ago
+    claim = RunClaim(tmp_path)
+    claim.acquire()
+    owner = read_owner(tmp_path)
+    assert (owner.host, owner.pid) == (socket.gethostname(), os.getpid())
+    assert (owner.slurm_job, owner.slurm_task) == (recorded["slurm_job"], recorded.get("slurm_task"))
+    claim.release()
+
+
+def test_a_claim_of_a_slurm_task_no_longer_queued_or_running_is_taken_over(tmp_path, monkeypatch):
+    asked = in_slurm_task(monkeypatch, {"77_3"}, SLURM_ARRAY_JOB_ID="91", SLURM_ARRAY_TASK_ID="0",
+                          SLURM_JOB_ID="92")
+    write_claim(tmp_path, "lost-node", time.time(), slurm_job="77", slurm_task="1")
+    claim = RunClaim(tmp_path)
+    claim.acquire()
+    assert asked == [["77"]]
+    assert (read_owner(tmp_path).host, read_owner(tmp_path).slurm_job) == (socket.gethostname(), "91")
+    claim.release()
+
+
+def test_a_claim_of_another_slurm_task_still_running_holds_until_its_heartbeat_is_stale(tmp_path, monkeypatch):
+    in_slurm_task(monkeypatch, {"77_1", "77_3"}, SLURM_ARRAY_JOB_ID="77", SLURM_ARRAY_TASK_ID="3",
+                  SLURM_JOB_ID="80")
+    write_claim(tmp_path / "fresh", "other-node", time.time(), slurm_job="77", slurm_task="1")
+    with pytest.raises(RunClaimed, match="host other-node pid 4242 since .* in Slurm task 77_1"):
+        RunClaim(tmp_path / "fresh", stale_after_s=60).acquire()
+    assert read_owner(tmp_path / "fresh").host == "other-node"  # untouched
+    write_claim(tmp_path / "stale", "other-node", time.time() - 120, slurm_job="77", slurm_task="1")
+    claim = RunClaim(tmp_path / "stale", stale_after_s=60)  # its task lives, but not the trainer that claimed
+    claim.acquire()
+    assert read_owner(tmp_path / "stale").host == socket.gethostname()
+    claim.release()
+
+
+def test_where_squeue_cannot_be_asked_a_slurm_claim_goes_by_its_heartbeat(tmp_path, monkeypatch):
+    from aplab.scale.slurm import SlurmUnavailable
+
+    asked = in_slurm_task(monkeypatch, SlurmUnavailable("squeue cannot tell"), SLURM_JOB_ID="80")
+    write_claim(tmp_path / "fresh", "other-node", time.time(), slurm_job="77", slurm_task="1")
+    write_claim(tmp_path / "stale", "other-node", time.time() - 120, slurm_job="77", slurm_task="1")
+    with pytest.raises(RunClaimed, match="host other-node"):
+        RunClaim(tmp_path / "fresh", stale_after_s=60).acquire()
+    claim = RunClaim(tmp_path / "stale", stale_after_s=60)
+    claim.acquire()
+    assert asked == [["77"]] and read_owner(tmp_path / "stale").host == socket.gethostname()
+    claim.release()
 
 
 def test_a_claim_taken_over_by_another_host_stops_the_old_owner_at_its_next_heartbeat(tmp_path):

@@ -1,7 +1,8 @@
 """Slurm through submitit: the flags and their one-line errors, and end to end against a real one-node Slurm
 (munged, slurmctld and slurmd started by ``tests/slurm_cluster.py``): a pipeline's job array trains every cell
-once, a cancelled task's cell resumes into its run when the pipeline is submitted again, and two Slurm
-workers fill a study's grid with no point twice."""
+once, a cancelled task's cell (its claim left as by a lost node) resumes into its run when the pipeline is
+submitted again, a preempted task is requeued and resumes, two Slurm workers fill a study's grid with no
+point twice, and a distributed cell trains as one run of two ranks."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 from aplab.cli import main
 from aplab.errors import ConfigError
 from aplab.names import T
+from aplab.scale.claim import CLAIM_FILE
 from aplab.scale.gpus import placement_tags
 from aplab.scale.slurm import active_tasks, parse_opts, parse_time, slurm_options
 from aplab.tracking import make_tracker
@@ -116,6 +118,52 @@ def test_runs_in_a_slurm_task_are_tagged_with_its_job_and_task(monkeypatch):
     assert tags[T.SLURM_JOB_ID] == "104" and tags[T.SLURM_TASK_ID] == "3"
 
 
+def test_a_cell_whose_task_ends_while_a_submission_looks_is_not_sent_again(tmp_path, monkeypatch):
+    """A task that ends between the submission's two reads (what Slurm holds, what the store has FINISHED)
+    must be seen in one of them: Slurm is asked first, so it is still held there or FINISHED in the store."""
+    import aplab.pipeline.slurm as pipeline_slurm
+    from aplab.pipeline import expand, parse_pipeline
+    from aplab.scale.slurm import SlurmOptions
+    from aplab.tracking import MemoryTracker
+
+    spec = parse_pipeline({"name": "race", "experiment": "race", "matrix": {
+        "dataset": ["digits"], "noise": ["symmetric:0.4"], "seed": [0], "loss": ["ce", "gce"]}})
+    idle, racing = expand(spec, workdir=str(tmp_path / "runs"))
+    store = MemoryTracker()
+    run_id = store.start_run("race", "gce", {T.CONFIG_HASH: racing.digest})  # its task trains it: RUNNING
+    record = pipeline_slurm.submission_log([idle])
+    with record.locked():
+        record.record(["5_1"], [racing.digest])  # an earlier submission sent the racing cell as task 5_1
+    reads: list[str] = []
+
+    def read(what: str) -> None:
+        """The racing cell's task ends right after the first read, whichever it is."""
+        reads.append(what)
+        store.end_run(run_id, "FINISHED")
+
+    def squeue(job_ids):
+        active = {"5_1"} if store.runs[run_id].status == "RUNNING" else set()
+        read("squeue")
+        return active
+
+    real_find_runs = store.find_runs
+
+    def find_runs(experiment, tags=None):
+        runs = real_find_runs(experiment, tags)
+        read("store")
+        return runs
+
+    sent: list = []
+    monkeypatch.setattr(store, "find_runs", find_runs)
+    monkeypatch.setattr("aplab.scale.slurm.active_tasks", squeue)
+    monkeypatch.setattr(pipeline_slurm, "make_executor", lambda folder, options, name: None)
+    monkeypatch.setattr(pipeline_slurm, "submit_array", lambda executor, task, cells: sent.extend(cells) or ["6"])
+    submission = pipeline_slurm.submit_pipeline([idle, racing], "race", store, SlurmOptions(gpus_per_run=0))
+    assert sent == [idle] and submission.cells == [idle]  # the racing cell is not sent twice ...
+    assert submission.finished == 1 and submission.held == {}  # ... it is FINISHED
+    assert reads == ["squeue", "store"]
+
+
 # ----------------------------------------------------------------------------- a real Slurm
 
 
@@ -140,6 +188,12 @@ def wait_until(what: str, condition, deadline_s: float = EVENT_DEADLINE_S, logs:
         time.sleep(0.5)
     extra = "\n".join(p.read_text()[-2000:] for p in sorted(logs.glob("*.err"))) if logs else ""
     pytest.fail(f"not within {deadline_s:.0f} s: {what}\n{extra}")
+
+
+def first_epoch_run_id(state_file: Path) -> str | None:
+    """The run id in a run folder's ``state.json`` once its first epoch is checkpointed; None before."""
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    return state.get("run_id") if state.get("history") else None
 
 
 def steps(tracker, run_id: str) -> list[int]:
@@ -185,6 +239,8 @@ overrides:
 
 @pytest.mark.slow
 def test_a_cancelled_task_resumes_into_its_run_when_the_pipeline_is_sent_again(slurm_cluster, tmp_path):
+    """Its claim is left as by a task lost with its node (another host's, heartbeat fresh): Slurm says the
+    task is gone, so the next submission's task takes the claim over instead of failing on it."""
     pipeline = tmp_path / "two.yaml"
     pipeline.write_text(TWO_CELLS)
     sent = aplab(tmp_path, "pipeline", "run", str(pipeline), *CPU_TASKS)
@@ -196,11 +252,7 @@ def test_a_cancelled_task_resumes_into_its_run_when_the_pipeline_is_sent_again(s
     assert record["tasks"] == [f"{job}_0", f"{job}_1"]
     state_file = tmp_path / "aplab_runs" / "two" / victim / "state.json"
 
-    def first_epoch_done():
-        state = json.loads(state_file.read_text()) if state_file.exists() else {}
-        return state.get("run_id") if state.get("history") else None
-
-    run_id = wait_until("task 0 finishes its first epoch", first_epoch_done, logs=logs)
+    run_id = wait_until("task 0 finishes its first epoch", lambda: first_epoch_run_id(state_file), logs=logs)
     slurm_cluster.run("scancel", task)
     wait_until("Slurm holds no task of the first array", lambda: not active_tasks([job]))
     tracker = make_tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -210,6 +262,10 @@ def test_a_cancelled_task_resumes_into_its_run_when_the_pipeline_is_sent_again(s
     assert runs[other].status == "FINISHED"
     epochs_before = len(steps(tracker, run_id))
     assert 1 <= epochs_before < EPOCHS
+    now = time.time()
+    lost = {"host": "lost-node", "pid": 4242, "process_start": 1.0, "since": now, "heartbeat": now,
+            "slurm_job": job, "slurm_task": "0"}
+    (state_file.parent / CLAIM_FILE).write_text(json.dumps(lost))
 
     resumed = aplab(tmp_path, "pipeline", "run", str(pipeline), *CPU_TASKS, "--wait")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -271,11 +327,8 @@ def test_a_preempted_task_is_requeued_and_resumes_its_run(slurm_cluster, tmp_pat
     assert task == job  # submitit sends one task as a plain job
     state_file = folder / digest / "state.json"
 
-    def first_epoch_done():
-        state = json.loads(state_file.read_text()) if state_file.exists() else {}
-        return state.get("run_id") if state.get("history") else None
-
-    run_id = wait_until("the task finishes its first epoch", first_epoch_done, logs=folder / "slurm" / "logs")
+    run_id = wait_until("the task finishes its first epoch", lambda: first_epoch_run_id(state_file),
+                        logs=folder / "slurm" / "logs")
     # Slurm's warning of a preemption or of the time limit: the signal submitit asks sbatch for (--signal USR2@90)
     slurm_cluster.run("scancel", "--signal=USR2", task)
     log_file = folder / "slurm" / "logs" / f"{task}_0_log.out"
@@ -314,3 +367,33 @@ def test_cells_queued_in_slurm_are_not_sent_again(slurm_cluster, tmp_path):
         assert "4 cells: 0 finished, 0 running, 0 failed, 4 pending" in status.stdout, status.stdout + status.stderr
     finally:
         slurm_cluster.run("scancel", job)
+
+
+DISTRIBUTED_CELL = """
+name: ddp
+experiment: ddp
+matrix:
+  dataset: [digits]
+  noise: [symmetric:0.4]
+  loss: [ce]
+  seed: [0]
+overrides:
+  optim.epochs: 2
+  optim.batch_size: 64
+  tracking.log_model: false
+  runtime.nproc_per_node: 2
+"""
+
+
+@pytest.mark.slow
+def test_a_distributed_cell_trains_as_one_run_of_two_ranks_in_one_slurm_task(slurm_cluster, tmp_path):
+    pipeline = tmp_path / "ddp.yaml"
+    pipeline.write_text(DISTRIBUTED_CELL)
+    done = aplab(tmp_path, "pipeline", "run", str(pipeline), *CPU_TASKS, "--slurm-cpus-per-run", "2", "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    job = job_id_of(done.stdout)
+    tracker = make_tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = tracker.find_runs("ddp")  # the two ranks train one run
+    assert run.status == "FINISHED"
+    assert (run.tags[T.WORLD_SIZE], run.tags[T.BACKEND], run.tags[T.SLURM_JOB_ID]) == ("2", "gloo", job)
+    assert steps(tracker, run.run_id) == [1, 2]  # each epoch logged once, by rank 0

@@ -74,8 +74,10 @@ def submit_pipeline(cells: list[Cell], name: str, tracker: Tracker, options: Slu
     tracker.describe_experiment(experiment, experiment_description(name, description, len(cells)))
     record = submission_log(cells)
     with record.locked():
-        done = finished_hashes(tracker, experiment)
+        # Slurm first, then the store: a task that ends between the two reads is then seen active or FINISHED;
+        # read the other way round it would be neither (not yet FINISHED, no longer queued) and sent again.
         active = record.active_keys()
+        done = finished_hashes(tracker, experiment)
         held = {c.digest: active[c.digest] for c in cells if c.digest in active and c.digest not in done}
         todo = [c for c in cells if c.digest not in done and c.digest not in held]
         finished = sum(c.digest in done for c in cells)

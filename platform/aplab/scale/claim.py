@@ -3,10 +3,13 @@
 On one host the claim is an ``flock`` on ``claim.lock``: it dies with its process, so the claim of a
 killed trainer (SIGKILL included) is taken over at once (on a file system without flock, once the
 recorded process, told apart by its start time, is gone). ``claim.json`` says who holds it (host, pid,
-process start time, since when) and carries a heartbeat the owner refreshes every epoch: across hosts
-sharing the run folder, where ``flock`` may not reach, a claim of another host is respected until its
-heartbeat is older than ``STALE_AFTER_S``. Two hosts taking over the same stale claim in the same
-instant is the one race left (the second to write wins; the first notices at its next refresh).
+process start time, since when, the Slurm task it runs in) and carries a heartbeat the owner refreshes
+every epoch. Across hosts sharing the run folder, where ``flock`` may not reach, a claim of another host
+is respected until its heartbeat is older than ``STALE_AFTER_S``, or, made in a Slurm task, until that
+task is this process's own (Slurm runs one instance of a task at a time: we are its requeue) or Slurm
+no longer queues or runs it (where ``squeue`` cannot be asked, the heartbeat alone decides). Two hosts
+taking over the same stale claim in the same instant is the one race left (the second to write wins;
+the first notices at its next refresh).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from pathlib import Path
 
 from ..atomic import atomic_write_bytes
 from ..errors import RunClaimed
+from ..names import T
 from ..processes import process_start
+from .slurm import SlurmUnavailable, active_tasks, slurm_tags, task_id
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +41,26 @@ STALE_AFTER_S = 3600.0
 
 @dataclass(frozen=True)
 class ClaimOwner:
-    """Who trains a run: host, process id and start time, since when, last heartbeat (Unix seconds)."""
+    """Who trains a run: host, process id and start time, since when, last heartbeat (Unix seconds), and the
+    Slurm job and array task it runs in (None outside Slurm, and in a claim written before they were recorded)."""
 
     host: str
     pid: int
     process_start: float
     since: float
     heartbeat: float
+    slurm_job: str | None = None
+    slurm_task: str | None = None
+
+    @property
+    def slurm_task_id(self) -> str | None:
+        """The owner's Slurm task as ``squeue`` names it (``<job>_<task>``, or ``<job>``); None outside Slurm."""
+        return task_id(self.slurm_job, self.slurm_task) if self.slurm_job else None
 
     def describe(self) -> str:
         since = datetime.fromtimestamp(self.since, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        return f"host {self.host} pid {self.pid} since {since}"
+        where = f" in Slurm task {self.slurm_task_id}" if self.slurm_job else ""
+        return f"host {self.host} pid {self.pid} since {since}{where}"
 
 
 def _process_started_at(pid: int, start: float) -> bool:
@@ -97,26 +111,41 @@ class RunClaim:
             raise self._claimed(read_owner(self.run_dir))
         host = socket.gethostname()
         current = read_owner(self.run_dir)
-        if current is not None and self._alive(current, host, locked):
+        slurm = slurm_tags()
+        job, index = slurm.get(T.SLURM_JOB_ID), slurm.get(T.SLURM_TASK_ID)
+        gone = None if current is None else self._gone(current, host, task_id(job, index) if job else None, locked)
+        if current is not None and gone is None:
             os.close(fd)
             raise self._claimed(current)
         if current is not None:
-            log.info("taking over the claim of %s on %s (%s)", self.run_dir, current.describe(),
-                     "its process is gone" if current.host == host else
-                     f"no heartbeat for {time.time() - current.heartbeat:.0f} s")
+            log.info("taking over the claim of %s on %s (%s)", self.run_dir, current.describe(), gone)
         self._lock_fd = fd
         now = time.time()
-        self.owner = ClaimOwner(host, os.getpid(), process_start(os.getpid()), now, now)
+        self.owner = ClaimOwner(host, os.getpid(), process_start(os.getpid()), now, now, job, index)
         self._write()
 
-    def _alive(self, owner: ClaimOwner, host: str, locked: bool) -> bool:
-        """Whether the recorded owner still trains: another host's by its heartbeat; one of this host is
-        dead once we hold the lock, or (where the file system has no flock) once its process is gone."""
-        if owner.host != host:
-            return time.time() - owner.heartbeat < self.stale_after_s
-        if locked:
-            return False
-        return _process_started_at(owner.pid, owner.process_start)
+    def _gone(self, owner: ClaimOwner, host: str, own_task: str | None, locked: bool) -> str | None:
+        """Why the recorded owner no longer trains, None while it does. One of this host is gone once we hold
+        the lock, or (where the file system has no flock) once its process is gone. Another host's is gone
+        once its heartbeat is older than ``stale_after_s``, or before when its Slurm task is ours (we are that
+        task requeued) or no longer queued or running (where squeue can be asked)."""
+        if owner.host == host:
+            alive = not locked and _process_started_at(owner.pid, owner.process_start)
+            return None if alive else "its process is gone"
+        silent = time.time() - owner.heartbeat
+        if silent >= self.stale_after_s:
+            return f"no heartbeat for {silent:.0f} s"
+        task = owner.slurm_task_id
+        if task is None:
+            return None
+        if task == own_task:
+            return f"it was this Slurm task {task} before its requeue"
+        try:
+            active = active_tasks([owner.slurm_job])
+        except SlurmUnavailable as err:
+            log.info("%s; the claim of %s goes by its heartbeat", err, self.run_dir)
+            return None
+        return None if task in active else f"its Slurm task {task} is no longer queued or running"
 
     def refresh(self) -> None:
         """The owner's heartbeat (every epoch); raises RunClaimed if another host took the claim over."""

@@ -170,6 +170,11 @@ def use_task_cpus() -> None:
         torch.set_num_threads(int(cpus))
 
 
+def task_id(job: str, index: str | None) -> str:
+    """The id of a Slurm task as ``squeue`` and submitit name it: ``<job>_<index>`` in an array, ``<job>`` alone."""
+    return f"{job}_{index}" if index not in (None, "", "N/A") else job
+
+
 def slurm_tags() -> dict[str, str]:
     """The Slurm job (an array's own id) and array task this process runs in; empty outside Slurm."""
     job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
@@ -203,7 +208,7 @@ def active_tasks(job_ids: list[str]) -> set[str]:
         parts = line.strip().split("|")
         if len(parts) != 3 or parts[0] not in wanted or parts[2] not in ACTIVE_STATES:
             continue
-        active.add(parts[0] if parts[1] in ("N/A", "") else f"{parts[0]}_{parts[1]}")
+        active.add(task_id(parts[0], parts[1]))
     return active
 
 
