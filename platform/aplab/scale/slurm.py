@@ -11,19 +11,18 @@ checkpoint (``train`` does). submitit is an optional extra, imported only where 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from ..errors import AplabError, ConfigError
+from ..locks import file_lock
 from ..names import T
 
 log = logging.getLogger(__name__)
@@ -226,16 +225,10 @@ class SubmissionLog:
     def log_folder(self) -> Path:
         return self.folder / "logs"
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> contextlib.AbstractContextManager[None]:
         """Held from reading what Slurm holds to recording the new array: two submissions never both send a cell."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / (self.FILE + ".lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return file_lock(self.folder / (self.FILE + ".lock"))
 
     def records(self) -> list[dict]:
         if not self.path.exists():
