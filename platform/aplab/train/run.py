@@ -32,6 +32,7 @@ from ..distributed import SINGLE, Rank, rank_from_environment
 from ..errors import AplabError, ConfigError, RunFailed, RunFileCorrupt, TrackingUnavailable
 from ..models import build_model, float32_head
 from ..names import P_REALISED_NOISE_RATE, P_TRAIN_SIZE, P_VAL_SIZE, M, T
+from ..processes import die_with_parent
 from ..resolution import resolve
 from ..scale.claim import RunClaim
 from ..scale.gpus import placement_tags
@@ -40,7 +41,6 @@ from ..tracking import DatasetRecord, Tracker, default_uri, make_tracker
 from .batches import check_batch_split
 from .checkpoint import load_checkpoint, save_checkpoint
 from .engine import Engine, NonFiniteLoss
-from ..processes import die_with_parent
 from .group import first_error, from_main, gather, join_group, leave_group
 from .prepare import PreparedData, labels_digest, make_batches, prepare_data
 from .recorder import MODEL_FILE, STATE_FILE, RunRecorder
