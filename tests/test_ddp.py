@@ -16,6 +16,7 @@ import torch
 from aplab.cli import main
 from aplab.distributed import Rank, split_bounds
 from aplab.names import M, T
+from tests.kill_resume import aplab_command, assert_resumes_to_the_uninterrupted_result, run_until
 
 # -- the pure parts ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("size, world", [(7, 2), (8, 2), (10, 3), (2, 4), (0, 2), (1000, 7)])
@@ -339,11 +340,6 @@ def test_a_bad_dataset_met_by_every_rank_is_one_line_exit_2_and_leaves_nothing(t
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
 
 
-def aplab_command(*args):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false"}
-    return [sys.executable, "-m", "aplab.cli", *args], env
-
-
 DIGITS = ["train", "--dataset", "digits", "--loss", "nce+rce", "--noise", "symmetric:0.4",
           "--set", "tracking.system_metrics=false"]
 
@@ -428,20 +424,10 @@ RESUMABLE = [*DIGITS, "--epochs", "6", "--nproc-per-node", "2", "--set", "optim.
 def test_a_sigkilled_ddp_run_stops_every_rank_and_resumes_to_the_uninterrupted_result(tmp_path, victim):
     import psutil
 
-    from aplab.tracking import make_tracker
-
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     command, env = aplab_command(*RESUMABLE, "--no-progress", "--tracking-uri", uri,
                                  "--workdir", str(tmp_path / "runs"))
-    progress = [arg for arg in command if arg != "--no-progress"]  # rank 0's epoch lines, after each checkpoint
-    process = subprocess.Popen(progress, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
-    seen = []
-    for line in process.stdout:  # blocks until the next line: no polling, no sleep
-        seen.append(line)
-        if line.startswith("epoch   3/6"):
-            break
-    assert seen and seen[-1].startswith("epoch   3/6"), "".join(seen)
+    process = run_until(command, env, tmp_path, "epoch   3/6")  # rank 0's epoch lines, after each checkpoint
     children = psutil.Process(process.pid).children(recursive=True)
     ranks = [p for p in children if "spawn_main" in " ".join(p.cmdline())]  # the elastic agent spawns the ranks
     assert len(ranks) == 2
@@ -456,21 +442,9 @@ def test_a_sigkilled_ddp_run_stops_every_rank_and_resumes_to_the_uninterrupted_r
     gone, alive = psutil.wait_procs(ranks, timeout=120)  # no rank outlives the group
     assert not alive
 
-    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stderr
-    straight_cmd, _ = aplab_command(*RESUMABLE, "--no-progress", "--tracking-uri", uri, "--workdir",
-                                    str(tmp_path / "straight"), "--experiment", "straight")
-    straight = subprocess.run(straight_cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert straight.returncode == 0, straight.stderr
-
-    tracker = make_tracker(uri)
-    (killed,) = tracker.find_runs("aplab")
-    (clean,) = tracker.find_runs("straight")
-    assert killed.status == "FINISHED"
-    assert sorted(s for s, _ in tracker.metric_history(killed.run_id, M.TRAIN_LOSS)) == [1, 2, 3, 4, 5, 6]
-    for key in ("test/acc", "val/acc", "train/loss", "test/acc_last"):
-        assert killed.metrics[key] == clean.metrics[key], key
+    straight, _ = aplab_command(*RESUMABLE, "--no-progress", "--tracking-uri", uri, "--workdir",
+                                str(tmp_path / "straight"), "--experiment", "straight")
+    assert_resumes_to_the_uninterrupted_result(command, straight, env, tmp_path, uri, epochs=6)
 
 
 @pytest.mark.slow

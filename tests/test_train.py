@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
 
 import numpy as np
@@ -16,6 +14,7 @@ from aplab.names import P_TRAIN_SIZE, P_VAL_SIZE, M, T
 from aplab.tracking import MemoryTracker
 from aplab.train import NonFiniteLoss, train
 from aplab.train.status import RunStatus
+from tests.kill_resume import aplab_command, assert_resumes_to_the_uninterrupted_result, run_until
 
 TIMING = {M.EPOCH_SECONDS, M.IMAGES_PER_SECOND}
 
@@ -334,47 +333,20 @@ def test_sync_with_nothing_to_push_says_so_and_fails_on_an_unreachable_store(tmp
     assert err.startswith("aplab: error:") and "127.0.0.1:9" in err and "\n" not in err
 
 
-def aplab(*args, cwd):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false"}
-    return [sys.executable, "-m", "aplab.cli", *args], env
-
-
 TRAIN = ["train", "--dataset", "digits", "--loss", "nce+rce", "--noise", "symmetric:0.4", "--epochs", "6",
          "--no-progress", "--set", "tracking.system_metrics=false", "--set", "optim.batch_size=16"]  # ~0.5 s/epoch
 
 
 @pytest.mark.slow
 def test_a_killed_run_resumes_into_the_same_mlflow_run_with_the_same_result(tmp_path):
-    from aplab.tracking import make_tracker
-
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    command, env = aplab(*TRAIN, "--tracking-uri", uri, "--workdir", str(tmp_path / "runs"), cwd=tmp_path)
-    progress = [arg for arg in command if arg != "--no-progress"]  # per-epoch lines, written after each checkpoint
-    process = subprocess.Popen(progress, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    seen = []
-    for line in process.stdout:  # blocks until the next line: no polling, no sleep
-        seen.append(line)
-        if line.startswith("epoch   3/6"):
-            break
-    assert seen and seen[-1].startswith("epoch   3/6"), "".join(seen)
+    command, env = aplab_command(*TRAIN, "--tracking-uri", uri, "--workdir", str(tmp_path / "runs"))
+    process = run_until(command, env, tmp_path, "epoch   3/6")
     process.send_signal(signal.SIGKILL)
     process.wait()
-    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stderr
-    straight_cmd, _ = aplab(*TRAIN, "--tracking-uri", uri, "--workdir", str(tmp_path / "straight"),
-                            "--experiment", "straight", cwd=tmp_path)
-    straight = subprocess.run(straight_cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert straight.returncode == 0, straight.stderr
-
-    tracker = make_tracker(uri)
-    (killed,) = tracker.find_runs("aplab")
-    (clean,) = tracker.find_runs("straight")
-    assert killed.status == "FINISHED"
-    history = tracker.metric_history(killed.run_id, "train/loss")
-    assert sorted(step for step, _ in history) == [1, 2, 3, 4, 5, 6]  # no epoch missing or doubled
-    for key in ("test/acc", "val/acc", "train/loss", "test/acc_last"):
-        assert killed.metrics[key] == clean.metrics[key], key
+    straight, _ = aplab_command(*TRAIN, "--tracking-uri", uri, "--workdir", str(tmp_path / "straight"),
+                                "--experiment", "straight")
+    assert_resumes_to_the_uninterrupted_result(command, straight, env, tmp_path, uri, epochs=6)
 
 
 @pytest.mark.parametrize("args, message", [
