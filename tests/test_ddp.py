@@ -293,11 +293,11 @@ def test_a_process_count_below_one_is_refused_before_torch_is_imported(tmp_path)
 
 
 def test_the_ranks_share_the_cores_this_process_may_run_on_not_the_machines(monkeypatch):
-    from aplab.train.launch import threads_per_rank
+    from aplab.processes import cores_share
 
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {4, 5, 6, 7, 8}, raising=False)
-    assert [threads_per_rank(world) for world in (1, 2, 8)] == [5, 2, 1]
+    assert [cores_share(world) for world in (1, 2, 8)] == [5, 2, 1]
 
 
 def test_a_rank_ignores_slurms_requeue_signal_from_its_start():

@@ -22,6 +22,13 @@ def process_start(pid: int) -> float | None:
         return None
 
 
+def cores_share(processes: int) -> int:
+    """Threads for each of ``processes`` processes sharing the cores this process may run on (its CPU
+    affinity: a Slurm allocation, a pipeline worker's cores), not the machine's."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // processes)
+
+
 def die_with_parent(parent: int | None = None) -> None:
     """Make this process die with its parent (``parent``: its pid, when known before this process ran), so a
     killed pipeline or launcher leaves no worker or rank behind."""

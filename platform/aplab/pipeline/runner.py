@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..names import T
-from ..processes import die_with_parent
+from ..processes import cores_share, die_with_parent
 from ..scale.gpus import use_only_gpu
 from ..tracking import Tracker, make_tracker
 from .spec import Cell
@@ -237,7 +237,7 @@ def _run_pool(todo: list[Cell], uri: str, tags: dict[str, str], workers: int, ba
         gpu_slots = context.Queue()
         for device in gpus:
             gpu_slots.put(device)
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = cores_share(workers)
     outcomes: dict[int, CellOutcome] = {}
     with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
                              initializer=_init_worker, initargs=(ticks, threads, os.getpid(), gpu_slots)) as pool:

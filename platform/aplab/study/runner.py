@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import re
 import signal
 import sys
@@ -23,6 +22,7 @@ from ..config import RunConfig, apply, config_hash
 from ..resolution import resolve
 from ..errors import ConfigError
 from ..names import M, T
+from ..processes import cores_share
 from ..scale.gpus import use_only_gpu
 from ..scale.slurm import (Requeueable, SlurmOptions, job_of, make_executor, require_submitit, submit_array,
                            use_task_cpus)
@@ -294,7 +294,7 @@ def _worker_process(job: StudyJob, worker: int, workers: int, gpu: str | None = 
     import optuna
     import torch
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    torch.set_num_threads(cores_share(workers))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         worker_loop(job, worker)

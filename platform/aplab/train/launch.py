@@ -75,19 +75,12 @@ def relay(events, replies, on_epoch: EpochHook | None, outcome: Outcome) -> None
             replies.put(portable(err))
 
 
-def threads_per_rank(world_size: int) -> int:
-    """An equal share of the cores this process may run on (its CPU affinity: a Slurm allocation, a pipeline
-    worker's cores), not of the machine's."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // world_size)
-
-
 def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], relay_epochs: bool, events, replies,
              cli_logging: bool):
     """The entry point of every rank: rank 0 tracks (a tracker rebuilt from ``uri``) and reports; the
     others train their slices and return None. ``cli_logging``: the launching process shows aplab's
     diagnostics (the CLI does), so the ranks write them too, as the CLI does ("[aplab] ...")."""
-    from ..processes import die_with_parent
+    from ..processes import cores_share, die_with_parent
     from .run import TrainingRun
 
     ignore_requeue_signal()  # Slurm's requeue warning reaches every rank: the launching process acts on it
@@ -101,7 +94,7 @@ def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], rela
     import torch
 
     if "OMP_NUM_THREADS" not in os.environ:  # the ranks share the cores this process may run on
-        torch.set_num_threads(threads_per_rank(rank.world_size))
+        torch.set_num_threads(cores_share(rank.world_size))
     if not rank.is_main:
         return TrainingRun(cfg, None, rank=rank, **{**options, "progress": False}).run()
     tracker = make_tracker(uri) if uri is not None else None
