@@ -32,7 +32,7 @@ from .parent import close_parent_run, ensure_parent_run
 from .queue import (ATTR_FAILURE_REASON, STALE_AFTER_S, Heartbeat, claim_trial, enqueue_grid, fail_for_retry,
                     is_done, mark_owner, stale_trials)
 from .space import SearchSpace, apply_params, check_against_config, load_space
-from .storage import default_storage, is_journal, open_storage, redact, storage_lock
+from .storage import database_of, default_storage, is_journal, open_storage, redact, storage_lock
 from .summary import best_trial, counts, update_parent
 
 log = logging.getLogger(__name__)
@@ -401,7 +401,7 @@ def finish_study(job: StudyJob, study, tracker: Tracker, options: StudyOptions, 
 def check_shared_storage(url: str, tracking_uri: str) -> None:
     """Workers on other hosts need a storage and a tracking store they all reach: PostgreSQL or a journal
     file (on a shared file system) for the study; anything but ``memory://`` for the runs."""
-    if not (is_journal(url) or url.split("://", 1)[0].split("+", 1)[0] == "postgresql"):
+    if not (is_journal(url) or database_of(url) == "postgresql"):
         raise ConfigError("--storage", redact(url), "PostgreSQL (postgresql+psycopg://...) or a journal file on a "
                           "file system every node shares: Slurm workers run on other hosts")
     if tracking_uri.startswith("memory://"):

@@ -49,6 +49,11 @@ def is_journal(url: str) -> bool:
     return "://" not in url
 
 
+def database_of(url: str) -> str:
+    """The database a storage URL names, without its driver: ``postgresql+psycopg://...`` -> ``postgresql``."""
+    return url.split("://", 1)[0].split("+", 1)[0]
+
+
 def redact(url: str) -> str:
     """The URL with its password hidden, for messages and MLflow tags."""
     if is_journal(url):
@@ -82,7 +87,7 @@ def _journal(path_text: str):
 def _rdb(url: str):
     from optuna.storages import RDBStorage
 
-    scheme = url.split("://", 1)[0].split("+", 1)[0]
+    scheme = database_of(url)
     if scheme not in RDB_SCHEMES:
         raise ConfigError("--storage", redact(url), "a journal file path, sqlite:///FILE or "
                           "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB")
@@ -140,7 +145,7 @@ def storage_lock(url: str, name: str = "") -> contextlib.AbstractContextManager[
         path = Path(url).expanduser()
     elif url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///"):]).expanduser()
-    elif url.split("://", 1)[0].split("+", 1)[0] == "postgresql":
+    elif database_of(url) == "postgresql":
         return _advisory_lock(url, name)
     else:
         return contextlib.nullcontext()
