@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..names import T
 from ..processes import cores_share, die_with_parent
-from ..scale.gpus import use_only_gpu
-from ..tracking import Tracker, make_tracker
+from ..scale.gpus import check_workers, use_only_gpu
+from ..tracking import Tracker, default_uri, make_tracker
 from .spec import Cell
 
 logger = logging.getLogger(__name__)
@@ -184,16 +184,12 @@ def run_pipeline(cells: list[Cell], name: str, tracker: Tracker | None = None, t
     """
     if workers < 1:
         raise ConfigError("--workers", workers, "an integer >= 1")
-    if gpus and len(gpus) != workers:
-        raise ConfigError("gpus", ",".join(gpus), f"one CUDA_VISIBLE_DEVICES per worker ({workers})")
+    check_workers(workers, gpus, tracker.uri if tracker is not None else default_uri(tracking_uri))
     if not cells:
         raise ConfigError("pipeline", name, "a matrix with at least one cell")
     stream = stream or sys.stderr
     tracker = tracker or make_tracker(tracking_uri)
     uri = tracker.uri
-    if (workers > 1 or gpus) and uri.startswith("memory://"):
-        raise ConfigError("--workers", workers, "1 and --gpus none with a memory:// tracking store "
-                          "(it lives in one process)")
     tracker.check()
     experiment = cells[0].config.tracking.experiment
     start = time.perf_counter()

@@ -116,6 +116,16 @@ def gpu_plan(request: GpuRequest, runs_per_gpu: int, workers: int | None,
     return WorkerPlan(workers, tuple(assign_gpus(groups, runs_per_gpu, workers)))
 
 
+def check_workers(workers: int, gpus: tuple[str, ...], tracking_uri: str) -> None:
+    """Worker processes and their GPUs agree (one CUDA_VISIBLE_DEVICES each), and a ``memory://`` tracking
+    store, which lives in one process, has one worker on the CPU (this process)."""
+    if gpus and len(gpus) != workers:
+        raise ConfigError("gpus", ",".join(gpus), f"one CUDA_VISIBLE_DEVICES per worker ({workers})")
+    if (workers > 1 or gpus) and tracking_uri.startswith("memory://"):
+        raise ConfigError("--workers", workers, "1 and --gpus none with a memory:// tracking store "
+                          "(it lives in one process)")
+
+
 def use_only_gpu(device: str) -> None:
     """In a fresh worker process, before torch touches CUDA: see only GPU ``device`` (as ``cuda:0``), or the
     group ``device`` lists ("0,1": a distributed run's ranks on ``cuda:0`` and ``cuda:1``)."""

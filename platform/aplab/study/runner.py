@@ -23,7 +23,7 @@ from ..resolution import resolve
 from ..errors import ConfigError
 from ..names import M, T
 from ..processes import cores_share
-from ..scale.gpus import use_only_gpu
+from ..scale.gpus import check_workers, use_only_gpu
 from ..scale.slurm import (Requeueable, SlurmOptions, job_of, make_executor, require_submitit, submit_array,
                            use_task_cpus)
 from ..tracking import Tracker, default_uri, make_tracker
@@ -130,11 +130,7 @@ def check_options(options: StudyOptions) -> tuple[SearchSpace, RunConfig, int | 
     n_trials = None if space.is_grid else (options.n_trials or space.n_trials)
     if not space.is_grid and n_trials is None:
         raise ConfigError("--n-trials", n_trials, f"an integer >= 1 (the space {space.source} sets no n_trials)")
-    if options.gpus and len(options.gpus) != options.workers:
-        raise ConfigError("gpus", ",".join(options.gpus), f"one CUDA_VISIBLE_DEVICES per worker ({options.workers})")
-    if (options.workers > 1 or options.gpus) and str(resolved.tracking.uri or "").startswith("memory://"):
-        raise ConfigError("--workers", options.workers, "1 and --gpus none with --tracking-uri memory:// "
-                          "(not shared by processes)")
+    check_workers(options.workers, options.gpus, str(resolved.tracking.uri or ""))
     return space, resolved, n_trials
 
 
