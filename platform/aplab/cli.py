@@ -168,13 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     use_short_http_retries()  # MLflow's HTTP retries: seconds per call during an outage, not minutes
     try:
         return args.handler(args)
-    except RunFailed as err:  # the run is marked FAILED; the message says why and what to try
-        from .train.status import RunStatus  # a run has run: torch is loaded already
-
-        print("aplab: error: " + " ".join(str(err).split()), file=sys.stderr)
-        return RunStatus.FAILED.exit_code
     except AplabError as err:
         print("aplab: error: " + " ".join(str(err).split()), file=sys.stderr)  # always one line
+        if isinstance(err, RunFailed):  # the run is marked FAILED; the message says why and what to try
+            from .train.status import RunStatus  # a run has run: torch is loaded already
+
+            return RunStatus.FAILED.exit_code
         return 2
     except KeyboardInterrupt:
         print("aplab: interrupted; re-run the same command to resume", file=sys.stderr)

@@ -22,6 +22,13 @@ def process_start(pid: int) -> float | None:
         return None
 
 
+def same_process(pid: int, start: float, tolerance_s: float) -> bool:
+    """Whether process ``pid`` runs and is the one that started at ``start`` (within ``tolerance_s``), not a
+    later process given the same pid."""
+    started = process_start(pid)
+    return started is not None and abs(started - start) < tolerance_s
+
+
 def cores_share(processes: int) -> int:
     """Threads for each of ``processes`` processes sharing the cores this process may run on (its CPU
     affinity: a Slurm allocation, a pipeline worker's cores), not the machine's."""

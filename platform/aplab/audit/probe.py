@@ -52,7 +52,7 @@ def probe(loss: str, params: dict[str, object] | None = None, fidelity: str = "c
             cfg.tracking.experiment, cfg.tracking.uri, cfg.tracking.workdir = PROBE_EXPERIMENT, tracking_uri, workdir
             result = train(cfg, tracker, progress=False)
             last = result.history[-1] if result.history else {}
-            rows.append(ProbeRow(name, noise, str(getattr(result.status, "value", result.status)),
+            rows.append(ProbeRow(name, noise, str(result.status),
                                  result.summary.get(M.TEST_ACC_LAST), last.get(M.TRAIN_MEMORISED), result.run_id))
     return rows
 

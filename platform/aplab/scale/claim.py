@@ -28,7 +28,7 @@ from pathlib import Path
 from ..atomic import atomic_write_bytes
 from ..errors import RunClaimed
 from ..names import T
-from ..processes import process_start
+from ..processes import process_start, same_process
 from .slurm import SlurmUnavailable, active_tasks, slurm_tags, task_id
 
 log = logging.getLogger(__name__)
@@ -61,12 +61,6 @@ class ClaimOwner:
         since = datetime.fromtimestamp(self.since, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         where = f" in Slurm task {self.slurm_task_id}" if self.slurm_job else ""
         return f"host {self.host} pid {self.pid} since {since}{where}"
-
-
-def _process_started_at(pid: int, start: float) -> bool:
-    """Whether process ``pid`` runs and is the one that started at ``start`` (not a later one given its pid)."""
-    started = process_start(pid)
-    return started is not None and abs(started - start) < 1.0
 
 
 def _lock(fd: int) -> bool | None:
@@ -130,7 +124,7 @@ class RunClaim:
         once its heartbeat is older than ``stale_after_s``, or before when its Slurm task is ours (we are that
         task requeued) or no longer queued or running (where squeue can be asked)."""
         if owner.host == host:
-            alive = not locked and _process_started_at(owner.pid, owner.process_start)
+            alive = not locked and same_process(owner.pid, owner.process_start, 1.0)
             return None if alive else "its process is gone"
         silent = time.time() - owner.heartbeat
         if silent >= self.stale_after_s:

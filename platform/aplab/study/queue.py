@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from ..processes import process_start
+from ..processes import process_start, same_process
 from .space import SearchSpace
 
 HEARTBEAT_S = 60.0
@@ -115,8 +115,8 @@ def stale_reason(trial, stale_after_s: float, now: float | None = None) -> str |
     owner = trial.user_attrs.get(ATTR_OWNER) or {}
     host, pid = owner.get("host"), owner.get("pid")
     if host == socket.gethostname() and pid is not None:
-        started, recorded = process_start(int(pid)), owner.get("pid_start")
-        if started is not None and (recorded is None or abs(started - recorded) < 0.01):
+        recorded = owner.get("pid_start")
+        if (process_start(int(pid)) is not None if recorded is None else same_process(int(pid), recorded, 0.01)):
             return None  # alive (and, when its start time was recorded, the very same process)
         return f"worker {host}:{pid} died while running trial {trial.number}"
     beat = trial.user_attrs.get(ATTR_HEARTBEAT) or (trial.datetime_start.timestamp() if trial.datetime_start else None)
