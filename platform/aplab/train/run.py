@@ -222,13 +222,10 @@ class TrainingRun:
             reason = f"{STATE_FILE} unreadable: {err}"
             helper = RunRecorder(self.run_dir, self.tracker, {})
             helper.attempt("marking the run FAILED", lambda: self._fail_tracked_runs(reason))
-            path = self.run_dir / STATE_FILE
-            path.replace(path.with_name(STATE_FILE + ".corrupt"))
-            (self.run_dir / CHECKPOINT).unlink(missing_ok=True)  # its epochs are not trusted without their state
             cause = err.__cause__
-            raise RunFileCorrupt(path, f"truncated or corrupt: {type(cause).__name__}: {cause}",
-                                 "the run is marked FAILED and the file kept as "
-                                 f"{STATE_FILE}.corrupt; run the same command again to train it from scratch") from None
+            failure = set_aside(self.run_dir / STATE_FILE, f"{type(cause).__name__}: {cause}")
+            (self.run_dir / CHECKPOINT).unlink(missing_ok=True)  # its epochs are not trusted without their state
+            raise failure from None
 
     def _fail_tracked_runs(self, reason: str) -> None:
         """End FAILED the tracked runs of this config left RUNNING or KILLED (resumable) in the experiment:
@@ -245,10 +242,7 @@ class TrainingRun:
         try:
             return load_checkpoint(path)
         except Exception as err:  # torch.load's failures on a damaged file have no common type
-            path.replace(path.with_name(CHECKPOINT + ".corrupt"))
-            failure = RunFileCorrupt(path, f"truncated or corrupt: {type(err).__name__}: {' '.join(str(err).split())[:200]}",
-                                     f"the run is marked FAILED and the file kept as {CHECKPOINT}.corrupt; run the "
-                                     "same command again to train it from scratch")
+            failure = set_aside(path, f"{type(err).__name__}: {' '.join(str(err).split())[:200]}")
             self._fail(recorder, failure)
             raise failure from None
 
@@ -465,6 +459,14 @@ class TrainingRun:
             recorder.push_pending() and recorder.push_artifacts() and recorder.push_end()
         recorder.save()
         return result_of(recorder, skipped)
+
+
+def set_aside(path: Path, problem: str) -> RunFileCorrupt:
+    """Keep an unreadable run file as ``<name>.corrupt`` and say so in one line: the run is marked FAILED, and
+    the same command trains it again from scratch."""
+    path.replace(path.with_name(path.name + ".corrupt"))
+    return RunFileCorrupt(path, f"truncated or corrupt: {problem}", f"the run is marked FAILED and the file kept as "
+                          f"{path.name}.corrupt; run the same command again to train it from scratch")
 
 
 def rng_states(runtime: Runtime) -> dict[str, Any]:
