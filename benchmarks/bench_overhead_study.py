@@ -52,7 +52,7 @@ def main() -> int:
     import torch
 
     from aplab.config import RunConfig, apply
-    from aplab.names import M
+    from aplab.keys import M
     from aplab.study import runner
     from aplab.study.runner import StudyOptions
     imports_s = time.perf_counter() - start

@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     start = time.perf_counter()
-    from aplab.report.run_plots import plot_curves, plot_matrix
+    from aplab.plotting.run import plot_curves, plot_matrix
 
     imported = time.perf_counter() - start
     rng = np.random.default_rng(0)

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from aplab.audit import audit
-from aplab.audit.cli import register
+from aplab.cli.audit import register
 from aplab.errors import ConfigError
 
 SYMMETRIC = ["mae", "rce", "nce", "nfl", "ngce", "nmae", "nrce", "nce+rce", "nce+mae", "nnce", "nnfl", "anl-ce"]

@@ -14,18 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from aplab.cli import main
+from aplab.cli.main import main
 from aplab.errors import RunClaimed
 from aplab.processes import process_start
-from aplab.scale.claim import CLAIM_FILE, ClaimOwner, RunClaim, read_owner
+from aplab.train.claim import CLAIM_FILE, ClaimOwner, RunClaim, read_owner
 from aplab.tracking import MemoryTracker
 from aplab.train import train
-from aplab.train.status import RunStatus
+from aplab.status import RunStatus
 
 #: A child process that claims the run folder argv[1], says so, then blocks on its stdin (no sleep).
 HOLDER = """
 import sys
-from aplab.scale.claim import RunClaim
+from aplab.train.claim import RunClaim
 claim = RunClaim(sys.argv[1])
 claim.acquire()
 print("held", flush=True)
@@ -114,7 +114,7 @@ def in_slurm_task(monkeypatch, active: set[str] | Exception, **variables: str) -
             raise active
         return active
 
-    monkeypatch.setattr("aplab.scale.claim.active_tasks", active_tasks)
+    monkeypatch.setattr("aplab.train.claim.active_tasks", active_tasks)
     return asked
 
 
@@ -187,10 +187,10 @@ def test_a_claimed_run_is_one_line_and_exit_1_from_the_cli(tmp_path, capsys, mon
     monkeypatch.chdir(tmp_path)
     command = ["train", "--dataset", "digits", "--epochs", "1", "--no-progress", "--tracking-uri", "memory://",
                "--set", "tracking.system_metrics=false", "--set", "tracking.workdir=runs"]
-    from aplab.cli_args import config_from_args  # the run folder the command trains into
-    from aplab.cli import build_parser
+    from aplab.cli.flags import config_from_args  # the run folder the command trains into
+    from aplab.cli.main import build_parser
     from aplab.config import config_hash
-    from aplab.resolution import resolve
+    from aplab.config.resolve import resolve
 
     cfg = resolve(config_from_args(build_parser().parse_args(command)))
     held = RunClaim(Path("runs") / cfg.tracking.experiment / config_hash(cfg))
@@ -207,7 +207,7 @@ def test_without_flock_a_claim_of_this_host_holds_while_its_process_lives(tmp_pa
     def no_flock(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr("aplab.scale.claim.fcntl.flock", no_flock)
+    monkeypatch.setattr("aplab.train.claim.fcntl.flock", no_flock)
     host, now = socket.gethostname(), time.time()
     write_claim(tmp_path / "live", host, now, pid=os.getpid(), process_start=process_start(os.getpid()))
     with pytest.raises(RunClaimed, match=f"pid {os.getpid()}"):
@@ -245,7 +245,7 @@ sys.exit(main(sys.argv[1:]))
 
 @pytest.mark.slow
 def test_a_second_train_of_a_running_run_is_refused_and_no_epoch_is_trained_twice(tmp_path, capsys, monkeypatch):
-    from aplab.names import M
+    from aplab.keys import M
     from aplab.tracking import make_tracker
 
     monkeypatch.chdir(tmp_path)

@@ -11,7 +11,7 @@ import pytest
 
 from aplab.config import RunConfig, apply, config_hash, from_dict, from_flat, load_yaml, parse_override
 from aplab.errors import ConfigError
-from aplab.resolution import resolve
+from aplab.config.resolve import resolve
 
 
 def cfg_with(**flat) -> RunConfig:
@@ -198,8 +198,8 @@ def test_bad_data_fields_are_checked_by_the_data_package():
 
 
 def test_resolving_a_small_cnn_run_imports_neither_timm_nor_torchvision():
-    code = ("import sys; import aplab.cli_args, aplab.resolution; print('torch' in sys.modules); "
-            "from aplab.config import RunConfig; aplab.resolution.resolve(RunConfig()); import aplab.train; "
+    code = ("import sys; import aplab.cli.flags, aplab.config.resolve; print('torch' in sys.modules); "
+            "from aplab.config import RunConfig; aplab.config.resolve.resolve(RunConfig()); import aplab.train; "
             "print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[:2] == ["False", "[]"]  # argument parsing needs no torch; a cnn4 run needs no timm

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from aplab.cli import main
+from aplab.cli.main import main
 from aplab.distributed import Rank, split_bounds
-from aplab.names import M, T
+from aplab.keys import M, T
 from tests.kill_resume import aplab_command, assert_resumes_to_the_uninterrupted_result, run_until
 
 # -- the pure parts ----------------------------------------------------------------------------------------
@@ -374,7 +374,7 @@ def test_a_two_process_digits_run_is_one_finished_run_like_the_single_process_on
     assert differ == {"runtime.nproc_per_node", "tracking.experiment"}
     # the ranks' sharded evaluation, summed, is the whole test set's accuracy of the model rank 0 saved
     from aplab.config import RunConfig, apply
-    from aplab.resolution import resolve
+    from aplab.config.resolve import resolve
     from aplab.train.prepare import make_batches, prepare_data
     from aplab.train.runtime import select_runtime
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from aplab.config import from_dict
-from aplab.resolution import resolve
+from aplab.config.resolve import resolve
 from aplab.train.prepare import make_batches, prepare_data
 from aplab.train.runtime import Runtime
 

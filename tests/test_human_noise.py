@@ -14,7 +14,7 @@ import pytest
 
 from aplab import noise
 from aplab.errors import ConfigError
-from aplab.names import P_REALISED_NOISE_RATE
+from aplab.keys import P_REALISED_NOISE_RATE
 
 CIFAR10_KEYS = ("aggre_label", "worse_label", "random_label1", "random_label2", "random_label3")
 

@@ -231,7 +231,7 @@ def test_model_name_rule_accepts_other_timm_resnets_in_both_places() -> None:
 
 
 def test_the_model_flag_help_states_the_rule() -> None:
-    from aplab.cli_args import TRAIN_FLAGS
+    from aplab.cli.flags import TRAIN_FLAGS
     from aplab.models import OTHER_MODELS
 
     text = TRAIN_FLAGS["model"][2]

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from aplab import noise
-from aplab.cli_args import OneLineParser
+from aplab.cli.flags import OneLineParser
 from aplab.errors import AplabError
-from aplab.noise_cli import register
+from aplab.cli.noise import register
 from tests.test_human_noise import cifar10_human_labels, write_cifar10, write_human_file
 
 #: One spec per noise kind aplab has (a kind without an entry here fails test_every_kind_is_covered).
@@ -124,7 +124,7 @@ def test_missing_human_file_names_it(tmp_path, capsys):
 
 
 def test_help_and_argument_errors_do_not_import_torch():
-    script = ("import sys\nfrom aplab.cli_args import OneLineParser\nfrom aplab.noise_cli import register\n"
+    script = ("import sys\nfrom aplab.cli.flags import OneLineParser\nfrom aplab.cli.noise import register\n"
               "p = OneLineParser(prog='aplab'); register(p.add_subparsers())\n"
               "for argv in (['noise', '--help'], ['noise', 'digits'], ['noise', 'digits', 'none', '--format', 'xml']):\n"
               "    try:\n        p.parse_args(argv)\n    except SystemExit:\n        pass\n"

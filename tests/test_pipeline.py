@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from aplab.cli import main
+from aplab.cli.main import main
 from aplab.config import config_hash
 from aplab.pipeline import expand, load_pipeline, parse_pipeline, run_pipeline, scaled
 from aplab.pipeline.quickstart import QUICKSTART
-from aplab.train.status import RunStatus
+from aplab.status import RunStatus
 from aplab.report.paper import PAPER_CSV
 from aplab.tracking import MemoryTracker, make_tracker
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from aplab.cli import main
+from aplab.cli.main import main
 from aplab.errors import ConfigError
 from aplab.report import build_report
 from aplab.report.figures import mean_band, study_grids
@@ -280,7 +280,7 @@ IMPORT_AND_DRAW = """
 import sys
 from pathlib import Path
 import aplab.train, aplab.report, aplab.report.figures, aplab.report.tables
-from aplab.report.run_plots import plot_matrix
+from aplab.plotting.run import plot_matrix
 import numpy as np
 import matplotlib
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from aplab.cli import main
+from aplab.cli.main import main
 from aplab.errors import ConfigError
-from aplab.names import T
+from aplab.keys import T
 from aplab.pipeline import expand, parse_pipeline, run_pipeline
 from aplab.scale.gpus import GpuRequest, WorkerPlan, assign_gpus, gpu_plan, parse_gpus, placement_tags
 from aplab.scale.shard import Shard, parse_shard, shard_cells

@@ -17,10 +17,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from aplab.cli import main
+from aplab.cli.main import main
 from aplab.errors import ConfigError
-from aplab.names import T
-from aplab.scale.claim import CLAIM_FILE
+from aplab.keys import T
+from aplab.train.claim import CLAIM_FILE
 from aplab.scale.gpus import placement_tags
 from aplab.scale.slurm import active_tasks, parse_opts, parse_time, slurm_options
 from aplab.tracking import make_tracker

@@ -15,10 +15,10 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from aplab.cli import main
+from aplab.cli.main import main
 from aplab.config import RunConfig, apply
 from aplab.errors import ConfigError
-from aplab.names import T
+from aplab.keys import T
 from aplab.study.objective import OBJECTIVES
 from aplab.study.parent import close_parent_run
 from aplab.study.queue import ATTR_OWNER, ATTR_RETRY_REASON, retried

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from aplab.errors import ConfigError, TrackingUnavailable
-from aplab.names import T
+from aplab.keys import T
 from aplab.tracking import MemoryTracker
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from aplab.cli import main
-from aplab.names import P_TRAIN_SIZE, P_VAL_SIZE, M, T
+from aplab.cli.main import main
+from aplab.keys import P_TRAIN_SIZE, P_VAL_SIZE, M, T
 from aplab.tracking import MemoryTracker
 from aplab.train import NonFiniteLoss, train
-from aplab.train.status import RunStatus
+from aplab.status import RunStatus
 from tests.kill_resume import aplab_command, assert_resumes_to_the_uninterrupted_result, run_until
 
 TIMING = {M.EPOCH_SECONDS, M.IMAGES_PER_SECOND}
@@ -79,7 +79,7 @@ def test_a_run_logs_params_tags_metrics_artifacts_model_and_its_datasets(small_r
     # the logged model is the final one: it reproduces the last epoch's test accuracy
     name, model = tracker.models[result.run_id]
     assert name == "model"
-    from aplab.resolution import resolve
+    from aplab.config.resolve import resolve
     from aplab.train.prepare import make_batches, prepare_data
     from aplab.train.runtime import select_runtime
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ..errors import ConfigError
-from ..names import M
+from ..keys import M
 
 PROBE_NOISE = ("none", "symmetric:0.6")
 PROBE_BASELINE = "ce"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..names import P_HUMAN_FILE, P_HUMAN_FILE_SHA256, P_HUMAN_LABELS
+from ..keys import P_HUMAN_FILE, P_HUMAN_FILE_SHA256, P_HUMAN_LABELS
 from .human import HUMAN_SETS, human_set, load_human_labels
 from .kinds import NOISE_KINDS, NoiseContext
 from .maps import ASYMMETRIC_MAPS, CIFAR100_COARSE

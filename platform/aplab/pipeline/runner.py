@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..names import T
+from ..keys import T
 from ..processes import cores_share, die_with_parent
 from ..scale.gpus import check_workers, use_only_gpu
 from ..tracking import Tracker, default_uri, make_tracker

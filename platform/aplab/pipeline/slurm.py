@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import RunFailed
-from ..names import T
+from ..keys import T
 from ..scale.slurm import (Requeueable, SlurmOptions, SubmissionLog, follow, job_of, make_executor, submit_array,
                            task_log, use_task_cpus)
 from ..tracking import Tracker, make_tracker

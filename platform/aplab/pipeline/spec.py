@@ -1,6 +1,6 @@
 """Declarative pipelines: a YAML matrix (datasets x noise x losses x seeds, plus overrides) -> run configs.
 
-A pipeline file is validated and every cell's config is resolved (``aplab.resolution.resolve``) before anything
+A pipeline file is validated and every cell's config is resolved (``aplab.config.resolve.resolve``) before anything
 runs, so a bad name anywhere fails at once with one ``ConfigError`` line that names the file and field.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import LOSS_PARAMS, RunConfig, config_hash, field_names, from_flat, load_yaml, parse_override, to_flat
-from ..resolution import resolve
+from ..config.resolve import resolve
 from ..errors import ConfigError
-from ..names import AXIS_FIELDS
+from ..keys import AXIS_FIELDS
 from ..registry import Registry, did_you_mean
 from ..report.paper import TABLE_ORDER
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..names import T
+from ..keys import T
 from ..tracking import Tracker
 from .spec import Cell
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from ..names import P_REPORT_CELLS, P_REPORT_METRIC, P_REPORT_RUNS, M, T, report_experiment
+from ..keys import P_REPORT_CELLS, P_REPORT_METRIC, P_REPORT_RUNS, M, T, report_experiment
 from ..tracking import Tracker
 
 if TYPE_CHECKING:  # pandas and matplotlib load only when a report is built (train imports run_plots)

@@ -1,7 +1,7 @@
 """Figures of an experiment, as PNG and PDF: accuracy and memorisation per epoch (mean with a band
 over seeds), accuracy against noise rate beside the paper, and the alpha x beta heat-map of a study.
 
-Every figure is a detached ``matplotlib.figure.Figure`` made and saved through ``aplab.plotting``.
+Every figure is a detached ``matplotlib.figure.Figure`` made and saved through ``aplab.plotting.figure``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..names import M, T
-from ..plotting import new_figure, plot_grid_heatmap, save_figure
+from ..keys import M, T
+from ..plotting.figure import new_figure, plot_grid_heatmap, save_figure
 from ..tracking import RunRecord
 from .tables import KIND_ORDER, column_label, method_label
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..config import field_names
-from ..names import AXIS_FIELDS, REQUIRED_RUN_TAGS, M, T, affects_results
+from ..keys import AXIS_FIELDS, REQUIRED_RUN_TAGS, M, T, affects_results
 from ..registry import Registry
 from ..tracking import RunRecord, Tracker
 from .paper import PAPER_ROW_ORDER, lookup, noise_key

@@ -12,7 +12,7 @@ import socket
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from ..names import T
+from ..keys import T
 
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 GPUS_HELP = ("GPUs for the worker processes: auto (every visible GPU; CPU workers when there is none), "

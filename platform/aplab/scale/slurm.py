@@ -23,7 +23,7 @@ from typing import TextIO
 
 from ..errors import AplabError, ConfigError
 from ..locks import file_lock
-from ..names import T
+from ..keys import T
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, apply, config_hash
-from ..names import M, T
-from ..resolution import resolve
+from ..keys import M, T
+from ..config.resolve import resolve
 from ..registry import Registry
 from ..tracking import Tracker
 from .space import SearchSpace, apply_params

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig
-from ..names import T
+from ..keys import T
 from ..tracking import Tracker
 from .objective import ROLE_STUDY, TrialContext
 from .space import SearchSpace

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, apply, config_hash
-from ..resolution import resolve
+from ..config.resolve import resolve
 from ..errors import ConfigError
-from ..names import M, T
+from ..keys import M, T
 from ..processes import cores_share
 from ..scale.gpus import check_workers, use_only_gpu
 from ..scale.slurm import (Requeueable, SlurmOptions, job_of, make_executor, require_submitit, submit_array,

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..config import RunConfig, apply, field_names, from_flat, load_yaml
-from ..resolution import resolve
+from ..config.resolve import resolve
 from ..errors import ConfigError
 from ..registry import Registry, did_you_mean
 

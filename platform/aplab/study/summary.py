@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..plotting import plot_grid_heatmap
+from ..plotting.figure import plot_grid_heatmap
 from ..tracking import Tracker
 from .queue import ATTR_FAILURE_REASON, point_of, retried
 from .space import SearchSpace

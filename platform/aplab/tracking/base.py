@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ..names import T
+from ..keys import T
 
 if TYPE_CHECKING:
     import torch

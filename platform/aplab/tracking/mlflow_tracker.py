@@ -37,8 +37,8 @@ from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
 from mlflow.utils import mlflow_tags
 
 from ..errors import ConfigError, TrackingUnavailable
-from ..names import T
-from ..source import git_commit
+from ..keys import T
+from ..version import git_commit
 from .base import DatasetRecord, RunRecord
 from .quiet import quiet_store_errors
 from .sqlite_store import prepare_store, sqlite_path

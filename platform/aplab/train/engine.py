@@ -15,7 +15,7 @@ from torch import nn
 
 from ..distributed import SINGLE, Rank
 from ..errors import RunFailed
-from ..names import M
+from ..keys import M
 from .batches import DeviceBatches
 from .group import all_sum, buffers_from_main
 from .runtime import Runtime

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RunFileCorrupt
-from ..names import M
+from ..keys import M
 from ..tracking import DatasetRecord, Tracker
 from .checkpoint import read_json, write_json
 

@@ -31,12 +31,12 @@ from ..config import RunConfig, config_hash, loss_kwargs, to_yaml
 from ..distributed import SINGLE, Rank, rank_from_environment
 from ..errors import AplabError, ConfigError, RunFailed, RunFileCorrupt, TrackingUnavailable
 from ..models import build_model, float32_head
-from ..names import P_REALISED_NOISE_RATE, P_TRAIN_SIZE, P_VAL_SIZE, M, T
+from ..keys import P_REALISED_NOISE_RATE, P_TRAIN_SIZE, P_VAL_SIZE, M, T
 from ..processes import die_with_parent
-from ..resolution import resolve
-from ..scale.claim import RunClaim
+from ..config.resolve import resolve
+from .claim import RunClaim
 from ..scale.gpus import placement_tags
-from ..source import code_version
+from ..version import code_version
 from ..tracking import DatasetRecord, Tracker, default_uri, make_tracker
 from .batches import check_batch_split
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -45,7 +45,7 @@ from .group import first_error, from_main, gather, join_group, leave_group
 from .prepare import PreparedData, labels_digest, make_batches, prepare_data
 from .recorder import MODEL_FILE, STATE_FILE, RunRecorder
 from .runtime import Runtime, seed_everything, seed_rank, select_runtime
-from .status import RunStatus
+from ..status import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ class TrainingRun:
         }
 
     def _write_start_artifacts(self, data: PreparedData) -> None:
-        from ..report.run_plots import plot_matrix  # matplotlib only when a figure is drawn
+        from ..plotting.run import plot_matrix  # matplotlib only when a figure is drawn
 
         folder = self.run_dir / "artifacts"
         folder.mkdir(parents=True, exist_ok=True)
@@ -434,7 +434,7 @@ class TrainingRun:
         return start
 
     def _finalise(self, engine: Engine, recorder: RunRecorder, matrix) -> None:
-        from ..report.run_plots import plot_curves, plot_matrix  # matplotlib only when a figure is drawn
+        from ..plotting.run import plot_curves, plot_matrix  # matplotlib only when a figure is drawn
 
         history = recorder.state["history"]
         folder = self.run_dir / "artifacts"

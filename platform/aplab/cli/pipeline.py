@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..scale.cli import add_executor_arguments, add_worker_arguments
-from .spec import SCALES, Cell, PipelineSpec, expand, load_pipeline, scaled
+from .scale_flags import add_executor_arguments, add_worker_arguments
+from ..pipeline.spec import SCALES, Cell, PipelineSpec, expand, load_pipeline, scaled
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +39,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         raise ConfigError("--wait", True, "only with --executor slurm (a local run always waits)")
     from ..scale.gpus import gpu_plan, parse_gpus
-    from .runner import run_pipeline
+    from ..pipeline.runner import run_pipeline
 
     gpus = parse_gpus(args.gpus)
     spec, cells = pipeline_cells(args, uri)  # a bad file or --set answers before torch counts the GPUs
@@ -71,7 +71,7 @@ def _run_on_slurm(args: argparse.Namespace, uri: str, shard) -> int:
 
     from ..scale.slurm import require_submitit, slurm_options
     from ..tracking import make_tracker
-    from .slurm import submit_pipeline, wait_for_pipeline
+    from ..pipeline.slurm import submit_pipeline, wait_for_pipeline
 
     options = slurm_options(args)  # bad flags, a missing submitit, a bad file: exit 2 before anything is sent
     require_submitit()
@@ -117,7 +117,7 @@ def _report(args: argparse.Namespace, uri: str, result) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """How many cells the tracking store has finished, running, failed and not started."""
     from ..tracking import default_uri, make_tracker
-    from .status import CELL_STATES, cell_states, count_states
+    from ..pipeline.status import CELL_STATES, cell_states, count_states
 
     uri = default_uri(args.tracking_uri)
     spec, cells = pipeline_cells(args, uri)

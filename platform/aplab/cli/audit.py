@@ -23,7 +23,7 @@ def loss_parameters(items: list[str]) -> dict[str, object]:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from .core import audit
+    from ..audit.core import audit
 
     if args.format not in FORMATS:
         raise ConfigError("--format", args.format, "text or json")
@@ -31,7 +31,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     report = audit(args.loss, args.classes, params=params, fidelity=args.fidelity, kind=args.kind)
     rows = None
     if args.probe:
-        from .probe import probe
+        from ..audit.probe import probe
 
         rows = probe(args.loss, params, args.fidelity, epochs=args.epochs, tracking_uri=args.tracking_uri,
                      workdir=args.workdir)
@@ -41,7 +41,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             found["probe"] = [row.to_dict() for row in rows]
         print(json.dumps(found))
     else:
-        from .probe import render
+        from ..audit.probe import render
 
         print(report.render() if rows is None else report.render() + "\n" + render(rows))
     return 0

@@ -1,6 +1,6 @@
 """Typed run configuration: dataclasses, YAML files, dotted overrides, the frozen resolved type, the hash.
 
-The bottom layer: it knows no other aplab package. ``aplab.resolution.resolve`` (above every package)
+The bottom layer: it knows no other aplab package. ``aplab.config.resolve.resolve`` (above every package)
 fills unset fields from the dataset's preset, has each package check its fields, and returns a
 ``ResolvedConfig``; ``config_hash`` of it is the run's identity (with the code version).
 """
@@ -17,10 +17,10 @@ from typing import Any
 
 import yaml
 
-from . import __version__
-from .errors import ConfigError, one_of
-from .names import affects_results
-from .registry import did_you_mean
+from .. import __version__
+from ..errors import ConfigError, one_of
+from ..keys import affects_results
+from ..registry import did_you_mean
 
 DECODERS = ("cpu", "gpu")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -143,7 +143,7 @@ class RunConfig(_Freezable):
 class ResolvedConfig(RunConfig):
     """A run config with every preset filled and every field checked; assigning any field raises.
 
-    Made only by ``aplab.resolution.resolve`` (through ``freeze``); ``resolve`` returns one unchanged.
+    Made only by ``aplab.config.resolve.resolve`` (through ``freeze``); ``resolve`` returns one unchanged.
     """
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..names import M
-from ..plotting import new_figure, save_figure
+from ..keys import M
+from .figure import new_figure, save_figure
 
 #: One colour per data split, the same in every panel.
 COLOURS = {"train": "tab:blue", "train_clean": "tab:cyan", "val": "tab:orange", "test": "tab:green"}

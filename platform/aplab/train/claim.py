@@ -27,9 +27,9 @@ from pathlib import Path
 
 from ..atomic import atomic_write_bytes
 from ..errors import RunClaimed
-from ..names import T
+from ..keys import T
 from ..processes import process_start, same_process
-from .slurm import SlurmUnavailable, active_tasks, slurm_tags, task_id
+from ..scale.slurm import SlurmUnavailable, active_tasks, slurm_tags, task_id
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli_args import add_config_arguments, config_from_args
-from ..scale.cli import add_executor_arguments, add_worker_arguments
+from .flags import add_config_arguments, config_from_args
+from .scale_flags import add_executor_arguments, add_worker_arguments
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -13,7 +13,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ..scale.gpus import gpu_plan, parse_gpus
-    from .runner import StudyOptions, check_options, run_study
+    from ..study.runner import StudyOptions, check_options, run_study
 
     gpus = parse_gpus(args.gpus)
     options = StudyOptions(space_path=args.space, base=config_from_args(args), study_name=args.study_name,
@@ -44,7 +44,7 @@ def _study_on_slurm(args: argparse.Namespace, options, checked):
     import sys
 
     from ..scale.slurm import follow, job_of, slurm_options
-    from .runner import finish_study, submit_study
+    from ..study.runner import finish_study, submit_study
 
     slurm = slurm_options(args)
     slurm.check_fits(checked[1].runtime.nproc_per_node)

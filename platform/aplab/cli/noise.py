@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .cli_args import TRAIN_FLAGS
+from .flags import TRAIN_FLAGS
 
 FORMATS = ("text", "json")
 TOP_CONFUSIONS = 10
@@ -21,9 +21,9 @@ TOP_CONFUSIONS = 10
 def noise_summary(dataset: str, spec: str, seed: int, data_dir: str | None = None, file: str | None = None,
                   sampler: str | None = None) -> tuple[dict[str, Any], Any]:
     """The realised noise of ``spec`` on ``dataset``'s training labels: a JSON-ready summary, and the NoisyLabels."""
-    from . import noise
-    from .data import load_dataset
-    from .presets import PRESETS
+    from .. import noise
+    from ..data import load_dataset
+    from ..config.presets import PRESETS
 
     if dataset not in PRESETS:
         raise PRESETS.unknown(dataset, "dataset")
@@ -67,7 +67,7 @@ def cmd_noise(args: argparse.Namespace) -> int:
     """Apply the spec, print the summary, write the heat-map when --out is given."""
     summary, noisy = noise_summary(args.dataset, args.spec, args.seed, args.data_dir, args.file, args.sampler)
     if args.out is not None:
-        from .report.run_plots import plot_matrix
+        from ..plotting.run import plot_matrix
 
         name = f"transition-{summary['dataset']}-{summary['spec'].replace(':', '_')}-s{args.seed}.png"
         path = plot_matrix(noisy.transition, Path(args.out) / name,

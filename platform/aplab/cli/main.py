@@ -10,10 +10,10 @@ import logging
 import sys
 from pathlib import Path
 
-from .cli_args import OneLineParser, add_config_arguments, config_from_args
-from .config import apply
-from .errors import AplabError, ConfigError, RunFailed
-from .names import M
+from .flags import OneLineParser, add_config_arguments, config_from_args
+from ..config import apply
+from ..errors import AplabError, ConfigError, RunFailed
+from ..keys import M
 
 #: The end-of-run numbers printed (all are logged): chosen without looking at the test set.
 SUMMARY_SHOWN = (M.TEST_ACC_LAST, M.TEST_ACC_BEST_VAL, M.BEST_VAL_EPOCH)
@@ -25,8 +25,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         apply(cfg, "runtime.nproc_per_node", args.nproc_per_node)
     if cfg.runtime.nproc_per_node < 1:  # before torch is imported (train's own check would come after)
         raise ConfigError("runtime.nproc_per_node", cfg.runtime.nproc_per_node, "an integer >= 1")
-    from .train import train
-    from .train.status import RunStatus
+    from ..train import train
+    from ..status import RunStatus
 
     result = train(cfg, progress=not args.no_progress)
     if result is None:
@@ -44,30 +44,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    from .pipeline import run_quickstart
+    from ..pipeline import run_quickstart
 
     return run_quickstart(args)
 
 
 def cmd_losses(args: argparse.Namespace) -> int:
-    from .losses import loss_table
+    from ..losses import loss_table
 
     print(loss_table(), end="")
     return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from .tracking import default_uri
-    from .tracking.mlflow_tracker import open_ui
+    from ..tracking import default_uri
+    from ..tracking.mlflow_tracker import open_ui
 
     return open_ui(default_uri(args.tracking_uri), args.port)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Push run folders; exit 0 only when the store is reachable and holds everything they hold."""
-    from .tracking import make_tracker
-    from .train import sync
-    from .train.run import RunOfAnotherStore
+    from ..tracking import make_tracker
+    from ..train import sync
+    from ..train.run import RunOfAnotherStore
 
     tracker = make_tracker(args.tracking_uri)
     tracker.check()  # an unreachable or malformed URI is an error (exit 2) even with nothing to push
@@ -128,11 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--workdir", default="aplab_runs", help="where to look for run folders (default aplab_runs)")
     sync.set_defaults(handler=cmd_sync)
 
-    from .audit.cli import register as register_audit
-    from .noise_cli import register as register_noise
-    from .pipeline.cli import register as register_pipeline
-    from .pipeline.report_cli import register as register_report
-    from .study.cli import register as register_study
+    from .audit import register as register_audit
+    from .noise import register as register_noise
+    from .pipeline import register as register_pipeline
+    from .report import register as register_report
+    from .study import register as register_study
 
     for register in (register_study, register_pipeline, register_report, register_audit, register_noise):
         register(commands)
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     install_log_handler()
-    from .tracking import use_short_http_retries
+    from ..tracking import use_short_http_retries
 
     use_short_http_retries()  # MLflow's HTTP retries: seconds per call during an outage, not minutes
     try:
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     except AplabError as err:
         print("aplab: error: " + " ".join(str(err).split()), file=sys.stderr)  # always one line
         if isinstance(err, RunFailed):  # the run is marked FAILED; the message says why and what to try
-            from .train.status import RunStatus  # a run has run: torch is loaded already
+            from ..status import RunStatus  # a run has run: torch is loaded already
 
             return RunStatus.FAILED.exit_code
         return 2

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .registry import Registry
+from ..registry import Registry
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .gpus import GPUS_HELP
+from ..scale.gpus import GPUS_HELP
 
 
 def add_worker_arguments(parser: argparse.ArgumentParser, workers_help: str) -> None:
@@ -20,7 +20,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser, workers_help: str) -> 
 
 def add_executor_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     """Add --executor (local or slurm), --wait and the --slurm-* resources of one task (``what``: a run, a worker)."""
-    from .slurm import DEFAULT_TIME
+    from ..scale.slurm import DEFAULT_TIME
 
     parser.add_argument("--executor", choices=("local", "slurm"), default="local",
                         help=f"local: train here (default); slurm: submit one Slurm job array, one task per {what} "

@@ -7,8 +7,8 @@ bottom layer. Each package checks its own fields; the fields no package owns are
 
 from __future__ import annotations
 
-from .config import LOSS_PARAMS, ResolvedConfig, RunConfig, check_settings, freeze, from_flat, loss_kwargs
-from .errors import ConfigError, one_of
+from .schema import LOSS_PARAMS, ResolvedConfig, RunConfig, check_settings, freeze, from_flat, loss_kwargs
+from ..errors import ConfigError, one_of
 
 #: Classes of the probe loss built to validate the loss fields (any K >= 2 validates the same parameters).
 PROBE_CLASSES = 10
@@ -18,9 +18,9 @@ def resolve(config: RunConfig | ResolvedConfig) -> ResolvedConfig:
     """Fill unset fields from the dataset preset and check every field; a resolved config comes back as is."""
     if isinstance(config, ResolvedConfig):
         return config
-    from . import losses
-    from .data import check_data_config, check_dataset
-    from .models import model_factory
+    from .. import losses
+    from ..data import check_data_config, check_dataset
+    from ..models import model_factory
     from .presets import preset_for
 
     cfg = from_flat(config.flat())
@@ -51,7 +51,7 @@ def _resolve_loss(cfg: RunConfig, preset) -> None:
 
     An unset parameter takes the dataset preset's value (``loss_params``), else the loss's own default.
     """
-    from . import losses
+    from .. import losses
     from .presets import loss_params
 
     try:
@@ -66,7 +66,7 @@ def _resolve_loss(cfg: RunConfig, preset) -> None:
 
 def _resolve_noise(cfg: RunConfig) -> None:
     """The noise section checked by the noise package (spec, sampler, label file) for this dataset."""
-    from . import noise
+    from .. import noise
 
     n = cfg.noise
     n.spec = noise.check_config(n.spec, cfg.data.name, sampler=n.sampler, file=n.file)

@@ -10,8 +10,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..names import T, report_experiment
-from .cli import add_pipeline_arguments, pipeline_cells
+from ..keys import T, report_experiment
+from .pipeline import add_pipeline_arguments, pipeline_cells
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import RunConfig, apply, from_dict, load_yaml, parse_override
+from ..config import RunConfig, apply, from_dict, load_yaml, parse_override
 
 #: --flag -> dotted config field, for the fields people change most.
 TRAIN_FLAGS: dict[str, tuple[str, type | None, str]] = {
