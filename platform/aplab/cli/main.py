@@ -6,7 +6,6 @@ Every user mistake ends with one line ``aplab: error: ...`` and exit status 2, b
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from .flags import OneLineParser, add_config_arguments, config_from_args
 from ..config import apply
 from ..errors import AplabError, ConfigError, RunFailed
 from ..keys import M
+from ..log import install_log_handler
 
 #: The end-of-run numbers printed (all are logged): chosen without looking at the test set.
 SUMMARY_SHOWN = (M.TEST_ACC_LAST, M.TEST_ACC_BEST_VAL, M.BEST_VAL_EPOCH)
@@ -137,26 +137,6 @@ def build_parser() -> argparse.ArgumentParser:
     for register in (register_study, register_pipeline, register_report, register_audit, register_noise):
         register(commands)
     return parser
-
-
-class StderrHandler(logging.Handler):
-    """Writes each record to the current sys.stderr, not the one of install time (tests and notebooks swap it)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stderr.write(self.format(record) + "\n")
-        except Exception:  # logging's own contract: a failing handler reports and goes on
-            self.handleError(record)
-
-
-def install_log_handler() -> None:
-    """The one handler of aplab's diagnostics: "[aplab] message" on stderr, INFO and above (once per process)."""
-    logger = logging.getLogger("aplab")
-    if not any(isinstance(h, StderrHandler) for h in logger.handlers):
-        handler = StderrHandler()
-        handler.setFormatter(logging.Formatter("[aplab] %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:

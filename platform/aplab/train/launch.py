@@ -86,7 +86,7 @@ def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], rela
     ignore_requeue_signal()  # Slurm's requeue warning reaches every rank: the launching process acts on it
     die_with_parent()
     if cli_logging:
-        from ..cli.main import install_log_handler
+        from ..log import install_log_handler
 
         install_log_handler()
     rank = rank_from_environment()
