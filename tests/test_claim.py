@@ -18,6 +18,8 @@ from aplab.cli.main import main
 from aplab.errors import RunClaimed
 from aplab.processes import process_start
 from aplab.train.claim import CLAIM_FILE, ClaimOwner, RunClaim, read_owner
+from aplab import placement
+from aplab.scale.slurm import SlurmScheduler
 from aplab.tracking import MemoryTracker
 from aplab.train import train
 from aplab.status import RunStatus
@@ -108,13 +110,14 @@ def in_slurm_task(monkeypatch, active: set[str] | Exception, **variables: str) -
         monkeypatch.setenv(name, value)
     asked: list[list[str]] = []
 
-    def active_tasks(job_ids):
-        asked.append(list(job_ids))
-        if isinstance(active, Exception):
-            raise active
-        return active
+    class Squeue(SlurmScheduler):
+        def active_tasks(self, job_ids):
+            asked.append(list(job_ids))
+            if isinstance(active, Exception):
+                raise active
+            return active
 
-    monkeypatch.setattr("aplab.train.claim.active_tasks", active_tasks)
+    monkeypatch.setattr(placement, "_scheduler", Squeue())
     return asked
 
 

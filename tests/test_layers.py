@@ -18,8 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "platform" / "aplab"
 LAYERS: tuple[tuple[str, ...], ...] = (
     # foundations: no aplab dependency beyond each other
     ("aplab", "aplab.errors", "aplab.registry", "aplab.atomic", "aplab.locks", "aplab.processes",
-     "aplab.cache", "aplab.keys", "aplab.log", "aplab.version", "aplab.distributed", "aplab.status",
-     "aplab.plotting", "aplab.config"),
+     "aplab.cache", "aplab.keys", "aplab.log", "aplab.placement", "aplab.version", "aplab.distributed",
+     "aplab.status", "aplab.plotting", "aplab.config"),
     # the domain: pure losses, noise, datasets, models (they register their presets in config)
     ("aplab.losses", "aplab.noise", "aplab.data", "aplab.models"),
     # a config checked against the domain; the tracking store

@@ -11,7 +11,8 @@ from aplab.cli.main import main
 from aplab.errors import ConfigError
 from aplab.keys import T
 from aplab.pipeline import expand, parse_pipeline, run_pipeline
-from aplab.scale.gpus import GpuRequest, WorkerPlan, assign_gpus, gpu_plan, parse_gpus, placement_tags
+from aplab.placement import placement_tags
+from aplab.scale.gpus import GpuRequest, WorkerPlan, assign_gpus, gpu_plan, parse_gpus
 from aplab.scale.shard import Shard, parse_shard, shard_cells
 from aplab.tracking import make_tracker
 

@@ -21,7 +21,8 @@ from aplab.cli.main import main
 from aplab.errors import ConfigError
 from aplab.keys import T
 from aplab.train.claim import CLAIM_FILE
-from aplab.scale.gpus import placement_tags
+from aplab import placement
+from aplab.placement import placement_tags
 from aplab.scale.slurm import active_tasks, parse_opts, parse_time, slurm_options
 from aplab.tracking import make_tracker
 
@@ -108,6 +109,9 @@ def test_a_study_on_slurm_refuses_storage_other_hosts_cannot_share(tmp_path, cap
 
 
 def test_runs_in_a_slurm_task_are_tagged_with_its_job_and_task(monkeypatch):
+    from aplab.scale.slurm import SlurmScheduler
+
+    monkeypatch.setattr(placement, "_scheduler", SlurmScheduler())  # as every entry point sets it
     for name in ("SLURM_ARRAY_JOB_ID", "SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID"):
         monkeypatch.delenv(name, raising=False)
     assert T.SLURM_JOB_ID not in placement_tags(None)

@@ -143,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     install_log_handler()
+    from ..scale.slurm import use_slurm
     from ..tracking import use_short_http_retries
+
+    use_slurm()  # a run started in a Slurm task records it and checks claims with squeue
 
     use_short_http_retries()  # MLflow's HTTP retries: seconds per call during an outage, not minutes
     try:

@@ -26,6 +26,7 @@ from ..errors import ConfigError
 from ..keys import T
 from ..processes import cores_share, die_with_parent
 from ..scale.gpus import check_workers, use_only_gpu
+from ..scale.slurm import use_slurm
 from ..tracking import Tracker, default_uri, make_tracker
 from .spec import Cell
 
@@ -113,6 +114,7 @@ def _init_worker(ticks: Any, threads: int, parent: int, gpu_slots: Any) -> None:
     global _TICKS
     _TICKS = ticks
     die_with_parent(parent)
+    use_slurm()
     if gpu_slots is not None:
         use_only_gpu(gpu_slots.get())
     import torch

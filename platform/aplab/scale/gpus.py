@@ -8,11 +8,9 @@ A worker is given its GPU through CUDA_VISIBLE_DEVICES, set in the spawned worke
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from ..keys import T
 
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 GPUS_HELP = ("GPUs for the worker processes: auto (every visible GPU; CPU workers when there is none), "
@@ -130,23 +128,3 @@ def use_only_gpu(device: str) -> None:
     """In a fresh worker process, before torch touches CUDA: see only GPU ``device`` (as ``cuda:0``), or the
     group ``device`` lists ("0,1": a distributed run's ranks on ``cuda:0`` and ``cuda:1``)."""
     os.environ[CUDA_VISIBLE_DEVICES] = device
-
-
-def placement_tags(device) -> dict[str, str]:
-    """Where a run trains (tags of the run): the host, the Slurm job and array task (under Slurm), the
-    CUDA_VISIBLE_DEVICES it was given (when set) and, on CUDA, the physical GPU's index and name."""
-    from .slurm import slurm_tags
-
-    tags = {T.HOST: socket.gethostname(), **slurm_tags()}
-    listed = os.environ.get(CUDA_VISIBLE_DEVICES)
-    if listed is not None:
-        tags[T.CUDA_VISIBLE_DEVICES] = listed
-    if getattr(device, "type", None) != "cuda":
-        return tags
-    import torch
-
-    index = device.index or 0
-    physical = [p.strip() for p in listed.split(",")] if listed else []
-    tags[T.GPU_INDEX] = physical[index] if index < len(physical) else str(index)
-    tags[T.GPU_NAME] = torch.cuda.get_device_name(index)
-    return tags

@@ -24,6 +24,7 @@ from typing import TextIO
 from ..errors import AplabError, ConfigError
 from ..locks import file_lock
 from ..keys import T
+from ..placement import SchedulerUnavailable, task_id
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ ACTIVE_STATES = frozenset({"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "R
 POLL_S = 2.0
 
 
-class SlurmUnavailable(AplabError):
+class SlurmUnavailable(SchedulerUnavailable):
     """submitit is not installed or Slurm's commands cannot be reached."""
 
 
@@ -161,7 +162,9 @@ class Requeueable:
 
 
 def use_task_cpus() -> None:
-    """In a Slurm task: torch uses the CPUs the task was given, not every core of the node."""
+    """In a Slurm task: torch uses the CPUs the task was given, not every core of the node, and runs
+    know their task (``use_slurm``)."""
+    use_slurm()
     cpus = os.environ.get("SLURM_CPUS_PER_TASK")
     if cpus and cpus.isdigit():
         import torch
@@ -169,21 +172,29 @@ def use_task_cpus() -> None:
         torch.set_num_threads(int(cpus))
 
 
-def task_id(job: str, index: str | None) -> str:
-    """The id of a Slurm task as ``squeue`` and submitit name it: ``<job>_<index>`` in an array, ``<job>`` alone."""
-    return f"{job}_{index}" if index not in (None, "", "N/A") else job
-
-
-def slurm_tags() -> dict[str, str]:
-    """The Slurm job (an array's own id) and array task this process runs in; empty outside Slurm."""
+def slurm_task() -> tuple[str, str | None] | None:
+    """The Slurm job (an array's own id) and array task this process runs in; None outside Slurm."""
     job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
     if not job:
-        return {}
-    tags = {T.SLURM_JOB_ID: job}
-    task = os.environ.get("SLURM_ARRAY_TASK_ID")
-    if task:
-        tags[T.SLURM_TASK_ID] = task
-    return tags
+        return None
+    return job, os.environ.get("SLURM_ARRAY_TASK_ID") or None
+
+
+class SlurmScheduler:
+    """Slurm as the ``TaskScheduler`` a run asks: its task from the environment, live tasks from squeue."""
+
+    def current_task(self) -> tuple[str, str | None] | None:
+        return slurm_task()
+
+    def active_tasks(self, job_ids: list[str]) -> set[str]:
+        return active_tasks(job_ids)
+
+
+def use_slurm() -> None:
+    """Entry points call this before training: runs in a Slurm task tag it and check claims with squeue."""
+    from ..placement import use_scheduler
+
+    use_scheduler(SlurmScheduler())
 
 
 # ----------------------------------------------------------------------------- what Slurm still holds

@@ -285,6 +285,7 @@ def worker_loop(job: StudyJob, worker: int = 0, tracker: Tracker | None = None) 
 def _worker_process(job: StudyJob, worker: int, workers: int, gpu: str | None = None) -> None:
     """Entry point of a spawned worker process: its GPU first (before torch touches CUDA), then CPU threads
     shared out among the workers."""
+    use_slurm()
     if gpu is not None:
         use_only_gpu(gpu)
     import optuna

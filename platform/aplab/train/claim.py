@@ -27,9 +27,8 @@ from pathlib import Path
 
 from ..atomic import atomic_write_bytes
 from ..errors import RunClaimed
-from ..keys import T
 from ..processes import process_start, same_process
-from ..scale.slurm import SlurmUnavailable, active_tasks, slurm_tags, task_id
+from ..placement import SchedulerUnavailable, current_scheduler, current_task, task_id
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +104,7 @@ class RunClaim:
             raise self._claimed(read_owner(self.run_dir))
         host = socket.gethostname()
         current = read_owner(self.run_dir)
-        slurm = slurm_tags()
-        job, index = slurm.get(T.SLURM_JOB_ID), slurm.get(T.SLURM_TASK_ID)
+        job, index = current_task() or (None, None)
         gone = None if current is None else self._gone(current, host, task_id(job, index) if job else None, locked)
         if current is not None and gone is None:
             os.close(fd)
@@ -134,9 +132,12 @@ class RunClaim:
             return None
         if task == own_task:
             return f"it was this Slurm task {task} before its requeue"
+        scheduler = current_scheduler()
+        if scheduler is None:
+            return None
         try:
-            active = active_tasks([owner.slurm_job])
-        except SlurmUnavailable as err:
+            active = scheduler.active_tasks([owner.slurm_job])
+        except SchedulerUnavailable as err:
             log.info("%s; the claim of %s goes by its heartbeat", err, self.run_dir)
             return None
         return None if task in active else f"its Slurm task {task} is no longer queued or running"

@@ -22,6 +22,7 @@ from ..distributed import ignore_requeue_signal, rank_from_environment
 from ..errors import AplabError, ConfigError, RunFailed
 from ..tracking import make_tracker
 from .group import portable, rebuild
+from ..placement import TaskScheduler, current_scheduler, use_scheduler
 
 EpochHook = Callable[[int, dict[str, float]], None]
 
@@ -76,15 +77,17 @@ def relay(events, replies, on_epoch: EpochHook | None, outcome: Outcome) -> None
 
 
 def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], relay_epochs: bool, events, replies,
-             cli_logging: bool):
+             cli_logging: bool, scheduler: TaskScheduler | None = None):
     """The entry point of every rank: rank 0 tracks (a tracker rebuilt from ``uri``) and reports; the
     others train their slices and return None. ``cli_logging``: the launching process shows aplab's
-    diagnostics (the CLI does), so the ranks write them too, as the CLI does ("[aplab] ...")."""
+    diagnostics (the CLI does), so the ranks write them too, as the CLI does ("[aplab] ..."). ``scheduler``:
+    the launching process's (``placement.use_scheduler``), so rank 0's claim and tags see the same task."""
     from ..processes import cores_share, die_with_parent
     from .run import TrainingRun
 
     ignore_requeue_signal()  # Slurm's requeue warning reaches every rank: the launching process acts on it
     die_with_parent()
+    use_scheduler(scheduler)
     if cli_logging:
         from ..log import install_log_handler
 
@@ -151,7 +154,7 @@ def launch(cfg: ResolvedConfig, uri: str | None, on_epoch: EpochHook | None = No
     try:
         cli_logging = bool(logging.getLogger("aplab").handlers)  # diagnostics shown here: shown by the ranks too
         results = elastic_launch(config, run_rank)(cfg, uri, options, on_epoch is not None, events, replies,
-                                                   cli_logging)
+                                                   cli_logging, current_scheduler())
     except ChildFailedError as err:
         failure = err
     except SignalException as err:  # the agent got a signal and stopped the ranks (it sent them the same one)

@@ -35,7 +35,7 @@ from ..keys import P_REALISED_NOISE_RATE, P_TRAIN_SIZE, P_VAL_SIZE, M, T
 from ..processes import die_with_parent
 from ..config.resolve import resolve
 from .claim import RunClaim
-from ..scale.gpus import placement_tags
+from ..placement import placement_tags
 from ..version import code_version
 from ..tracking import DatasetRecord, Tracker, default_uri, make_tracker
 from .batches import check_batch_split
