@@ -9,6 +9,7 @@ from typing import Any
 
 from ..config import RunConfig
 from ..keys import T
+from ..status import RunStatus
 from ..tracking import Tracker
 from .objective import ROLE_STUDY, TrialContext
 from .space import SearchSpace
@@ -44,7 +45,7 @@ def ensure_parent_run(study, ctx: TrialContext, tracker: Tracker, storage_url: s
     if record is None and found:
         record = next(iter(found.values()))
     if record is not None:
-        if record.status != "RUNNING":
+        if record.status != RunStatus.RUNNING:
             tracker.resume_run(record.run_id)
         run_id = record.run_id
     else:
@@ -62,17 +63,17 @@ def ensure_parent_run(study, ctx: TrialContext, tracker: Tracker, storage_url: s
     return run_id
 
 
-def close_parent_run(tracker: Tracker, run_id: str, done: bool, dead_workers: list[str]) -> str | None:
+def close_parent_run(tracker: Tracker, run_id: str, done: bool, dead_workers: list[str]) -> RunStatus | None:
     """End the parent run by its trials: FINISHED when every trial is done (whatever happened to a
     worker after), FAILED when a dead worker left trials undone, else left RUNNING (other commands
     may still be running trials). Returns the status set, or None."""
     if done:
-        tracker.end_run(run_id, "FINISHED")
-        return "FINISHED"
+        tracker.end_run(run_id, RunStatus.FINISHED)
+        return RunStatus.FINISHED
     if dead_workers:
         tracker.set_tags(run_id, {T.STUDY_INCOMPLETE: "; ".join(dead_workers)})
-        tracker.end_run(run_id, "FAILED")
-        return "FAILED"
+        tracker.end_run(run_id, RunStatus.FAILED)
+        return RunStatus.FAILED
     return None
 
 

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from ..processes import process_start, same_process
+from ..status import TrialStatus
 from .space import SearchSpace
 
 HEARTBEAT_S = 60.0
@@ -28,7 +29,13 @@ ATTR_HEARTBEAT = "aplab.heartbeat"  # unix time, refreshed while the trial runs
 ATTR_POINT = "aplab.point"  # the grid point an enqueued trial is to run
 ATTR_RETRY_OF = "aplab.retry_of"  # on a queued trial: the number of the FAIL it runs again
 ATTR_RETRY_REASON = "aplab.retry_reason"  # why that FAIL is not the point's fault (dead worker, crash)
-ATTR_FAILURE_REASON = "failure_reason"
+ATTR_FAILURE_REASON = "failure_reason"  # why a trial's own point failed (never retried)
+# Trial user attributes shown in the trials table (``summary``).
+ATTR_MLFLOW_RUN_ID = "mlflow_run_id"
+ATTR_RUN_DIR = "run_dir"
+ATTR_TEST_ACC_LAST = "test_acc_last"  # shown, never used to choose
+ATTR_PRUNED_AT_EPOCH = "pruned_at_epoch"
+ATTR_PRUNE_REASON = "prune_reason"
 
 
 def retried(trials) -> dict[int, str]:
@@ -161,7 +168,7 @@ def stale_trials(study, stale_after_s: float) -> list[tuple[Any, str]]:
 def is_done(study, space: SearchSpace, n_trials: int | None) -> bool:
     """Nothing queued or running, and every grid point covered / the budget spent."""
     trials = study.get_trials(deepcopy=False)
-    if any(t.state.name in ("WAITING", "RUNNING") for t in trials):
+    if any(t.state.name in (TrialStatus.WAITING, TrialStatus.RUNNING) for t in trials):
         return False
     return True if space.is_grid else budget_used(trials) >= (n_trials or 0)
 
@@ -191,7 +198,8 @@ class Heartbeat:
         self._thread.join()
 
 
-__all__ = ["ATTR_FAILURE_REASON", "ATTR_HEARTBEAT", "ATTR_OWNER", "ATTR_POINT", "ATTR_RETRY_OF", "ATTR_RETRY_REASON",
+__all__ = ["ATTR_FAILURE_REASON", "ATTR_HEARTBEAT", "ATTR_MLFLOW_RUN_ID", "ATTR_OWNER", "ATTR_POINT", "ATTR_PRUNED_AT_EPOCH",
+           "ATTR_PRUNE_REASON", "ATTR_RETRY_OF", "ATTR_RETRY_REASON", "ATTR_RUN_DIR", "ATTR_TEST_ACC_LAST",
            "HEARTBEAT_S", "STALE_AFTER_S", "Heartbeat", "budget_used", "claim_trial", "enqueue_grid", "fail_for_retry",
            "is_done", "mark_owner", "point_of", "retried", "same_point", "stale_reason",
            "stale_trials"]
