@@ -1,4 +1,5 @@
-"""The study's trial queue, through Optuna's public API only: enqueue, claim, budget, stale trials, heartbeat.
+"""The study's trial queue: enqueue, claim, budget, stale trials, heartbeat (what it needs of Optuna beyond
+its documented API is in ``optuna_adapter``).
 
 Every trial a worker runs comes from ``study.ask()`` (a queued point, else a new trial), called
 under aplab's storage lock so that the budget check and the claim are one step for all processes.
@@ -18,6 +19,7 @@ from typing import Any
 
 from ..processes import process_start, same_process
 from ..status import TrialStatus
+from .optuna_adapter import enqueued_params, is_finished, use_sampler
 from .space import SearchSpace
 
 HEARTBEAT_S = 60.0
@@ -47,11 +49,10 @@ def retried(trials) -> dict[int, str]:
 def point_of(trial) -> dict[str, Any]:
     """The point a trial runs: the one it was enqueued with, else the values it drew.
 
-    Grid trials queued before aplab recorded ``aplab.point`` carry their point only in Optuna's own
-    ``fixed_params`` system attribute: read here (never written), so such a study resumes without
-    queuing its waiting points twice.
+    Grid trials queued before aplab recorded ``aplab.point`` carry their point only in Optuna's own record of
+    what was enqueued (``optuna_adapter.enqueued_params``).
     """
-    return dict(trial.user_attrs.get(ATTR_POINT) or trial.params or trial.system_attrs.get("fixed_params") or {})
+    return dict(trial.user_attrs.get(ATTR_POINT) or trial.params or enqueued_params(trial))
 
 
 def same_point(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -102,7 +103,7 @@ def claim_trial(study, space: SearchSpace, n_trials: int | None):
     if not waiting and (space.is_grid or n_trials is None or budget_used(trials) >= n_trials):
         return None
     trial = study.ask()
-    study.sampler = space.make_sampler(trial.number)  # consulted lazily, at the trial's first suggest
+    use_sampler(study, space.make_sampler(trial.number))  # seeded by the trial's number
     return trial
 
 
@@ -141,7 +142,7 @@ def fail_for_retry(study, trial, reason: str) -> bool:
     """
     from optuna.trial import TrialState
 
-    if study.get_trials(deepcopy=False)[trial.number].state.is_finished():
+    if is_finished(study, trial.number):
         return False
     frozen = study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
     if frozen.state != TrialState.FAIL or ATTR_FAILURE_REASON in frozen.user_attrs:
