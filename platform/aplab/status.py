@@ -69,8 +69,9 @@ class Outcome(StrEnum):
 
 
 class TrialStatus(StrEnum):
-    """A study trial's state as aplab records it (tag ``trial.state``, the trials table): Optuna's TrialState
-    names (its enum is ``optuna.trial.TrialState``, imported only where Optuna runs), and FAIL_RETRIED for a FAIL whose point another trial runs again (a dead worker, a crash)."""
+    """A study trial's state as aplab records it (tag ``trial.state``, the trials table): the names of Optuna's
+    ``TrialState`` (imported only where Optuna runs), and FAIL_RETRIED for a FAIL whose point another trial
+    runs again (a dead worker, a crash)."""
 
     WAITING = "WAITING"
     RUNNING = "RUNNING"

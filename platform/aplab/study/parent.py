@@ -51,13 +51,13 @@ def ensure_parent_run(study, ctx: TrialContext, tracker: Tracker, storage_url: s
     else:
         space = ctx.space
         run_id = tracker.start_run(experiment, f"study-{ctx.study_name}", {
-            **tags, "optuna.study": ctx.study_name, "study.space": space.name, "study.objective": ctx.objective,
-            "study.sampler": json.dumps(space.sampler) if not space.is_grid else "grid (enqueued points)",
-            "study.pruner": json.dumps(space.pruner), "study.params": ",".join(space.param_names)})
+            **tags, T.OPTUNA_STUDY: ctx.study_name, T.STUDY_SPACE: space.name, T.STUDY_OBJECTIVE: ctx.objective,
+            T.STUDY_SAMPLER: json.dumps(space.sampler) if not space.is_grid else "grid (enqueued points)",
+            T.STUDY_PRUNER: json.dumps(space.pruner), T.STUDY_PARAMS: ",".join(space.param_names)})
         tracker.log_params(run_id, _parent_params(resolved, space))
         tracker.log_artifact(run_id, Path(space_path), "study")
         tracker.describe_experiment(experiment, experiment_description(ctx))
-    tracker.set_tags(run_id, {"study.n_trials": str(n_trials if n_trials is not None else len(ctx.space.points()))})
+    tracker.set_tags(run_id, {T.STUDY_N_TRIALS: str(n_trials if n_trials is not None else len(ctx.space.points()))})
     if known != run_id:
         study.set_user_attr(ATTR_PARENT, run_id)
     return run_id

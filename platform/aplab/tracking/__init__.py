@@ -1,4 +1,5 @@
-"""Tracking: the Tracker interface, an in-memory twin, and MLflow behind ``make_tracker``."""
+"""Tracking: the Tracker interface, an in-memory twin, and MLflow behind ``make_tracker`` (mlflow is imported in
+``mlflow_tracker`` and ``mlflow_adapter`` only, what it needs beyond the public API all in the latter)."""
 
 from __future__ import annotations
 
