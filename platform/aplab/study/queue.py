@@ -199,8 +199,8 @@ class Heartbeat:
         self._thread.join()
 
 
-__all__ = ["ATTR_FAILURE_REASON", "ATTR_HEARTBEAT", "ATTR_MLFLOW_RUN_ID", "ATTR_OWNER", "ATTR_POINT", "ATTR_PRUNED_AT_EPOCH",
-           "ATTR_PRUNE_REASON", "ATTR_RETRY_OF", "ATTR_RETRY_REASON", "ATTR_RUN_DIR", "ATTR_TEST_ACC_LAST",
+__all__ = ["ATTR_FAILURE_REASON", "ATTR_HEARTBEAT", "ATTR_MLFLOW_RUN_ID", "ATTR_OWNER", "ATTR_POINT",
+           "ATTR_PRUNED_AT_EPOCH", "ATTR_PRUNE_REASON", "ATTR_RETRY_OF", "ATTR_RETRY_REASON", "ATTR_RUN_DIR", "ATTR_TEST_ACC_LAST",
            "HEARTBEAT_S", "STALE_AFTER_S", "Heartbeat", "budget_used", "claim_trial", "enqueue_grid", "fail_for_retry",
            "is_done", "mark_owner", "point_of", "retried", "same_point", "stale_reason",
            "stale_trials"]

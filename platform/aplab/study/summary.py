@@ -17,8 +17,8 @@ from ..keys import M, T
 from ..plotting.figure import plot_grid_heatmap
 from ..status import TRIAL_ENDS, TrialStatus
 from ..tracking import Tracker
-from .queue import (ATTR_FAILURE_REASON, ATTR_MLFLOW_RUN_ID, ATTR_PRUNE_REASON, ATTR_PRUNED_AT_EPOCH, ATTR_TEST_ACC_LAST,
-                    point_of, retried)
+from .queue import (ATTR_FAILURE_REASON, ATTR_MLFLOW_RUN_ID, ATTR_PRUNE_REASON, ATTR_PRUNED_AT_EPOCH,
+                    ATTR_TEST_ACC_LAST, point_of, retried)
 from .space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ def trials_table(trials: list, space: SearchSpace) -> list[dict[str, Any]]:
         rows.append({
             "number": t.number, "state": state_name(t, again), "val_acc": t.value,
             **{name: params.get(name) for name in space.param_names},
-            "test_acc_last": t.user_attrs.get(ATTR_TEST_ACC_LAST), "pruned_at_epoch": t.user_attrs.get(ATTR_PRUNED_AT_EPOCH),
+            "test_acc_last": t.user_attrs.get(ATTR_TEST_ACC_LAST),
+            "pruned_at_epoch": t.user_attrs.get(ATTR_PRUNED_AT_EPOCH),
             "duration_s": round(duration, 1) if duration is not None else None,
             "reason": t.user_attrs.get(ATTR_FAILURE_REASON) or t.user_attrs.get(ATTR_PRUNE_REASON)
             or again.get(t.number, ""),
