@@ -296,3 +296,20 @@ def test_the_classifier_head_stays_float32_under_bf16_autocast():
     expected = features["x"].float() @ head.weight.T + head.bias  # the head's input may be bf16, its math is not
     torch.testing.assert_close(logits, expected)
     assert set(model.state_dict()) == set(build_model("cnn8", 10, 3, 32).state_dict())  # checkpoints unchanged
+
+
+def test_the_float32_head_keeps_the_parameters_and_draws_no_random_numbers():
+    """The head is swapped in with public API (``set_submodule``), built on the meta device: the optimiser sees
+    the very same Parameter objects in the same order, and the run's random stream is untouched."""
+    from aplab.models import Float32Linear, float32_head
+
+    torch.manual_seed(0)
+    model = build_model("cnn8", 10, 3, 32).train()
+    before = [(name, id(p)) for name, p in model.named_parameters()]
+    state = torch.random.get_rng_state()
+    float32_head(model)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert [(name, id(p)) for name, p in model.named_parameters()] == before
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    assert type(head) is Float32Linear and head.training
+    assert sum(type(m) is torch.nn.Linear for m in model.modules()) == 1  # cnn8's other Linear, untouched

@@ -197,3 +197,54 @@ def test_a_grid_queued_by_an_older_aplab_is_not_queued_twice(storage_url):
         study.enqueue_trial(point)
     assert enqueue_grid(study, space) == 7
     assert {pair(point_of(t)) for t in study.get_trials()} == PAPER_POINTS and len(study.get_trials()) == 12
+
+
+# ----------------------------------------------------------------------------- what aplab uses of Optuna
+
+
+def test_enqueued_params_reads_what_enqueue_trial_recorded():
+    from aplab.study.optuna_adapter import enqueued_params
+
+    study = optuna.create_study()
+    study.enqueue_trial({"loss.alpha": 10.0, "loss.beta": 0.1})
+    study.ask()  # takes the queued trial
+    study.ask()  # a trial that was never enqueued
+    queued, drawn = study.get_trials()
+    assert enqueued_params(queued) == {"loss.alpha": 10.0, "loss.beta": 0.1}
+    assert enqueued_params(drawn) == {}
+
+
+def test_a_sampler_set_after_ask_draws_the_asked_trials_values():
+    from aplab.study.optuna_adapter import use_sampler
+
+    def first_draw(seed: int) -> float:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1000 + seed))
+        trial = study.ask()
+        use_sampler(study, optuna.samplers.RandomSampler(seed=seed))
+        return trial.suggest_float("x", 0.0, 1.0)
+
+    expected = optuna.samplers.RandomSampler(seed=7)  # what a study made with that sampler draws first
+    alone = optuna.create_study(sampler=expected).ask().suggest_float("x", 0.0, 1.0)
+    assert first_draw(7) == alone != first_draw(8)
+
+
+def test_tell_unless_finished_tells_a_running_trial_and_not_one_another_process_finished():
+    from aplab.study.optuna_adapter import tell_unless_finished
+
+    study = optuna.create_study(direction="maximize")
+    running, failed_meanwhile = study.ask(), study.ask()
+    study.tell(failed_meanwhile.number, state=TrialState.FAIL)  # the other command's stale recovery
+    assert tell_unless_finished(study, running, 0.5, "COMPLETE") is True
+    assert tell_unless_finished(study, failed_meanwhile, 0.9, "COMPLETE") is False
+    states = [(t.state, t.value) for t in study.get_trials()]
+    assert states == [(TrialState.COMPLETE, 0.5), (TrialState.FAIL, None)]
+
+
+def test_tell_unless_finished_raises_what_is_not_a_lost_race():
+    from aplab.study.optuna_adapter import tell_unless_finished
+
+    study = optuna.create_study()
+    trial = study.ask()
+    with pytest.raises(ValueError):
+        tell_unless_finished(study, trial, None, "WAITING")  # not a state a trial can be told
+    assert study.get_trials()[0].state == TrialState.RUNNING

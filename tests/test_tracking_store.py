@@ -80,3 +80,57 @@ def test_without_a_template_cache_the_lock_alone_serialises_the_migrations(tmp_p
     not_a_folder.write_text("")
     n = 4
     check_store(db, n, start_together(f"sqlite:///{db}", n, not_a_folder, tmp_path))
+
+
+# ----------------------------------------------------------------------------- what aplab uses of MLflow
+
+
+def test_is_missing_reads_the_error_code_string_of_mlflow_exceptions():
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos import databricks_pb2
+
+    from aplab.tracking.mlflow_adapter import is_missing
+
+    gone = MlflowException("Run 'x' not found", error_code=databricks_pb2.RESOURCE_DOES_NOT_EXIST)
+    refused = MlflowException("bad value", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+    assert is_missing(gone) and not is_missing(refused)
+
+
+def test_a_real_lookup_of_an_unknown_run_is_missing_and_a_copied_store_is_adopted(tmp_path, monkeypatch):
+    """On a store MLflow made: its error for an unknown run, and its ``experiments`` table that
+    ``adopt_default_experiment`` updates (the Default experiment's artifact location and creation time)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from aplab.tracking.mlflow_adapter import adopt_default_experiment, is_missing
+
+    monkeypatch.chdir(tmp_path)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'made.db'}")
+    before = client.get_experiment("0")
+    with pytest.raises(MlflowException) as raised:
+        client.get_run("0" * 32)
+    assert is_missing(raised.value)
+    copy = tmp_path / "copy.db"
+    copy.write_bytes((tmp_path / "made.db").read_bytes())
+    adopt_default_experiment(copy, str(tmp_path / "elsewhere" / "0"))
+    adopted = MlflowClient(f"sqlite:///{copy}").get_experiment("0")
+    assert adopted.artifact_location == str(tmp_path / "elsewhere" / "0") != before.artifact_location
+    assert adopted.creation_time >= before.creation_time and adopted.last_update_time >= adopted.creation_time
+
+
+def test_the_system_metrics_monitor_samples_into_the_run_it_names(tmp_path, monkeypatch):
+    pytest.importorskip("psutil")
+    from mlflow import MlflowClient
+
+    from aplab.tracking.mlflow_adapter import system_metrics_monitor
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'made.db'}"
+    client = MlflowClient(uri)
+    run_id = client.create_run("0").info.run_id
+    client.log_metric(run_id, "system/cpu_utilization_percentage", 1.0, step=2)
+    monitor = system_metrics_monitor(run_id, uri, resume=True)
+    monitor.publish_metrics({"cpu_utilization_percentage": 5.0})
+    monitor.finish()
+    steps = [(m.step, m.value) for m in client.get_metric_history(run_id, "system/cpu_utilization_percentage")]
+    assert sorted(steps) == [(2, 1.0), (3, 5.0)]

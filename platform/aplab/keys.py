@@ -31,6 +31,14 @@ class M:
     VAL_ACC_LAST = "val/acc_last"
     BEST_VAL_EPOCH = "best_val_epoch"
     SYSTEM_CPU = "system/cpu_utilization_percentage"  # MLflow's system metrics, sampled every interval
+    # a study's parent run (step = trials done)
+    STUDY_BEST_VAL_ACC = "study/best_val_acc"
+    REFIT_TEST_ACC = "refit/test_acc"  # the best point retrained on the whole training set (step = its trial)
+
+    @staticmethod
+    def study_trials(state: str) -> str:
+        """The parent run's count of trials in ``state`` (COMPLETE, PRUNED, FAIL): ``study/trials_complete``."""
+        return f"study/trials_{state.lower()}"
 
 
 class T:
@@ -60,8 +68,34 @@ class T:
     PARENT_RUN_ID = "mlflow.parentRunId"
     NOTE = "mlflow.note.content"
     EXPERIMENT_KIND = "mlflow.experimentKind"  # an experiment tag: which page MLflow's UI opens
+    SOURCE_NAME = "mlflow.source.name"  # MLflow's documented system tags of a run's origin
+    SOURCE_TYPE = "mlflow.source.type"
+    USER = "mlflow.user"
+    GIT_COMMIT = "mlflow.source.git.commit"
+    DATASET_CONTEXT = "mlflow.data.context"  # a dataset input's tag: training, validation or test
     STUDY_STORAGE = "optuna.storage"
     STUDY_INCOMPLETE = "study.incomplete"  # the dead workers of a command that left trials undone
+    # a study's parent run: what it searches, and its standing
+    OPTUNA_STUDY = "optuna.study"
+    STUDY_SPACE = "study.space"
+    STUDY_OBJECTIVE = "study.objective"
+    STUDY_SAMPLER = "study.sampler"
+    STUDY_PRUNER = "study.pruner"
+    STUDY_PARAMS = "study.params"
+    STUDY_N_TRIALS = "study.n_trials"  # the budget (a grid: its points)
+    STUDY_TRIALS = "study.trials"  # trials in the storage so far
+    BEST_TRIAL = "best.trial"
+    BEST_VAL_ACC = "best.val_acc"
+    BEST_PARAM = "best."  # + a searched field: the best trial's value of it
+    REFIT_RUN_ID = "refit.run_id"
+    REFIT_TRIAL = "refit.trial"
+    REFIT_FAILURE_REASON = "refit.failure_reason"
+    REFIT_PARAM = "refit."  # + a searched field: the refit's value of it
+    # a trial's child run
+    TRIAL_VALUE = "trial.value"
+    PRUNED = "pruned"  # "true" on a pruned trial's run
+    PRUNED_AT_EPOCH = "pruned_at_epoch"
+    PRUNE_REASON = "prune_reason"
     # where a run trained (scale-out)
     HOST = "host"
     GPU_INDEX = "gpu.index"  # the machine's GPU (its CUDA_VISIBLE_DEVICES index), not the cuda:N the run saw
@@ -98,6 +132,19 @@ P_HUMAN_FILE_SHA256 = "noise.human_file_sha256"
 P_REPORT_METRIC = "report.metric"
 P_REPORT_RUNS = "report.runs"
 P_REPORT_CELLS = "report.cells"
+
+
+def run_label(cfg, readable: bool = False) -> str:
+    """A run's name from its axes, the one format: ``digits-ce-none-s0``, the run's name in the store
+    (``T.RUN_NAME`` when ``tracking.run_name`` is unset) and the end of a study's default name; ``readable``:
+    ``digits ce none seed 0``, how messages name a pipeline cell.
+
+    ``cfg`` is a RunConfig (not imported: the config package imports this module).
+    """
+    parts = (cfg.data.name, cfg.loss.name, cfg.noise.spec)
+    if readable:
+        return " ".join((*parts, f"seed {cfg.runtime.seed}"))
+    return "-".join((*parts, f"s{cfg.runtime.seed}"))
 
 
 def report_experiment(experiment: str) -> str:

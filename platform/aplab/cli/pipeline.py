@@ -117,7 +117,8 @@ def _report(args: argparse.Namespace, uri: str, result) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """How many cells the tracking store has finished, running, failed and not started."""
     from ..tracking import default_uri, make_tracker
-    from ..pipeline.status import CELL_STATES, cell_states, count_states
+    from ..pipeline.progress import cell_states, count_states
+    from ..status import CellState
 
     uri = default_uri(args.tracking_uri)
     spec, cells = pipeline_cells(args, uri)
@@ -126,7 +127,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     states = cell_states(tracker, cells)
     counts = count_states(states)
     print(f"pipeline {spec.name}: {len(cells)} cells: "
-          + ", ".join(f"{counts[name]} {name.lower()}" for name in CELL_STATES)
+          + ", ".join(f"{counts[name]} {name.lower()}" for name in CellState)
           + f" (experiment {cells[0].config.tracking.experiment}, {uri})")
     if args.verbose:
         for state in states:

@@ -20,8 +20,21 @@ class Float32Linear(nn.Linear):
 
 
 def float32_head(model: nn.Module) -> nn.Module:
-    """Turn the model's last nn.Linear (its classifier) into a Float32Linear, in place."""
-    linears = [m for m in model.modules() if type(m) is nn.Linear]
-    if linears:
-        linears[-1].__class__ = Float32Linear
+    """Replace the model's last nn.Linear (its classifier) by a Float32Linear holding the same parameters, in place.
+
+    Public API (torch 2.14): ``nn.Module.set_submodule`` puts the new module where the old one was, so the
+    state_dict keys and the order of ``model.parameters()`` (what the optimiser steps) are unchanged; the new
+    module is built on the meta device (no memory, no draw from the random generator) and takes the old
+    one's Parameter objects.
+    """
+    linears = [(name, m) for name, m in model.named_modules() if type(m) is nn.Linear]
+    if not linears:
+        return model
+    name, old = linears[-1]
+    head = Float32Linear(old.in_features, old.out_features, bias=old.bias is not None, device="meta")
+    head.weight = old.weight
+    if old.bias is not None:
+        head.bias = old.bias
+    head.train(old.training)
+    model.set_submodule(name, head)
     return model

@@ -22,7 +22,7 @@ from ..scale.slurm import (Requeueable, SlurmOptions, SubmissionLog, follow, job
 from ..tracking import Tracker, make_tracker
 from .runner import NOT_DONE, CellOutcome, PipelineResult, train_cell, experiment_description, finished_hashes
 from .spec import Cell
-from .status import cell_states
+from .progress import cell_states
 
 log = logging.getLogger(__name__)
 

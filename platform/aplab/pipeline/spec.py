@@ -14,7 +14,7 @@ from typing import Any, Callable
 from ..config import LOSS_PARAMS, RunConfig, config_hash, field_names, from_flat, load_yaml, parse_override, to_flat
 from ..config.resolve import resolve
 from ..errors import ConfigError
-from ..keys import AXIS_FIELDS
+from ..keys import AXIS_FIELDS, run_label
 from ..registry import Registry, did_you_mean
 from ..report.paper import TABLE_ORDER
 
@@ -68,8 +68,8 @@ class Cell:
 
     @property
     def label(self) -> str:
-        c = self.config
-        return f"{c.data.name} {c.loss.name} {c.noise.spec} seed {c.runtime.seed}"
+        """How messages name the cell: ``digits ce none seed 0``."""
+        return run_label(self.config, readable=True)
 
 
 # ----------------------------------------------------------------------------- parsing

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..keys import P_REPORT_CELLS, P_REPORT_METRIC, P_REPORT_RUNS, M, T, report_experiment
+from ..status import RunStatus
 from ..tracking import Tracker
 
 if TYPE_CHECKING:  # pandas and matplotlib load only when a report is built (train imports run_plots)
@@ -115,5 +116,5 @@ def _log_report(tracker: Tracker, experiment: str, report: Report, metric: str, 
                                 P_REPORT_CELLS: len(report.summary)})
     for path in report.files:
         tracker.log_artifact(run_id, path, "report")
-    tracker.end_run(run_id, "FINISHED")
+    tracker.end_run(run_id, RunStatus.FINISHED)
     return run_id

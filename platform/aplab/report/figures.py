@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..keys import M, T
 from ..plotting.figure import new_figure, plot_grid_heatmap, save_figure
+from ..status import RunStatus
 from ..tracking import RunRecord
 from .tables import KIND_ORDER, column_label, method_label
 
@@ -125,7 +126,7 @@ def study_grids(records: Sequence[RunRecord], metric: str = M.VAL_ACC) -> dict[s
     found: dict[str, list[dict[str, float]]] = {}
     for record in records:
         parent = record.tags.get(T.PARENT_RUN_ID)
-        if not parent or record.status != "FINISHED" or metric not in record.metrics:
+        if not parent or record.status != RunStatus.FINISHED or metric not in record.metrics:
             continue
         try:
             alpha, beta = (float(record.params[p]) for p in GRID_PARAMS)

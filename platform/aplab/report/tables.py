@@ -15,6 +15,7 @@ import pandas as pd
 from ..config import field_names
 from ..keys import AXIS_FIELDS, REQUIRED_RUN_TAGS, M, T, affects_results
 from ..registry import Registry
+from ..status import RunStatus
 from ..tracking import RunRecord, Tracker
 from .paper import PAPER_ROW_ORDER, lookup, noise_key
 
@@ -44,7 +45,7 @@ GROUP = ["dataset", "noise_kind", "noise_rate", "method"]
 def is_table_run(record: RunRecord) -> bool:
     """A finished training run (not a study trial, not a report)."""
     tags = record.tags
-    return (record.status == "FINISHED" and all(k in tags for k in REQUIRED_RUN_TAGS)
+    return (record.status == RunStatus.FINISHED and all(k in tags for k in REQUIRED_RUN_TAGS)
             and tags.get(T.REPORT) != "1" and T.PARENT_RUN_ID not in tags)
 
 

@@ -17,7 +17,9 @@ from ..config import RunConfig, apply, config_hash
 from ..keys import M, T
 from ..config.resolve import resolve
 from ..registry import Registry
+from ..status import RunStatus, TrialStatus
 from ..tracking import Tracker
+from .queue import ATTR_PRUNED_AT_EPOCH, ATTR_RUN_DIR, ATTR_TEST_ACC_LAST
 from .space import SearchSpace, apply_params
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ class TrialContext:
 class TrialOutcome:
     """How a trial ended: an Optuna state name, its value, its MLflow run and a reason when not COMPLETE."""
 
-    state: str  # COMPLETE, PRUNED or FAIL
+    state: TrialStatus  # COMPLETE, PRUNED or FAIL
     value: float | None
     run_id: str | None
     reason: str = ""
@@ -84,7 +86,8 @@ def trial_config(ctx: TrialContext, params: dict[str, Any], number: int) -> RunC
 
 
 def trial_tags(ctx: TrialContext, number: int) -> dict[str, str]:
-    return {T.STUDY: ctx.study_name, T.STUDY_ROLE: ROLE_TRIAL, T.TRIAL_NUMBER: str(number), T.TRIAL_STATE: "RUNNING"}
+    return {T.STUDY: ctx.study_name, T.STUDY_ROLE: ROLE_TRIAL, T.TRIAL_NUMBER: str(number),
+            T.TRIAL_STATE: TrialStatus.RUNNING}
 
 
 def child_run_id(tracker: Tracker, ctx: TrialContext, number: int) -> str | None:
@@ -94,8 +97,9 @@ def child_run_id(tracker: Tracker, ctx: TrialContext, number: int) -> str | None
     return found[0].run_id if found else None
 
 
-def end_child(tracker: Tracker, run_id: str | None, status: str, tags: dict[str, str]) -> None:
-    """Tag and close a child run (best effort: the study must not stop for a tracking hiccup)."""
+def end_child(tracker: Tracker, run_id: str | None, status: RunStatus | None, tags: dict[str, str]) -> None:
+    """Tag a child run and, given a ``status``, close it (best effort: the study must not stop for a tracking
+    hiccup)."""
     if run_id is None:
         return
     try:
@@ -122,29 +126,30 @@ def run_trial(trial, ctx: TrialContext, tracker: Tracker) -> TrialOutcome:
     cfg = resolve(trial_config(ctx, params, trial.number))  # once: train() takes the resolved config as it is
     run_dir = ctx.study_dir / f"trial-{trial.number:04d}-{config_hash(cfg)}"
     reporter = EpochReporter(trial, ctx.objective)
-    attrs: dict[str, Any] = {"run_dir": str(run_dir)}
+    attrs: dict[str, Any] = {ATTR_RUN_DIR: str(run_dir)}
     try:
         result = train(cfg, tracker, run_dir=run_dir, parent_run_id=ctx.parent_run_id,
                        extra_tags=trial_tags(ctx, trial.number), progress=ctx.progress, on_epoch=reporter)
     except optuna.TrialPruned as err:
         run_id = child_run_id(tracker, ctx, trial.number)
-        end_child(tracker, run_id, "KILLED", {T.TRIAL_STATE: "PRUNED", "pruned": "true",
-                                              "pruned_at_epoch": str(reporter.last_epoch), "prune_reason": str(err)})
+        end_child(tracker, run_id, RunStatus.KILLED, {T.TRIAL_STATE: TrialStatus.PRUNED, T.PRUNED: "true",
+                                                      T.PRUNED_AT_EPOCH: str(reporter.last_epoch),
+                                                      T.PRUNE_REASON: str(err)})
         (run_dir / CHECKPOINT).unlink(missing_ok=True)  # never resumed: a pruned trial is final
-        return TrialOutcome("PRUNED", reporter.last_value, run_id, str(err),
-                            {**attrs, "pruned_at_epoch": reporter.last_epoch})
+        return TrialOutcome(TrialStatus.PRUNED, reporter.last_value, run_id, str(err),
+                            {**attrs, ATTR_PRUNED_AT_EPOCH: reporter.last_epoch})
     except RunFailed as err:  # a non-finite loss, an unreadable run file
         run_id = child_run_id(tracker, ctx, trial.number)  # aplab.train ended it FAILED with failure_reason
-        end_child(tracker, run_id, "", {T.TRIAL_STATE: "FAIL"})
-        return TrialOutcome("FAIL", None, run_id, f"run failed: {err}", attrs)
+        end_child(tracker, run_id, None, {T.TRIAL_STATE: TrialStatus.FAIL})
+        return TrialOutcome(TrialStatus.FAIL, None, run_id, f"run failed: {err}", attrs)
     if not result.history or M.VAL_ACC not in result.history[-1] or M.VAL_ACC_LAST not in result.summary:
-        end_child(tracker, result.run_id, "", {T.TRIAL_STATE: "FAIL"})
-        return TrialOutcome("FAIL", None, result.run_id, f"run in {run_dir} ended {result.status} without "
+        end_child(tracker, result.run_id, None, {T.TRIAL_STATE: TrialStatus.FAIL})
+        return TrialOutcome(TrialStatus.FAIL, None, result.run_id, f"run in {run_dir} ended {result.status} without "
                             "validation accuracy", attrs)
     value = OBJECTIVES.get(ctx.objective, field="--objective")(result.history)
-    attrs["test_acc_last"] = result.summary.get(M.TEST_ACC_LAST)  # shown in the table, never used to choose
-    end_child(tracker, result.run_id, "", {T.TRIAL_STATE: "COMPLETE", "trial.value": f"{value:.6g}"})
-    return TrialOutcome("COMPLETE", value, result.run_id, "", attrs)
+    attrs[ATTR_TEST_ACC_LAST] = result.summary.get(M.TEST_ACC_LAST)  # shown in the table, never used to choose
+    end_child(tracker, result.run_id, None, {T.TRIAL_STATE: TrialStatus.COMPLETE, T.TRIAL_VALUE: f"{value:.6g}"})
+    return TrialOutcome(TrialStatus.COMPLETE, value, result.run_id, "", attrs)
 
 
 __all__ = ["OBJECTIVES", "ROLE_REFIT", "ROLE_STUDY", "ROLE_TRIAL", "EpochReporter", "TrialContext", "TrialOutcome",

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..config import RunConfig
 from ..keys import T
+from ..status import RunStatus
 from ..tracking import Tracker
 from .objective import ROLE_STUDY, TrialContext
 from .space import SearchSpace
@@ -44,35 +45,35 @@ def ensure_parent_run(study, ctx: TrialContext, tracker: Tracker, storage_url: s
     if record is None and found:
         record = next(iter(found.values()))
     if record is not None:
-        if record.status != "RUNNING":
+        if record.status != RunStatus.RUNNING:
             tracker.resume_run(record.run_id)
         run_id = record.run_id
     else:
         space = ctx.space
         run_id = tracker.start_run(experiment, f"study-{ctx.study_name}", {
-            **tags, "optuna.study": ctx.study_name, "study.space": space.name, "study.objective": ctx.objective,
-            "study.sampler": json.dumps(space.sampler) if not space.is_grid else "grid (enqueued points)",
-            "study.pruner": json.dumps(space.pruner), "study.params": ",".join(space.param_names)})
+            **tags, T.OPTUNA_STUDY: ctx.study_name, T.STUDY_SPACE: space.name, T.STUDY_OBJECTIVE: ctx.objective,
+            T.STUDY_SAMPLER: json.dumps(space.sampler) if not space.is_grid else "grid (enqueued points)",
+            T.STUDY_PRUNER: json.dumps(space.pruner), T.STUDY_PARAMS: ",".join(space.param_names)})
         tracker.log_params(run_id, _parent_params(resolved, space))
         tracker.log_artifact(run_id, Path(space_path), "study")
         tracker.describe_experiment(experiment, experiment_description(ctx))
-    tracker.set_tags(run_id, {"study.n_trials": str(n_trials if n_trials is not None else len(ctx.space.points()))})
+    tracker.set_tags(run_id, {T.STUDY_N_TRIALS: str(n_trials if n_trials is not None else len(ctx.space.points()))})
     if known != run_id:
         study.set_user_attr(ATTR_PARENT, run_id)
     return run_id
 
 
-def close_parent_run(tracker: Tracker, run_id: str, done: bool, dead_workers: list[str]) -> str | None:
+def close_parent_run(tracker: Tracker, run_id: str, done: bool, dead_workers: list[str]) -> RunStatus | None:
     """End the parent run by its trials: FINISHED when every trial is done (whatever happened to a
     worker after), FAILED when a dead worker left trials undone, else left RUNNING (other commands
     may still be running trials). Returns the status set, or None."""
     if done:
-        tracker.end_run(run_id, "FINISHED")
-        return "FINISHED"
+        tracker.end_run(run_id, RunStatus.FINISHED)
+        return RunStatus.FINISHED
     if dead_workers:
         tracker.set_tags(run_id, {T.STUDY_INCOMPLETE: "; ".join(dead_workers)})
-        tracker.end_run(run_id, "FAILED")
-        return "FAILED"
+        tracker.end_run(run_id, RunStatus.FAILED)
+        return RunStatus.FAILED
     return None
 
 

@@ -1,4 +1,5 @@
-"""The study's trial queue, through Optuna's public API only: enqueue, claim, budget, stale trials, heartbeat.
+"""The study's trial queue: enqueue, claim, budget, stale trials, heartbeat (what it needs of Optuna beyond
+its documented API is in ``optuna_adapter``).
 
 Every trial a worker runs comes from ``study.ask()`` (a queued point, else a new trial), called
 under aplab's storage lock so that the budget check and the claim are one step for all processes.
@@ -17,6 +18,8 @@ import time
 from typing import Any
 
 from ..processes import process_start, same_process
+from ..status import TrialStatus
+from .optuna_adapter import enqueued_params, is_finished, use_sampler
 from .space import SearchSpace
 
 HEARTBEAT_S = 60.0
@@ -28,7 +31,13 @@ ATTR_HEARTBEAT = "aplab.heartbeat"  # unix time, refreshed while the trial runs
 ATTR_POINT = "aplab.point"  # the grid point an enqueued trial is to run
 ATTR_RETRY_OF = "aplab.retry_of"  # on a queued trial: the number of the FAIL it runs again
 ATTR_RETRY_REASON = "aplab.retry_reason"  # why that FAIL is not the point's fault (dead worker, crash)
-ATTR_FAILURE_REASON = "failure_reason"
+ATTR_FAILURE_REASON = "failure_reason"  # why a trial's own point failed (never retried)
+# Trial user attributes shown in the trials table (``summary``).
+ATTR_MLFLOW_RUN_ID = "mlflow_run_id"
+ATTR_RUN_DIR = "run_dir"
+ATTR_TEST_ACC_LAST = "test_acc_last"  # shown, never used to choose
+ATTR_PRUNED_AT_EPOCH = "pruned_at_epoch"
+ATTR_PRUNE_REASON = "prune_reason"
 
 
 def retried(trials) -> dict[int, str]:
@@ -40,11 +49,10 @@ def retried(trials) -> dict[int, str]:
 def point_of(trial) -> dict[str, Any]:
     """The point a trial runs: the one it was enqueued with, else the values it drew.
 
-    Grid trials queued before aplab recorded ``aplab.point`` carry their point only in Optuna's own
-    ``fixed_params`` system attribute: read here (never written), so such a study resumes without
-    queuing its waiting points twice.
+    Grid trials queued before aplab recorded ``aplab.point`` carry their point only in Optuna's own record of
+    what was enqueued (``optuna_adapter.enqueued_params``).
     """
-    return dict(trial.user_attrs.get(ATTR_POINT) or trial.params or trial.system_attrs.get("fixed_params") or {})
+    return dict(trial.user_attrs.get(ATTR_POINT) or trial.params or enqueued_params(trial))
 
 
 def same_point(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -95,7 +103,7 @@ def claim_trial(study, space: SearchSpace, n_trials: int | None):
     if not waiting and (space.is_grid or n_trials is None or budget_used(trials) >= n_trials):
         return None
     trial = study.ask()
-    study.sampler = space.make_sampler(trial.number)  # consulted lazily, at the trial's first suggest
+    use_sampler(study, space.make_sampler(trial.number))  # seeded by the trial's number
     return trial
 
 
@@ -134,7 +142,7 @@ def fail_for_retry(study, trial, reason: str) -> bool:
     """
     from optuna.trial import TrialState
 
-    if study.get_trials(deepcopy=False)[trial.number].state.is_finished():
+    if is_finished(study, trial.number):
         return False
     frozen = study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
     if frozen.state != TrialState.FAIL or ATTR_FAILURE_REASON in frozen.user_attrs:
@@ -161,7 +169,7 @@ def stale_trials(study, stale_after_s: float) -> list[tuple[Any, str]]:
 def is_done(study, space: SearchSpace, n_trials: int | None) -> bool:
     """Nothing queued or running, and every grid point covered / the budget spent."""
     trials = study.get_trials(deepcopy=False)
-    if any(t.state.name in ("WAITING", "RUNNING") for t in trials):
+    if any(t.state.name in (TrialStatus.WAITING, TrialStatus.RUNNING) for t in trials):
         return False
     return True if space.is_grid else budget_used(trials) >= (n_trials or 0)
 
@@ -191,7 +199,8 @@ class Heartbeat:
         self._thread.join()
 
 
-__all__ = ["ATTR_FAILURE_REASON", "ATTR_HEARTBEAT", "ATTR_OWNER", "ATTR_POINT", "ATTR_RETRY_OF", "ATTR_RETRY_REASON",
+__all__ = ["ATTR_FAILURE_REASON", "ATTR_HEARTBEAT", "ATTR_MLFLOW_RUN_ID", "ATTR_OWNER", "ATTR_POINT",
+           "ATTR_PRUNED_AT_EPOCH", "ATTR_PRUNE_REASON", "ATTR_RETRY_OF", "ATTR_RETRY_REASON", "ATTR_RUN_DIR", "ATTR_TEST_ACC_LAST",
            "HEARTBEAT_S", "STALE_AFTER_S", "Heartbeat", "budget_used", "claim_trial", "enqueue_grid", "fail_for_retry",
            "is_done", "mark_owner", "point_of", "retried", "same_point", "stale_reason",
            "stale_trials"]

@@ -9,13 +9,16 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write
+from ..keys import M, T
 from ..plotting.figure import plot_grid_heatmap
+from ..status import TRIAL_ENDS, TrialStatus
 from ..tracking import Tracker
-from .queue import ATTR_FAILURE_REASON, point_of, retried
+from .queue import (ATTR_FAILURE_REASON, ATTR_MLFLOW_RUN_ID, ATTR_PRUNE_REASON, ATTR_PRUNED_AT_EPOCH,
+                    ATTR_TEST_ACC_LAST, point_of, retried)
 from .space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -23,13 +26,16 @@ log = logging.getLogger(__name__)
 TABLE_ARTIFACT = "study"
 TABLE_FILE = "trials.csv"
 HEATMAP_FILE = "heatmap_val_acc.png"
+#: What a heat-map cell without a COMPLETE trial says (a retried FAIL says nothing: its replacement will).
+CELL_NOTES = {TrialStatus.PRUNED: "pruned", TrialStatus.FAIL: "failed", TrialStatus.RUNNING: "running",
+              TrialStatus.WAITING: "queued"}
 
 
-def state_name(trial, again: dict[int, str]) -> str:
+def state_name(trial, again: dict[int, str]) -> TrialStatus:
     """Optuna's state name; a FAIL that another trial runs again (``again``, from ``queue.retried``: a
     dead worker, a crash) reads ``FAIL_RETRIED``."""
-    name = trial.state.name
-    return "FAIL_RETRIED" if name == "FAIL" and trial.number in again else name
+    name = TrialStatus(trial.state.name)
+    return TrialStatus.FAIL_RETRIED if name == TrialStatus.FAIL and trial.number in again else name
 
 
 def trials_table(trials: list, space: SearchSpace) -> list[dict[str, Any]]:
@@ -44,11 +50,12 @@ def trials_table(trials: list, space: SearchSpace) -> list[dict[str, Any]]:
         rows.append({
             "number": t.number, "state": state_name(t, again), "val_acc": t.value,
             **{name: params.get(name) for name in space.param_names},
-            "test_acc_last": t.user_attrs.get("test_acc_last"), "pruned_at_epoch": t.user_attrs.get("pruned_at_epoch"),
+            "test_acc_last": t.user_attrs.get(ATTR_TEST_ACC_LAST),
+            "pruned_at_epoch": t.user_attrs.get(ATTR_PRUNED_AT_EPOCH),
             "duration_s": round(duration, 1) if duration is not None else None,
-            "reason": t.user_attrs.get(ATTR_FAILURE_REASON) or t.user_attrs.get("prune_reason")
+            "reason": t.user_attrs.get(ATTR_FAILURE_REASON) or t.user_attrs.get(ATTR_PRUNE_REASON)
             or again.get(t.number, ""),
-            "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
+            "mlflow_run_id": t.user_attrs.get(ATTR_MLFLOW_RUN_ID),
         })
     return rows
 
@@ -65,7 +72,7 @@ def write_table(rows: list[dict[str, Any]], path: Path) -> Path:
 
 def best_trial(trials: list):
     """The COMPLETE trial with the highest value (the earliest among ties), or None."""
-    complete = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None
+    complete = [t for t in trials if t.state.name == TrialStatus.COMPLETE and t.value is not None
                 and math.isfinite(t.value)]
     return max(complete, key=lambda t: (t.value, -t.number), default=None)
 
@@ -91,21 +98,12 @@ def plot_study_grid(trials: list, space: SearchSpace, path: Path, title: str) ->
     for t in trials:
         params = point_of(t)
         key = (params.get(rows_spec.name), params.get(cols_spec.name))
-        if t.state.name == "COMPLETE":
+        if t.state.name == TrialStatus.COMPLETE:
             cells[key] = t.value
         elif key not in cells:
-            notes[key] = {"PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "queued"}.get(
-                state_name(t, again), notes.get(key, ""))
+            notes[key] = CELL_NOTES.get(state_name(t, again), notes.get(key, ""))
     return plot_grid_heatmap(cells, rows_spec.choices, cols_spec.choices, rows_spec.name, cols_spec.name, path,
                              title, notes)
-
-
-def _replace(path: Path, write) -> Path:
-    """Write through a private temporary file, then rename: readers never see half a file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
-    write(temporary)
-    os.replace(temporary, path)
-    return path
 
 
 def update_parent(study, space: SearchSpace, tracker: Tracker, parent_run_id: str, folder: Path) -> None:
@@ -115,22 +113,22 @@ def update_parent(study, space: SearchSpace, tracker: Tracker, parent_run_id: st
         trials = study.get_trials(deepcopy=False)  # one read of the storage for the whole update
         found = counts(trials)
         best = best_trial(trials)
-        done = sum(found.get(k, 0) for k in ("COMPLETE", "PRUNED", "FAIL"))
-        metrics = {f"study/trials_{k.lower()}": float(found.get(k, 0)) for k in ("COMPLETE", "PRUNED", "FAIL")}
-        tags: dict[str, str] = {"study.trials": str(len(trials))}
+        done = sum(found.get(k, 0) for k in TRIAL_ENDS)
+        metrics = {M.study_trials(k): float(found.get(k, 0)) for k in TRIAL_ENDS}
+        tags: dict[str, str] = {T.STUDY_TRIALS: str(len(trials))}
         if best is not None:
-            metrics["study/best_val_acc"] = float(best.value)
-            tags.update({"best.trial": str(best.number), "best.val_acc": f"{best.value:.6g}",
-                         **{f"best.{k}": str(v) for k, v in best.params.items()}})
+            metrics[M.STUDY_BEST_VAL_ACC] = float(best.value)
+            tags.update({T.BEST_TRIAL: str(best.number), T.BEST_VAL_ACC: f"{best.value:.6g}",
+                         **{f"{T.BEST_PARAM}{k}": str(v) for k, v in best.params.items()}})
         tracker.log_metrics(parent_run_id, [(done, metrics)])
         tracker.set_tags(parent_run_id, tags)
         folder.mkdir(parents=True, exist_ok=True)
         rows = trials_table(trials, space)
-        tracker.log_artifact(parent_run_id, _replace(folder / TABLE_FILE, lambda p: write_table(rows, p)),
+        tracker.log_artifact(parent_run_id, atomic_write(folder / TABLE_FILE, lambda p: write_table(rows, p)),
                              TABLE_ARTIFACT)
         if space.is_grid and len(space.params) == 2:
             title = f"{study.study_name}: validation accuracy (%)"
-            heatmap = _replace(folder / HEATMAP_FILE, lambda p: plot_study_grid(trials, space, p, title))
+            heatmap = atomic_write(folder / HEATMAP_FILE, lambda p: plot_study_grid(trials, space, p, title))
             tracker.log_artifact(parent_run_id, heatmap, TABLE_ARTIFACT)
     except Exception as err:  # noqa: BLE001 - reported, and the next update sends it all again
         log.warning("could not update the study run %s (%s: %s)", parent_run_id, type(err).__name__, err)

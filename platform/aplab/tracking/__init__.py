@@ -1,14 +1,16 @@
-"""Tracking: the Tracker interface, an in-memory twin, and MLflow behind ``make_tracker``."""
+"""Tracking: the Tracker interface, an in-memory twin, and MLflow behind ``make_tracker`` (mlflow is imported in
+``mlflow_tracker`` and ``mlflow_adapter`` only, what it needs beyond the public API all in the latter)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from .base import DatasetRecord, MemoryTracker, RunRecord, Tracker
+from ..errors import ConfigError
+from .base import MEMORY_URI, DatasetRecord, MemoryTracker, RunRecord, Tracker
 
-__all__ = ["DatasetRecord", "MemoryTracker", "RunRecord", "Tracker", "default_uri", "make_tracker",
-           "use_short_http_retries"]
+__all__ = ["MEMORY_URI", "DatasetRecord", "MemoryTracker", "RunRecord", "Tracker", "default_uri", "is_in_process",
+           "make_tracker", "require_shared_store", "use_short_http_retries"]
 
 #: MLflow's HTTP client settings for aplab's processes: an outage costs seconds per call, not minutes
 #: (MLflow's defaults are 7 retries and a 120 s timeout).
@@ -28,11 +30,23 @@ def default_uri(uri: str | None = None) -> str:
 def make_tracker(uri: str | None = None) -> Tracker:
     """A Tracker for a URI; ``memory://`` gives the in-memory one."""
     resolved = default_uri(uri)
-    if resolved.startswith("memory://"):
+    if is_in_process(resolved):
         return MemoryTracker()
     from .mlflow_tracker import MlflowTracker
 
     return MlflowTracker(resolved)
+
+
+def is_in_process(uri: str | None) -> bool:
+    """Whether ``uri`` names the in-memory store, which no other process (worker, rank, Slurm task) reaches."""
+    return uri is not None and uri.startswith(MEMORY_URI)
+
+
+def require_shared_store(uri: str | None, field: str, value: object, allowed: str) -> None:
+    """Refuse an in-memory store where another process must reach the runs: ``ConfigError(field, value, allowed)``
+    names the setting that needs the other processes (``--workers``, ``runtime.nproc_per_node``, ...)."""
+    if is_in_process(uri):
+        raise ConfigError(field, value, allowed)
 
 
 def use_short_http_retries() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..keys import T
+from ..status import RunStatus
 
 if TYPE_CHECKING:
     import torch
@@ -66,14 +67,18 @@ class MemoryRun:
     metrics: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
     datasets: list[DatasetRecord] = field(default_factory=list)
-    status: str = "RUNNING"
+    status: str = RunStatus.RUNNING
     models: dict[str, dict[str, object]] = field(default_factory=dict)  # name -> the model's state_dict
+
+
+#: The in-memory store's URI: it lives in the one process that made it (``require_shared_store``).
+MEMORY_URI = "memory://"
 
 
 class MemoryTracker:
     """A Tracker that keeps everything in memory; set ``fail`` to simulate an unreachable server."""
 
-    uri = "memory://"
+    uri = MEMORY_URI
 
     def __init__(self) -> None:
         self.runs: dict[str, MemoryRun] = {}
@@ -98,7 +103,7 @@ class MemoryTracker:
 
     def resume_run(self, run_id):
         self._guard()
-        self.runs[run_id].status = "RUNNING"
+        self.runs[run_id].status = RunStatus.RUNNING
 
     def log_params(self, run_id, params):
         self._guard()

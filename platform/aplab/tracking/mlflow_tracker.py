@@ -1,4 +1,4 @@
-"""The only module that imports mlflow: a Tracker over MlflowClient with explicit run ids.
+"""A Tracker over MlflowClient with explicit run ids (mlflow is imported here and in ``mlflow_adapter`` only).
 
 Explicit run ids (never the fluent "active run", never the global tracking URI) make it safe from
 any thread or process, and leave the importer's MLflow settings alone.
@@ -32,14 +32,13 @@ from mlflow.entities import (
     SourceType,
 )
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
-from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
-from mlflow.utils import mlflow_tags
 
 from ..errors import ConfigError, TrackingUnavailable
 from ..keys import T
+from ..status import RunStatus
 from ..version import git_commit
 from .base import DatasetRecord, RunRecord
+from .mlflow_adapter import adopt_default_experiment, is_missing, system_metrics_monitor
 from .quiet import quiet_store_errors
 from .sqlite_store import prepare_store, sqlite_path
 
@@ -70,7 +69,7 @@ class MlflowTracker:
         if self._client is None:
             db = sqlite_path(self.uri)
             if db is not None:
-                prepare_store(db, mlflow.__version__, open_store, default_artifacts())
+                prepare_store(db, mlflow.__version__, open_store, adopt_default_experiment)
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
 
@@ -119,14 +118,14 @@ class MlflowTracker:
         return run.info.run_id
 
     def resume_run(self, run_id):
-        self.client.update_run(run_id, status="RUNNING")
+        self.client.update_run(run_id, status=RunStatus.RUNNING)
 
     def has_run(self, run_id):
         """False when the store does not hold the run (e.g. a new store); an outage raises."""
         try:
             self.client.get_run(run_id)
         except MlflowException as err:
-            if err.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            if is_missing(err):
                 return False
             raise
         return True
@@ -151,8 +150,7 @@ class MlflowTracker:
     def log_dataset(self, run_id, dataset: DatasetRecord):
         entity = Dataset(name=dataset.name, digest=dataset.digest, source_type="aplab", source=dataset.source,
                          profile=f'{{"num_rows": {dataset.num_rows}}}')
-        self.client.log_inputs(run_id, [DatasetInput(entity, [InputTag(mlflow_tags.MLFLOW_DATASET_CONTEXT,
-                                                                       dataset.context)])])
+        self.client.log_inputs(run_id, [DatasetInput(entity, [InputTag(T.DATASET_CONTEXT, dataset.context)])])
 
     def log_model(self, run_id, model, name="model"):
         """The model as an MLflow LoggedModel of the run: its params, and the last value of each of its
@@ -188,7 +186,7 @@ class MlflowTracker:
         the run keeps one point, since an identical point is not stored twice.
         """
         datasets = {tag.value: entry.dataset for entry in run.inputs.dataset_inputs for tag in entry.tags
-                    if tag.key == mlflow_tags.MLFLOW_DATASET_CONTEXT}
+                    if tag.key == T.DATASET_CONTEXT}
         linked = []
         for key in run.data.metrics:
             last = max(self.client.get_metric_history(run.info.run_id, key), key=lambda m: (m.step, m.timestamp))
@@ -223,14 +221,7 @@ class MlflowTracker:
         ``first_step > 0`` (a resumed run) continues after the last system-metric step the store
         holds (MLflow's ``resume_logging``) instead of writing over steps from 0 again.
         """
-        try:
-            import psutil  # noqa: F401
-            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-        except ImportError:
-            return None
-        monitor = SystemMetricsMonitor(run_id, resume_logging=first_step > 0, tracking_uri=self.uri)
-        monitor.start()
-        return monitor
+        return system_metrics_monitor(run_id, self.uri, resume=first_step > 0)
 
 
 def open_store(uri: str) -> None:
@@ -238,19 +229,13 @@ def open_store(uri: str) -> None:
     MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
-def default_artifacts() -> str:
-    """Where MLflow puts the Default experiment's artifacts for a store created from here."""
-    return str(Path(DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH).resolve() / "0")
-
-
 @functools.cache
 def source_tags() -> dict[str, str]:
     """What MLflow's fluent API records of a run's origin: entry point, user, and the code's git commit."""
-    tags = {mlflow_tags.MLFLOW_SOURCE_NAME: sys.argv[0] or "<console>",
-            mlflow_tags.MLFLOW_SOURCE_TYPE: SourceType.to_string(SourceType.LOCAL),
-            mlflow_tags.MLFLOW_USER: _user()}
+    tags = {T.SOURCE_NAME: sys.argv[0] or "<console>", T.SOURCE_TYPE: SourceType.to_string(SourceType.LOCAL),
+            T.USER: _user()}
     if commit := git_commit():
-        tags[mlflow_tags.MLFLOW_GIT_COMMIT] = commit
+        tags[T.GIT_COMMIT] = commit
     return tags
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 
-#: Logger -> (the lowest level still shown, message beginnings dropped at any level).
+#: Logger -> (the lowest level still shown, message beginnings dropped at any level). The names are MLflow's
+#: module paths and the messages its own (checked against MLflow 3.17.2; ``tests/test_tracking.py`` covers them).
 QUIETED = {
     # INFO "Creating initial MLflow database tables..."; ERROR with a traceback, then raised to aplab.
     "mlflow.store.db.utils": (logging.WARNING, ("SQLAlchemy database error",)),

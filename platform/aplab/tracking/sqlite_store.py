@@ -8,19 +8,18 @@ template kept once per MLflow version in the user's cache directory (issue 13).
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import shutil
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..cache import cache_dir
 from ..locks import file_lock
 
 log = logging.getLogger(__name__)
+
 
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI; None for any other store (and in-memory SQLite)."""
@@ -33,12 +32,13 @@ def sqlite_uri(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def prepare_store(db: Path, template_key: str, initialise: Callable[[str], None], default_artifacts: str) -> None:
+def prepare_store(db: Path, template_key: str, initialise: Callable[[str], None],
+                  adopt: Callable[[Path], None]) -> None:
     """Make ``db`` a ready store: copy the template when the file is new, then let ``initialise`` open it.
 
     ``initialise(uri)`` opens the store with MLflow (migrating it if needed); it runs under the lock, so
     concurrent callers wait for the first instead of migrating the same file together.
-    ``default_artifacts`` is where the copy's Default experiment keeps artifacts, as MLflow would set.
+    ``adopt(path)`` makes a copy of the template its own store (``mlflow_adapter.adopt_default_experiment``).
     """
     db = db.resolve()
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +46,7 @@ def prepare_store(db: Path, template_key: str, initialise: Callable[[str], None]
         if not db.exists() or db.stat().st_size == 0:
             template = migrated_template(template_key, initialise)
             if template is not None:
-                copy_template(template, db, default_artifacts)
+                copy_template(template, db, adopt)
         initialise(sqlite_uri(db))
 
 
@@ -60,13 +60,9 @@ def migrated_template(template_key: str, initialise: Callable[[str], None]) -> P
         with file_lock(folder / f"{template.name}.lock"):
             if not template.exists():
                 started = time.perf_counter()
-                scratch = folder / f".{template.name}.partial"  # ours alone while the lock is held
-                scratch.unlink(missing_ok=True)  # a crashed attempt's leftover
-                try:
-                    initialise(sqlite_uri(scratch))
-                    os.replace(scratch, template)
-                finally:
-                    scratch.unlink(missing_ok=True)
+                # ours alone while the lock is held; a crashed attempt's leftover is replaced
+                atomic_write(template, lambda scratch: initialise(sqlite_uri(scratch)),
+                             temporary=folder / f".{template.name}.partial")
                 log.debug("made the store template %s in %.1f s", template, time.perf_counter() - started)
     except OSError as err:
         log.debug("no store template (%s): migrating the store in place", err)
@@ -74,20 +70,15 @@ def migrated_template(template_key: str, initialise: Callable[[str], None]) -> P
     return template
 
 
-def copy_template(template: Path, db: Path, default_artifacts: str) -> None:
-    """Copy the template to ``db`` atomically (no half-written store, even on a crash) and make it its own.
+def copy_template(template: Path, db: Path, adopt: Callable[[Path], None]) -> None:
+    """Copy the template to ``db`` atomically (no half-written store, even on a crash) and make it its own
+    (``adopt``: the template's Default experiment carries the template's artifact location and creation time).
 
-    The template's Default experiment (id 0) carries the template's artifact location and creation
-    time; MLflow has no API to change them, so one SQL statement on its ``experiments`` table does.
+    The caller holds the store's lock, so the temporary name is fixed; the umask sets the store's mode.
     """
-    scratch = db.with_name(f".{db.name}.partial")  # the caller holds the store's lock; the umask sets its mode
-    scratch.unlink(missing_ok=True)  # a crashed attempt's leftover
-    try:
+
+    def write(scratch: Path) -> None:
         shutil.copyfile(template, scratch)
-        now = int(time.time() * 1000)
-        with contextlib.closing(sqlite3.connect(scratch)) as connection, connection:
-            connection.execute("UPDATE experiments SET artifact_location = ?, creation_time = ?, last_update_time = ? "
-                               "WHERE experiment_id = 0", (default_artifacts, now, now))
-        os.replace(scratch, db)
-    finally:
-        scratch.unlink(missing_ok=True)
+        adopt(scratch)
+
+    atomic_write(db, write, temporary=db.with_name(f".{db.name}.partial"))
