@@ -23,7 +23,7 @@ from aplab.study.objective import OBJECTIVES
 from aplab.study.parent import close_parent_run
 from aplab.study.queue import ATTR_OWNER, ATTR_RETRY_REASON, retried
 from aplab.study.runner import StudyOptions, run_study
-from aplab.study.space import load_space, parse_space
+from aplab.study.space_file import load_space, parse_space
 from aplab.study.storage import default_storage, open_storage
 from aplab.tracking import MemoryTracker, make_tracker
 

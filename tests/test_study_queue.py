@@ -23,7 +23,7 @@ from aplab.processes import process_start
 from aplab.study.queue import (ATTR_HEARTBEAT, ATTR_OWNER, ATTR_RETRY_OF, ATTR_RETRY_REASON, budget_used, claim_trial,
                                enqueue_grid, fail_for_retry, is_done, mark_owner, point_of, retried,
                                stale_reason, stale_trials)
-from aplab.study.space import load_space
+from aplab.study.space_file import load_space
 from aplab.study.storage import open_storage, storage_lock
 
 pytest_plugins = ["tests.stack"]  # the PostgreSQL fixture (started only by the tests marked stack)

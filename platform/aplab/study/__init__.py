@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from .objective import OBJECTIVES, TrialContext, TrialOutcome, run_trial
 from .runner import StudyJob, StudyOptions, StudyReport, prepare_study, run_study, worker_loop
-from .space import ParamSpec, SearchSpace, load_space, parse_space
+from .space import ParamSpec, SearchSpace
+from .space_file import load_space, parse_space
 from .storage import StorageUnavailable, default_storage, open_storage
 
 __all__ = ["OBJECTIVES", "ParamSpec", "SearchSpace", "StorageUnavailable", "StudyJob", "StudyOptions", "StudyReport",

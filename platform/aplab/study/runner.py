@@ -31,7 +31,8 @@ from .objective import OBJECTIVES, ROLE_REFIT, TrialContext, TrialOutcome, child
 from .parent import close_parent_run, ensure_parent_run
 from .queue import (ATTR_FAILURE_REASON, STALE_AFTER_S, Heartbeat, claim_trial, enqueue_grid, fail_for_retry,
                     is_done, mark_owner, stale_trials)
-from .space import SearchSpace, apply_params, check_against_config, load_space
+from .space import SearchSpace, apply_params, check_against_config
+from .space_file import load_space
 from .storage import database_of, default_storage, is_journal, open_storage, redact, storage_lock
 from .summary import best_trial, counts, update_parent
 
