@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from ..errors import AplabError, ConfigError
+from ..errors import ConfigError
 from ..locks import file_lock
-from ..keys import T
 from ..placement import SchedulerUnavailable, task_id
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from ..keys import M, T
 from ..processes import cores_share
 from ..scale.gpus import check_workers, use_only_gpu
 from ..scale.slurm import (Requeueable, SlurmOptions, job_of, make_executor, require_submitit, submit_array,
-                           use_task_cpus)
+                           use_slurm, use_task_cpus)
 from ..tracking import Tracker, default_uri, make_tracker
 from .objective import OBJECTIVES, ROLE_REFIT, TrialContext, TrialOutcome, child_run_id, end_child, run_trial
 from .parent import close_parent_run, ensure_parent_run
