@@ -14,14 +14,15 @@ from .spec import NoiseSpec
 
 if TYPE_CHECKING:
     from ..data import Dataset
-    from . import NoisyLabels
+    from .corrupt import NoisyLabels
 
 
 def corrupt_training_set(dataset: Dataset, spec: str | NoiseSpec, seed: int, *, data_dir: str | Path | None = None,
                          file: str | Path | None = None, sampler: str | None = None) -> NoisyLabels:
     """Corrupt ``dataset.train.labels`` by ``spec``; instance noise reads the pixels scaled to [0, 1] as features."""
     from ..data import ImageTensors
-    from . import available, corrupt, parse_spec
+    from .corrupt import available, corrupt
+    from .spec import parse_spec
 
     features = None
     if parse_spec(spec, available()).kind == "instance":
