@@ -111,7 +111,10 @@ def test_a_resume_under_another_world_size_gives_each_rank_its_own_draws():
     from types import SimpleNamespace
 
     from aplab.config import RunConfig
-    from aplab.train.run import TrainingRun
+    from pathlib import Path
+
+    from aplab.train.context import RunContext
+    from aplab.train.resume import restore_training
 
     class Loads:  # the model, optimizer and schedule: their loading is not what is tested here
         def load_state_dict(self, state):
@@ -127,8 +130,8 @@ def test_a_resume_under_another_world_size_gives_each_rank_its_own_draws():
     def draws(rank: Rank) -> torch.Tensor:
         engine = SimpleNamespace(model=Loads(), optimizer=Loads(), scheduler=Loads(), runtime=None)
         with torch.random.fork_rng():
-            start = TrainingRun(RunConfig(), None, rank=rank)._restore_training(
-                engine, SimpleNamespace(generator=torch.Generator()), checkpoint)
+            context = RunContext(RunConfig(), "0" * 16, None, "memory://", Path("unused"), rank)
+            start = restore_training(context, engine, SimpleNamespace(generator=torch.Generator()), checkpoint)
             assert start == 4
             return torch.rand(8)
 

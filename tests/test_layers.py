@@ -20,8 +20,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aplab", "aplab.errors", "aplab.registry", "aplab.atomic", "aplab.locks", "aplab.processes",
      "aplab.cache", "aplab.keys", "aplab.log", "aplab.placement", "aplab.version", "aplab.distributed",
      "aplab.status", "aplab.plotting", "aplab.config"),
-    # the domain: pure losses, noise, datasets, models (they register their presets in config)
-    ("aplab.losses", "aplab.noise", "aplab.data", "aplab.models"),
+    # the domain: pure losses, noise, datasets, models, LR schedules
+    ("aplab.losses", "aplab.noise", "aplab.data", "aplab.models", "aplab.schedules"),
     # a config checked against the domain; the tracking store
     ("aplab.config.resolve", "aplab.tracking"),
     # one run

@@ -376,7 +376,7 @@ def test_malformed_yaml_config_exits_2(tmp_path, capsys):
 
 def test_sync_refuses_to_claim_a_run_that_lives_in_another_store(small_run):
     from aplab.train import sync
-    from aplab.train.run import RunOfAnotherStore
+    from aplab.train.sync import RunOfAnotherStore
 
     home = ContractTracker()
     result = train(small_run(), tracker=home, progress=False)

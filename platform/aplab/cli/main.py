@@ -67,7 +67,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     """Push run folders; exit 0 only when the store is reachable and holds everything they hold."""
     from ..tracking import make_tracker
     from ..train import sync
-    from ..train.run import RunOfAnotherStore
+    from ..train.sync import RunOfAnotherStore
 
     tracker = make_tracker(args.tracking_uri)
     tracker.check()  # an unreachable or malformed URI is an error (exit 2) even with nothing to push

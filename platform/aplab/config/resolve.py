@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .schema import LOSS_PARAMS, ResolvedConfig, RunConfig, check_settings, freeze, from_flat, loss_kwargs
 from ..errors import ConfigError, one_of
+from ..schedules import SCHEDULES
 
 #: Classes of the probe loss built to validate the loss fields (any K >= 2 validates the same parameters).
 PROBE_CLASSES = 10
@@ -42,6 +43,7 @@ def resolve(config: RunConfig | ResolvedConfig) -> ResolvedConfig:
     _resolve_loss(cfg, preset)
     _resolve_noise(cfg)
     model_factory(cfg.model.name)  # the one model-name rule: raises a ConfigError on model.name
+    SCHEDULES.get(cfg.optim.schedule, field="optim.schedule")  # the schedules the engine can build
     check_settings(cfg)
     return freeze(cfg)
 

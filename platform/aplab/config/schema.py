@@ -24,7 +24,6 @@ from ..registry import did_you_mean
 
 DECODERS = ("cpu", "gpu")
 PRECISIONS = ("auto", "fp32", "bf16")
-SCHEDULES = ("cosine", "exponential", "constant", "step")
 #: loss.* fields passed to losses.build (a loss takes a subset; unset ones stay None and out of the hash)
 LOSS_PARAMS = ("alpha", "beta", "gamma", "q", "ln_neg", "a", "p", "delta", "lamb", "min_prob", "scale")
 
@@ -284,7 +283,6 @@ def check_settings(cfg: RunConfig) -> None:
     _require(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "a number >= 0")
     _require(0 <= o.momentum < 1, "optim.momentum", o.momentum, "a number in [0, 1)")
     _require(o.grad_clip >= 0, "optim.grad_clip", o.grad_clip, "a number >= 0 (0 turns clipping off)")
-    _require(o.schedule in SCHEDULES, "optim.schedule", o.schedule, one_of(SCHEDULES))
     _require(0 < o.lr_decay <= 1, "optim.lr_decay", o.lr_decay, "a number in (0, 1]")
     if o.schedule == "step":
         _require(o.step_size is not None and o.step_size >= 1, "optim.step_size", o.step_size,

@@ -120,7 +120,7 @@ def run_trial(trial, ctx: TrialContext, tracker: Tracker) -> TrialOutcome:
 
     from ..errors import RunFailed
     from ..train import train
-    from ..train.run import CHECKPOINT
+    from ..train.resume import CHECKPOINT
 
     params = {spec.name: spec.suggest(trial) for spec in ctx.space.params}
     cfg = resolve(trial_config(ctx, params, trial.number))  # once: train() takes the resolved config as it is

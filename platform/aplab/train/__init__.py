@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from .engine import Engine, NonFiniteLoss
-from .run import RunResult, TrainingRun, sync, train
 from ..status import RunStatus
+from .engine import Engine, NonFiniteLoss
+from .entry import train
+from .result import RunResult
+from .run import TrainingRun
+from .sync import sync
 
 __all__ = ["Engine", "NonFiniteLoss", "RunResult", "RunStatus", "TrainingRun", "sync", "train"]

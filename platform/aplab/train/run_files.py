@@ -1,0 +1,67 @@
+"""A run folder's files when they go wrong: an unreadable state.json or checkpoint is set aside and the run
+marked FAILED (here and in the tracker), so the same command trains it again from scratch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import RunFailed, RunFileCorrupt
+from ..keys import T
+from ..status import RunStatus
+from .checkpoint import load_checkpoint
+from .context import RunContext
+from .recorder import STATE_FILE, RunRecorder
+from .result import finish_sync
+from .resume import CHECKPOINT
+
+
+def set_aside(path: Path, problem: str) -> RunFileCorrupt:
+    """Keep an unreadable run file as ``<name>.corrupt`` and say so in one line: the run is marked FAILED, and
+    the same command trains it again from scratch."""
+    path.replace(path.with_name(path.name + ".corrupt"))
+    return RunFileCorrupt(path, f"truncated or corrupt: {problem}", f"the run is marked FAILED and the file kept as "
+                          f"{path.name}.corrupt; run the same command again to train it from scratch")
+
+
+def load_recorder(ctx: RunContext) -> RunRecorder | None:
+    """The run folder's state; an unreadable state.json marks the tracked run FAILED and is set aside."""
+    try:
+        return RunRecorder.load(ctx.run_dir, ctx.tracker)
+    except RunFileCorrupt as err:
+        reason = f"{STATE_FILE} unreadable: {err}"
+        helper = RunRecorder(ctx.run_dir, ctx.tracker, {})
+        helper.attempt("marking the run FAILED", lambda: fail_tracked_runs(ctx, reason))
+        cause = err.__cause__
+        failure = set_aside(ctx.run_dir / STATE_FILE, f"{type(cause).__name__}: {cause}")
+        (ctx.run_dir / CHECKPOINT).unlink(missing_ok=True)  # its epochs are not trusted without their state
+        raise failure from None
+
+
+def fail_tracked_runs(ctx: RunContext, reason: str) -> None:
+    """End FAILED the tracked runs of this config left RUNNING or KILLED (resumable) in the experiment:
+    their state is lost, so none of them can be resumed."""
+    assert ctx.tracker is not None
+    for record in ctx.tracker.find_runs(ctx.cfg.tracking.experiment, {T.CONFIG_HASH: ctx.digest}):
+        if record.status in (RunStatus.RUNNING, RunStatus.KILLED):
+            ctx.tracker.set_tags(record.run_id, {T.FAILURE_REASON: reason})
+            ctx.tracker.end_run(record.run_id, RunStatus.FAILED)
+
+
+def load_run_checkpoint(ctx: RunContext, recorder: RunRecorder) -> dict[str, Any] | None:
+    """The last checkpoint; an unreadable one fails the run (FAILED, retried from scratch by a re-run)."""
+    path = ctx.run_dir / CHECKPOINT
+    try:
+        return load_checkpoint(path)
+    except Exception as err:  # torch.load's failures on a damaged file have no common type
+        failure = set_aside(path, f"{type(err).__name__}: {' '.join(str(err).split())[:200]}")
+        fail(ctx.run_dir, recorder, failure)
+        raise failure from None
+
+
+def fail(run_dir: Path, recorder: RunRecorder, err: RunFailed) -> None:
+    """Mark the run FAILED with its reason, here and in the tracker; a re-run starts it from scratch."""
+    recorder.state.update(status=RunStatus.FAILED, end_tags={T.FAILURE_REASON: str(err)})
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)
+    recorder.save()
+    finish_sync(recorder)
