@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from aplab.cli.main import main
+from aplab.cli.command import main
 from aplab.errors import RunClaimed
 from aplab.processes import process_start
 from aplab.train.claim import CLAIM_FILE, ClaimOwner, RunClaim, read_owner
 from aplab import placement
-from aplab.scale.slurm import SlurmScheduler
+from aplab.workers.slurm import SlurmScheduler
 from aplab.tracking import MemoryTracker
 from aplab.train import train
 from aplab.status import RunStatus
@@ -163,7 +163,7 @@ def test_a_claim_of_another_slurm_task_still_running_holds_until_its_heartbeat_i
 
 
 def test_where_squeue_cannot_be_asked_a_slurm_claim_goes_by_its_heartbeat(tmp_path, monkeypatch):
-    from aplab.scale.slurm import SlurmUnavailable
+    from aplab.workers.slurm import SlurmUnavailable
 
     asked = in_slurm_task(monkeypatch, SlurmUnavailable("squeue cannot tell"), SLURM_JOB_ID="80")
     write_claim(tmp_path / "fresh", "other-node", time.time(), slurm_job="77", slurm_task="1")
@@ -191,7 +191,7 @@ def test_a_claimed_run_is_one_line_and_exit_1_from_the_cli(tmp_path, capsys, mon
     command = ["train", "--dataset", "digits", "--epochs", "1", "--no-progress", "--tracking-uri", "memory://",
                "--set", "tracking.system_metrics=false", "--set", "tracking.workdir=runs"]
     from aplab.cli.flags import config_from_args  # the run folder the command trains into
-    from aplab.cli.main import build_parser
+    from aplab.cli.command import build_parser
     from aplab.config import config_hash
     from aplab.config.resolve import resolve
 

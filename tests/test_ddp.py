@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from aplab.cli.main import main
+from aplab.cli.command import main
 from aplab.distributed import Rank, split_bounds
 from aplab.keys import M, T
 from tests.kill_resume import aplab_command, assert_resumes_to_the_uninterrupted_result, run_until

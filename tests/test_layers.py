@@ -26,10 +26,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aplab.config.resolve", "aplab.tracking"),
     # one run
     ("aplab.train",),
-    # where runs execute (local workers, Slurm), and what reads or audits runs
-    ("aplab.executors", "aplab.report", "aplab.audit"),
+    # worker processes (GPU slots, Slurm's plumbing), and what reads or audits runs
+    ("aplab.workers", "aplab.report", "aplab.audit"),
     # many runs: pipelines and studies
     ("aplab.pipeline", "aplab.study"),
+    # where they execute: the executor protocol, registry and executors (local, slurm)
+    ("aplab.executors",),
     # the command line
     ("aplab.cli", "aplab.__main__"),
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from aplab.cli.main import main
+from aplab.cli.command import main
 from aplab.config import config_hash
 from aplab.pipeline import expand, load_pipeline, parse_pipeline, run_pipeline, scaled
 from aplab.pipeline.quickstart import QUICKSTART

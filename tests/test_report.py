@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from aplab.cli.main import main
+from aplab.cli.command import main
 from aplab.errors import ConfigError
 from aplab.report import build_report
 from aplab.report.figures import mean_band, study_grids

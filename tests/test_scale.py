@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from aplab.cli.main import main
+from aplab.cli.command import main
 from aplab.errors import ConfigError
 from aplab.keys import T
 from aplab.pipeline import expand, parse_pipeline, run_pipeline
 from aplab.placement import placement_tags
-from aplab.scale.gpus import GpuRequest, WorkerPlan, assign_gpus, gpu_plan, parse_gpus
-from aplab.scale.shard import Shard, parse_shard, shard_cells
+from aplab.workers.gpus import GpuRequest, WorkerPlan, assign_gpus, gpu_plan, parse_gpus
+from aplab.pipeline.shard import Shard, parse_shard, shard_cells
 from aplab.tracking import make_tracker
 
 PIPELINE = ("name: sh\nexperiment: sh\noverrides: {optim.epochs: 1}\nmatrix:\n  dataset: [digits]\n"

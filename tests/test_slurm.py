@@ -17,13 +17,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from aplab.cli.main import main
+from aplab.cli.command import main
 from aplab.errors import ConfigError
 from aplab.keys import T
 from aplab.train.claim import CLAIM_FILE
 from aplab import placement
 from aplab.placement import placement_tags
-from aplab.scale.slurm import active_tasks, parse_opts, parse_time, slurm_options
+from aplab.cli.flags import slurm_options
+from aplab.workers.slurm import active_tasks, parse_opts, parse_time
 from aplab.tracking import make_tracker
 
 pytest_plugins = ["slurm_cluster"]
@@ -74,7 +75,7 @@ def test_bad_slurm_resources_are_config_errors(changed, flag):
 
 
 def test_a_distributed_run_needs_a_gpu_per_rank_in_its_task():
-    from aplab.scale.slurm import SlurmOptions
+    from aplab.workers.slurm import SlurmOptions
 
     SlurmOptions(gpus_per_run=2).check_fits(2)
     SlurmOptions(gpus_per_run=0).check_fits(4)  # a CPU-only cluster: the ranks use gloo
@@ -109,7 +110,7 @@ def test_a_study_on_slurm_refuses_storage_other_hosts_cannot_share(tmp_path, cap
 
 
 def test_runs_in_a_slurm_task_are_tagged_with_its_job_and_task(monkeypatch):
-    from aplab.scale.slurm import SlurmScheduler
+    from aplab.workers.slurm import SlurmScheduler
 
     monkeypatch.setattr(placement, "_scheduler", SlurmScheduler())  # as every entry point sets it
     for name in ("SLURM_ARRAY_JOB_ID", "SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID"):
@@ -125,9 +126,9 @@ def test_runs_in_a_slurm_task_are_tagged_with_its_job_and_task(monkeypatch):
 def test_a_cell_whose_task_ends_while_a_submission_looks_is_not_sent_again(tmp_path, monkeypatch):
     """A task that ends between the submission's two reads (what Slurm holds, what the store has FINISHED)
     must be seen in one of them: Slurm is asked first, so it is still held there or FINISHED in the store."""
-    import aplab.pipeline.slurm as pipeline_slurm
+    import aplab.executors.slurm_pipeline as pipeline_slurm
     from aplab.pipeline import expand, parse_pipeline
-    from aplab.scale.slurm import SlurmOptions
+    from aplab.workers.slurm import SlurmOptions
     from aplab.tracking import MemoryTracker
 
     spec = parse_pipeline({"name": "race", "experiment": "race", "matrix": {
@@ -159,7 +160,7 @@ def test_a_cell_whose_task_ends_while_a_submission_looks_is_not_sent_again(tmp_p
 
     sent: list = []
     monkeypatch.setattr(store, "find_runs", find_runs)
-    monkeypatch.setattr("aplab.scale.slurm.active_tasks", squeue)
+    monkeypatch.setattr("aplab.workers.slurm.active_tasks", squeue)
     monkeypatch.setattr(pipeline_slurm, "make_executor", lambda folder, options, name: None)
     monkeypatch.setattr(pipeline_slurm, "submit_array", lambda executor, task, cells: sent.extend(cells) or ["6"])
     submission = pipeline_slurm.submit_pipeline([idle, racing], "race", store, SlurmOptions(gpus_per_run=0))

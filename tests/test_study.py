@@ -15,7 +15,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from aplab.cli.main import main
+from aplab.cli.command import main
 from aplab.config import RunConfig, apply
 from aplab.errors import ConfigError
 from aplab.keys import T

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from aplab.cli.main import main
+from aplab.cli.command import main
 from aplab.keys import P_TRAIN_SIZE, P_VAL_SIZE, M, T
 from aplab.tracking import MemoryTracker
 from aplab.train import NonFiniteLoss, train

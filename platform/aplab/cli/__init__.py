@@ -1,5 +1,5 @@
-"""The ``aplab`` command: one module per command, shared flags in ``flags``; argparse lives only here."""
+"""The ``aplab`` command (``command.main``): a module per command, shared flags in ``flags``; argparse lives only here."""
 
-from .main import main
+from .command import main
 
 __all__ = ["main"]

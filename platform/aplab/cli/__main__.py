@@ -1,5 +1,5 @@
 """``python -m aplab.cli ...``: the console script in a child process (tests, torchrun)."""
 
-from .main import main
+from .command import main
 
 raise SystemExit(main())

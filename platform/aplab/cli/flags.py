@@ -6,9 +6,17 @@ Kept apart from ``aplab.cli`` so that sub-command modules import it without impo
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from typing import TYPE_CHECKING
 
 from ..config import RunConfig, apply, from_dict, load_yaml, parse_override
+from ..errors import ConfigError
+from ..workers.gpus import GPUS_HELP
+
+if TYPE_CHECKING:
+    from ..executors import WorkerRequest
+    from ..workers.slurm import SlurmOptions
 
 #: --flag -> dotted config field, for the fields people change most.
 TRAIN_FLAGS: dict[str, tuple[str, type | None, str]] = {
@@ -65,3 +73,65 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     for item in args.set:
         apply(cfg, *parse_override(item))
     return cfg
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser, workers_help: str) -> None:
+    """Add --workers (default: GPUs x K on a GPU machine, else 1), --gpus and --runs-per-gpu."""
+    parser.add_argument("--workers", type=int, default=None,
+                        help=f"{workers_help} (default: GPUs x --runs-per-gpu on a GPU machine, else 1)")
+    parser.add_argument("--gpus", default="auto", help=GPUS_HELP)
+    parser.add_argument("--runs-per-gpu", type=int, default=1, metavar="K",
+                        help="worker processes per GPU (default 1; small models such as cnn8 use a GPU better "
+                        "2 or 4 at a time)")
+
+
+def add_executor_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add --executor (local or slurm), --wait and the --slurm-* resources of one task (``what``: a run, a worker)."""
+    from ..executors import EXECUTORS
+    from ..workers.slurm import DEFAULT_TIME
+
+    parser.add_argument("--executor", choices=EXECUTORS.names(), default="local",
+                        help=f"local: train here (default); slurm: submit one Slurm job array, one task per {what} "
+                        "(needs aplab[slurm]), print the job id and the log folder, and return")
+    parser.add_argument("--wait", action="store_true",
+                        help="with --executor slurm: follow the job array until it ends, then print the summary")
+    slurm = parser.add_argument_group("Slurm (with --executor slurm)")
+    slurm.add_argument("--slurm-partition", help="partition of the tasks (default: the cluster's default)")
+    slurm.add_argument("--slurm-time", default=DEFAULT_TIME,
+                       help=f"time limit of one task, e.g. 90 (minutes) or 1-12:00:00 (default {DEFAULT_TIME}); a "
+                       "task at its limit or preempted is requeued and resumes from its last checkpoint")
+    slurm.add_argument("--slurm-gpus-per-run", type=int, default=1, metavar="N",
+                       help=f"GPUs of one {what} (default 1; 0 on a CPU-only cluster)")
+    slurm.add_argument("--slurm-cpus-per-run", type=int, metavar="N", help=f"CPUs of one {what}")
+    slurm.add_argument("--slurm-mem", metavar="SIZE", help=f"memory of one {what}, e.g. 16G")
+    slurm.add_argument("--slurm-max-parallel", type=int, metavar="N",
+                       help="tasks of the array running at once at most (the array's throttle)")
+    slurm.add_argument("--slurm-account", help="Slurm account to charge")
+    slurm.add_argument("--slurm-qos", help="Slurm quality of service")
+    slurm.add_argument("--slurm-opt", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other sbatch option, e.g. --slurm-opt constraint=a100 (repeatable)")
+
+def slurm_options(args: argparse.Namespace) -> SlurmOptions:
+    """The ``--slurm-*`` flags, checked (one ConfigError line for the first bad one)."""
+    from ..workers.slurm import SlurmOptions, parse_opts, parse_time
+
+    for flag, value, least in (("--slurm-gpus-per-run", args.slurm_gpus_per_run, 0),
+                               ("--slurm-cpus-per-run", args.slurm_cpus_per_run, 1),
+                               ("--slurm-max-parallel", args.slurm_max_parallel, 1)):
+        if value is not None and value < least:
+            raise ConfigError(flag, value, f"an integer >= {least}")
+    if args.slurm_mem is not None and not re.fullmatch(r"\d+[KMGT]?B?", args.slurm_mem.strip(), re.IGNORECASE):
+        raise ConfigError("--slurm-mem", args.slurm_mem, "a memory size such as 16G or 8000M")
+    return SlurmOptions(partition=args.slurm_partition, time_min=parse_time(args.slurm_time),
+                        gpus_per_run=args.slurm_gpus_per_run, cpus_per_run=args.slurm_cpus_per_run,
+                        mem=args.slurm_mem.strip() if args.slurm_mem else None, max_parallel=args.slurm_max_parallel,
+                        account=args.slurm_account, qos=args.slurm_qos, extra=parse_opts(args.slurm_opt))
+
+
+def worker_request(args: argparse.Namespace) -> WorkerRequest:
+    """What --gpus, --runs-per-gpu, --workers, --wait and the --slurm-* flags ask of an executor (checked)."""
+    from ..executors import WorkerRequest
+    from ..workers.gpus import parse_gpus
+
+    return WorkerRequest(gpus=parse_gpus(args.gpus), runs_per_gpu=args.runs_per_gpu, workers=args.workers,
+                         wait=args.wait, slurm=slurm_options(args), progress=not args.no_progress)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .scale_flags import add_executor_arguments, add_worker_arguments
+from .flags import add_executor_arguments, add_worker_arguments, worker_request
 from ..pipeline.spec import SCALES, Cell, PipelineSpec, expand, load_pipeline, scaled
 
 
@@ -27,75 +27,22 @@ def pipeline_cells(args: argparse.Namespace, uri: str | None = None) -> tuple[Pi
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..scale.shard import parse_shard
-    from ..tracking import default_uri, make_tracker
-
-    shard = parse_shard(args.shard) if args.shard else None
-    uri = default_uri(args.tracking_uri)
-    if args.executor == "slurm":
-        return _run_on_slurm(args, uri, shard)
-    if args.wait:
-        from ..errors import ConfigError
-
-        raise ConfigError("--wait", True, "only with --executor slurm (a local run always waits)")
-    from ..scale.gpus import gpu_plan, parse_gpus
-    from ..pipeline.runner import run_pipeline
-
-    gpus = parse_gpus(args.gpus)
-    spec, cells = pipeline_cells(args, uri)  # a bad file or --set answers before torch counts the GPUs
-    per_run = max(cell.config.runtime.nproc_per_node for cell in cells)  # a distributed cell takes a group of GPUs
-    plan = gpu_plan(gpus, args.runs_per_gpu, args.workers, gpus_per_run=per_run)  # bad GPUs: exit 2, nothing ran
-    cells = _my_shard(spec, cells, shard)
-    if not cells:
-        return 0
-    tracker = make_tracker(uri)
-    result = run_pipeline(cells, spec.name, tracker=tracker, workers=plan.workers, progress=not args.no_progress,
-                          description=spec.description, gpus=plan.gpus)
-    return _report(args, uri, result)
-
-
-def _my_shard(spec: PipelineSpec, cells: list[Cell], shard) -> list[Cell]:
-    if shard is None:
-        return cells
-    from ..scale.shard import shard_cells
-
-    mine = shard_cells(cells, shard)
-    print(f"pipeline {spec.name}: shard {shard} trains {len(mine)} of the {len(cells)} cells")
-    return mine
-
-
-def _run_on_slurm(args: argparse.Namespace, uri: str, shard) -> int:
-    """Submit the unfinished cells as one job array; with --wait, follow it and report like a local run."""
-    import sys
     import time
 
-    from ..scale.slurm import require_submitit, slurm_options
-    from ..tracking import make_tracker
-    from ..pipeline.slurm import submit_pipeline, wait_for_pipeline
+    from ..executors import PipelineLaunch, executor
+    from ..pipeline.shard import parse_shard
+    from ..tracking import default_uri
 
-    options = slurm_options(args)  # bad flags, a missing submitit, a bad file: exit 2 before anything is sent
-    require_submitit()
-    start = time.perf_counter()
+    started = time.perf_counter()
+    shard = parse_shard(args.shard) if args.shard else None
+    uri = default_uri(args.tracking_uri)
+    request = worker_request(args)  # bad flags answer before the file is read or torch counts the GPUs
+    runner = executor(args.executor)
+    runner.check(request)
     spec, cells = pipeline_cells(args, uri)
-    options.check_fits(max(cell.config.runtime.nproc_per_node for cell in cells))
-    cells = _my_shard(spec, cells, shard)
-    if not cells:
-        return 0
-    tracker = make_tracker(uri)
-    sent = submit_pipeline(cells, spec.name, tracker, options, spec.description)
-    held = f", {len(sent.held)} still queued or running in Slurm" if sent.held else ""
-    if not sent.task_ids:
-        print(f"pipeline {spec.name}: nothing to submit ({sent.finished} of {len(cells)} cells finished{held})")
-    else:
-        print(f"pipeline {spec.name}: submitted Slurm job array {sent.job_id} ({len(sent.cells)} of {len(cells)} "
-              f"cells; {sent.finished} finished{held})")
-        print(f"logs: {sent.log_folder}")
-    if not args.wait:
-        print(f"progress: aplab pipeline status {args.file}{_scale_flag(args)} --tracking-uri {uri}")
-        return 0
-    result = wait_for_pipeline(sent, cells, spec.name, tracker, not args.no_progress, sys.stderr,
-                               time.perf_counter() - start)
-    return _report(args, uri, result)
+    status = f"aplab pipeline status {args.file}{_scale_flag(args)} --tracking-uri {uri}"
+    result = runner.run_pipeline(PipelineLaunch(spec, cells, shard, uri, status, started), request)
+    return 0 if result is None else _report(args, uri, result)
 
 
 def _scale_flag(args: argparse.Namespace) -> str:

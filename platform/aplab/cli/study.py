@@ -4,59 +4,27 @@ from __future__ import annotations
 
 import argparse
 
-from .flags import add_config_arguments, config_from_args
-from .scale_flags import add_executor_arguments, add_worker_arguments
+from .flags import add_config_arguments, add_executor_arguments, add_worker_arguments, config_from_args, worker_request
 
 
 def cmd_study(args: argparse.Namespace) -> int:
     """Build the base config from the train flags, run the study, print its outcome."""
-    from dataclasses import replace
+    from ..executors import executor
+    from ..study.runner import StudyOptions, check_options
 
-    from ..scale.gpus import gpu_plan, parse_gpus
-    from ..study.runner import StudyOptions, check_options, run_study
-
-    gpus = parse_gpus(args.gpus)
+    request = worker_request(args)
+    runner = executor(args.executor)
+    runner.check(request)
     options = StudyOptions(space_path=args.space, base=config_from_args(args), study_name=args.study_name,
                            storage=args.storage, workers=1 if args.workers is None else args.workers,
                            refit=args.refit, objective=args.objective, n_trials=args.n_trials,
                            progress=not args.no_progress)
     checked = check_options(options)  # argument errors answer before torch is imported to count the GPUs
-    if args.executor == "slurm":
-        report = _study_on_slurm(args, options, checked)
-        if report is None:
-            return 0
-    elif args.wait:
-        from ..errors import ConfigError
-
-        raise ConfigError("--wait", True, "only with --executor slurm (a local study always waits)")
-    else:
-        plan = gpu_plan(gpus, args.runs_per_gpu, args.workers,  # bad GPUs: exit 2 before anything runs
-                        gpus_per_run=checked[1].runtime.nproc_per_node)  # a distributed trial: a group of GPUs
-        options = replace(options, workers=plan.workers, gpus=plan.gpus)
-        report = run_study(options, checked=checked)  # the space's points are resolved once, not twice
+    report = runner.run_study(options, checked, request)
+    if report is None:
+        return 0
     _print_report(report)
     return report.exit_code
-
-
-def _study_on_slurm(args: argparse.Namespace, options, checked):
-    """Submit --workers Slurm tasks that share the study's storage; with --wait, follow them and summarise
-    (the report), else print the job id and return None."""
-    import sys
-
-    from ..scale.slurm import follow, job_of, slurm_options
-    from ..study.runner import finish_study, submit_study
-
-    slurm = slurm_options(args)
-    slurm.check_fits(checked[1].runtime.nproc_per_node)
-    job, study, tracker, task_ids, logs = submit_study(options, slurm, checked)
-    print(f"study {job.context.study_name}: submitted Slurm job array {job_of(task_ids[0])} "
-          f"({options.workers} worker(s))")
-    print(f"logs: {logs}")
-    if not args.wait:
-        print(f"parent run: {job.context.parent_run_id}  storage: {job.storage_url}")
-        return None
-    follow(task_ids, f"study {job.context.study_name}", options.progress, sys.stderr)
-    return finish_study(job, study, tracker, options, [])
 
 
 def _print_report(report) -> None:

@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from .runner import CellOutcome, PipelineResult, run_pipeline
+from .cells import CellOutcome, PipelineResult
+from .runner import run_pipeline
 from .spec import SCALES, Cell, LossEntry, PipelineSpec, expand, load_pipeline, parse_pipeline, scaled
 
 

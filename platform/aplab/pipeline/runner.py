@@ -14,10 +14,8 @@ import os
 import queue as queue_module
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from tqdm.auto import tqdm
@@ -25,83 +23,14 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..keys import T
 from ..processes import cores_share, die_with_parent
-from ..scale.gpus import check_workers, use_only_gpu
-from ..scale.slurm import use_slurm
+from ..workers.gpus import check_workers, use_only_gpu
+from ..workers.slurm import use_slurm
 from ..tracking import Tracker, default_uri, make_tracker
+from .cells import NOT_DONE, CellOutcome, PipelineResult, experiment_description, finished_hashes, train_cell
 from .spec import Cell
+from ..status import Outcome
 
 logger = logging.getLogger(__name__)
-
-#: Outcome of a cell: trained now (FINISHED), found finished in the store (DONE), found finished in its
-#: run folder by train() (SKIPPED), or not finished: FAILED, or KILLED (interrupted; a re-run resumes it).
-#: FINISHED, SKIPPED, FAILED and KILLED are the names of train()'s RunStatus.
-STATUSES = ("FINISHED", "DONE", "SKIPPED", "FAILED", "KILLED")
-NOT_DONE = ("FAILED", "KILLED")
-
-
-@dataclass
-class CellOutcome:
-    """What happened to one cell in this invocation."""
-
-    cell: Cell
-    status: str
-    run_id: str | None = None
-    summary: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-    seconds: float = 0.0
-    synced: bool = True  # False when the tracking store has not received all of the run yet
-
-
-@dataclass
-class PipelineResult:
-    """Every cell's outcome, in matrix order, and where the runs are tracked."""
-
-    name: str
-    experiment: str
-    tracking_uri: str
-    outcomes: list[CellOutcome]
-    seconds: float = 0.0
-
-    @property
-    def failed(self) -> list[CellOutcome]:
-        return [o for o in self.outcomes if o.status in NOT_DONE]
-
-    def counts(self) -> dict[str, int]:
-        return {status: sum(o.status == status for o in self.outcomes) for status in STATUSES}
-
-    def summary_line(self) -> str:
-        c = self.counts()
-        unsynced = sum(not o.synced for o in self.outcomes if o.status not in NOT_DONE)
-        late = (f"; {unsynced} not yet in the tracking store (re-run when it is reachable, or `aplab sync`)"
-                if unsynced else "")
-        killed = f", {c['KILLED']} killed" if c["KILLED"] else ""
-        return (f"pipeline {self.name}: {len(self.outcomes)} runs: {c['FINISHED']} trained now, "
-                f"{c['DONE'] + c['SKIPPED']} already finished, {c['FAILED']} failed{killed} "
-                f"({self.seconds:.0f} s){late}")
-
-
-def finished_hashes(tracker: Tracker, experiment: str) -> set[str]:
-    """Config hashes of the runs the store has FINISHED in ``experiment``."""
-    return {r.tags[T.CONFIG_HASH] for r in tracker.find_runs(experiment)
-            if r.status == "FINISHED" and T.CONFIG_HASH in r.tags}
-
-
-def train_cell(cell: Cell, tracker: Tracker, tags: dict[str, str],
-                on_epoch: Callable[[int, dict[str, float]], None] | None) -> dict[str, Any]:
-    """Train one cell; every exception becomes a FAILED outcome (as plain data, safe to send between processes)."""
-    from ..train import train
-
-    start = time.perf_counter()
-    try:
-        result = train(cell.config, tracker, extra_tags=tags, progress=False, on_epoch=on_epoch)
-        status = str(result.status)  # a RunStatus (a StrEnum): plain data between processes
-        error = f"the run ended {status} (run folder {result.run_dir})" if status in NOT_DONE else None
-        return {"status": status, "run_id": result.run_id, "summary": result.summary, "error": error,
-                "seconds": time.perf_counter() - start, "synced": result.synced}
-    except Exception as err:  # a failed cell must not stop the others
-        return {"status": "FAILED", "run_id": None, "summary": {}, "error": f"{type(err).__name__}: {err}",
-                "seconds": time.perf_counter() - start}
-
 
 # ----------------------------------------------------------------------------- worker processes
 
@@ -178,7 +107,7 @@ def run_pipeline(cells: list[Cell], name: str, tracker: Tracker | None = None, t
                  description: str = "", gpus: tuple[str, ...] = ()) -> PipelineResult:
     """Run every cell not yet FINISHED in the store; ``workers`` > 1 trains cells in that many processes.
 
-    ``gpus`` (from ``aplab.scale.gpus.gpu_plan``) is each worker's CUDA_VISIBLE_DEVICES: then every cell
+    ``gpus`` (from ``aplab.workers.gpus.gpu_plan``) is each worker's CUDA_VISIBLE_DEVICES: then every cell
     trains in a spawned worker, even with one worker, so that its GPU is set before CUDA initialises.
     Every run is tagged ``pipeline=<name>``; the experiment's description (shown by MLflow's UI) says
     which pipeline fills it. A ``memory://`` store lives in one process, so it needs ``workers=1`` without
@@ -197,7 +126,7 @@ def run_pipeline(cells: list[Cell], name: str, tracker: Tracker | None = None, t
     start = time.perf_counter()
     tracker.describe_experiment(experiment, experiment_description(name, description, len(cells)))
     done = finished_hashes(tracker, experiment)
-    outcomes = {c.index: CellOutcome(c, "DONE") for c in cells if c.digest in done}
+    outcomes = {c.index: CellOutcome(c, Outcome.DONE) for c in cells if c.digest in done}
     todo = [c for c in cells if c.digest not in done]
     tags = {T.PIPELINE: name}
     if outcomes:
@@ -216,14 +145,6 @@ def run_pipeline(cells: list[Cell], name: str, tracker: Tracker | None = None, t
         bar.close()
     ordered = [outcomes[c.index] for c in cells]
     return PipelineResult(name, experiment, uri, ordered, time.perf_counter() - start)
-
-
-def experiment_description(name: str, description: str, runs: int) -> str:
-    """The experiment's note: the pipeline that fills it, what it is, and how to reproduce or report it."""
-    what = f": {description}" if description else ""
-    return (f"Runs of the aplab pipeline `{name}`{what} ({runs} runs, each tagged {T.PIPELINE}={name}). "
-            f"Re-run `aplab pipeline run <file>` to finish or retry its runs; `aplab report <file>` for its tables "
-            "and figures.")
 
 
 def _run_pool(todo: list[Cell], uri: str, tags: dict[str, str], workers: int, bar: _Progress,
@@ -249,7 +170,7 @@ def _run_pool(todo: list[Cell], uri: str, tags: dict[str, str], workers: int, ba
                 try:
                     data = future.result()
                 except BrokenProcessPool as err:
-                    data = {"status": "FAILED", "run_id": None, "summary": {}, "seconds": 0.0,
+                    data = {"status": Outcome.FAILED, "run_id": None, "summary": {}, "seconds": 0.0,
                             "error": f"worker process died ({err}); re-run to resume it"}
                 outcomes[cell.index] = _outcome(cell, data)
                 bar.finished(outcomes[cell.index])

@@ -4,7 +4,7 @@
 storage, the tracking store), then creates or finds again the study and its parent MLflow run
 (``parent``), fails the trials of dead workers (their points are queued again) and queues the
 grid's points (``queue``). Workers claim trials under a lock shared by every process of the storage:
-processes of this host, or Slurm tasks (``submit_study``) on any node that reaches the storage.
+processes of this host, or Slurm tasks (``executors.slurm_study``) on any node that reaches the storage.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from ..config.resolve import resolve
 from ..errors import ConfigError
 from ..keys import M, T
 from ..processes import cores_share
-from ..scale.gpus import check_workers, use_only_gpu
-from ..scale.slurm import (Requeueable, SlurmOptions, job_of, make_executor, require_submitit, submit_array,
-                           use_slurm, use_task_cpus)
+from ..workers.gpus import check_workers, use_only_gpu
+from ..workers.slurm import use_slurm
 from ..tracking import Tracker, default_uri, make_tracker
 from .objective import OBJECTIVES, ROLE_REFIT, TrialContext, TrialOutcome, child_run_id, end_child, run_trial
 from .parent import close_parent_run, ensure_parent_run
@@ -33,7 +32,7 @@ from .queue import (ATTR_FAILURE_REASON, STALE_AFTER_S, Heartbeat, claim_trial, 
                     is_done, mark_owner, stale_trials)
 from .space import SearchSpace, apply_params, check_against_config
 from .space_file import load_space
-from .storage import database_of, default_storage, is_journal, open_storage, redact, storage_lock
+from .storage import default_storage, is_journal, open_storage, redact, storage_lock
 from .summary import best_trial, counts, update_parent
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ class StudyOptions:
     study_name: str | None = None
     storage: str | None = None
     workers: int = 1
-    gpus: tuple[str, ...] = ()  # each worker's CUDA_VISIBLE_DEVICES (aplab.scale.gpus.gpu_plan); () on CPU
+    gpus: tuple[str, ...] = ()  # each worker's CUDA_VISIBLE_DEVICES (aplab.workers.gpus.gpu_plan); () on CPU
     refit: bool = False
     objective: str = "last"
     n_trials: int | None = None
@@ -393,59 +392,5 @@ def finish_study(job: StudyJob, study, tracker: Tracker, options: StudyOptions, 
     return report
 
 
-# ----------------------------------------------------------------------------- workers as Slurm tasks
-
-
-def check_shared_storage(url: str, tracking_uri: str) -> None:
-    """Workers on other hosts need a storage and a tracking store they all reach: PostgreSQL or a journal
-    file (on a shared file system) for the study; anything but ``memory://`` for the runs."""
-    if not (is_journal(url) or database_of(url) == "postgresql"):
-        raise ConfigError("--storage", redact(url), "PostgreSQL (postgresql+psycopg://...) or a journal file on a "
-                          "file system every node shares: Slurm workers run on other hosts")
-    if tracking_uri.startswith("memory://"):
-        raise ConfigError("--tracking-uri", tracking_uri, "a store every node reaches (an MLflow server, or "
-                          "sqlite:/// on a shared file system): Slurm workers run on other hosts")
-
-
-class StudyWorkerTask(Requeueable):
-    """One Slurm task: a worker that claims and runs trials until none is left. Requeued after a preemption,
-    it starts again; the trial it was running is failed and its point queued again (``worker_loop``)."""
-
-    def __init__(self, job: StudyJob):
-        self.job = job
-
-    def __call__(self, worker: int) -> int:
-        import optuna
-
-        use_task_cpus()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        ran = worker_loop(self.job, worker)
-        ctx = self.job.context
-        study = open_study(self.job)
-        if is_done(study, ctx.space, self.job.n_trials):  # the last worker out closes the parent run
-            tracker = make_tracker(self.job.tracking_uri)
-            update_parent(study, ctx.space, tracker, ctx.parent_run_id, ctx.study_dir)
-            close_parent_run(tracker, ctx.parent_run_id, True, [])
-        return ran
-
-
-def submit_study(options: StudyOptions, slurm: SlurmOptions,
-                 checked: tuple[SearchSpace, RunConfig, int | None] | None = None
-                 ) -> tuple[StudyJob, Any, Tracker, list[str], Path]:
-    """Prepare the study here, then submit ``options.workers`` workers as one Slurm job array; returns the
-    prepared study, its tracker, the workers' Slurm task ids and their log folder."""
-    space, resolved, n_trials = checked or check_options(options)
-    storage_url = options.storage or default_storage(default_uri(resolved.tracking.uri), resolved.tracking.workdir)
-    check_shared_storage(storage_url, default_uri(resolved.tracking.uri))
-    require_submitit()
-    job, study, tracker = prepare_study(replace(options, storage=storage_url), checked=(space, resolved, n_trials))
-    logs = job.context.study_dir / "slurm-logs"
-    executor = make_executor(logs, slurm, f"aplab-study-{job.context.study_name}")
-    task_ids = submit_array(executor, StudyWorkerTask(job), list(range(options.workers)))
-    log.info("study %s: %d Slurm worker(s), job %s", job.context.study_name, options.workers, job_of(task_ids[0]))
-    return job, study, tracker, task_ids, logs
-
-
-__all__ = ["StudyJob", "StudyOptions", "StudyReport", "StudyWorkerTask", "check_options", "check_shared_storage",
-           "default_study_name", "finish_study", "open_study", "prepare_study", "recover_stale", "refit_best",
-           "run_study", "run_workers", "submit_study", "worker_loop"]
+__all__ = ["StudyJob", "StudyOptions", "StudyReport", "check_options", "default_study_name", "finish_study",
+           "open_study", "prepare_study", "recover_stale", "refit_best", "run_study", "run_workers", "worker_loop"]

@@ -17,12 +17,12 @@ from typing import Any, TextIO
 
 from ..errors import RunFailed
 from ..keys import T
-from ..scale.slurm import (Requeueable, SlurmOptions, SubmissionLog, follow, job_of, make_executor, submit_array,
-                           task_log, use_task_cpus)
+from ..status import CellState, Outcome
+from ..workers.slurm import Requeueable, SlurmOptions, SubmissionLog, follow, job_of, make_executor, submit_array, task_log, use_task_cpus
 from ..tracking import Tracker, make_tracker
-from .runner import NOT_DONE, CellOutcome, PipelineResult, train_cell, experiment_description, finished_hashes
-from .spec import Cell
-from .progress import cell_states
+from ..pipeline.cells import NOT_DONE, CellOutcome, PipelineResult, experiment_description, finished_hashes, train_cell
+from ..pipeline.spec import Cell
+from ..pipeline.progress import cell_states
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +102,16 @@ def wait_for_pipeline(submission: Submission, cells: list[Cell], name: str, trac
     outcomes = []
     for state in cell_states(tracker, cells):
         cell = state.cell
-        if state.state == "FINISHED":
-            status = "FINISHED" if cell.digest in sent else "DONE"
+        if state.state == CellState.FINISHED:
+            status = Outcome.FINISHED if cell.digest in sent else Outcome.DONE
             outcomes.append(CellOutcome(cell, status, state.run_id))
             continue
         where = (f"see {task_log(submission.log_folder, tasks[cell.digest])}" if cell.digest in tasks
                  else "not trained by Slurm")
-        what = {"RUNNING": "its run is still RUNNING in the store (the task was killed?)",
-                "FAILED": "its run ended unfinished", "PENDING": "no run of it reached the store"}[state.state]
-        outcomes.append(CellOutcome(cell, "KILLED" if state.state == "RUNNING" else "FAILED", state.run_id,
-                                    error=f"{what}; {where}"))
+        what = {CellState.RUNNING: "its run is still RUNNING in the store (the task was killed?)",
+                CellState.FAILED: "its run ended unfinished",
+                CellState.PENDING: "no run of it reached the store"}[state.state]
+        ending = Outcome.KILLED if state.state == CellState.RUNNING else Outcome.FAILED
+        outcomes.append(CellOutcome(cell, ending, state.run_id, error=f"{what}; {where}"))
     experiment = cells[0].config.tracking.experiment
     return PipelineResult(name, experiment, tracker.uri, outcomes, seconds_before + time.perf_counter() - start)

@@ -92,21 +92,6 @@ def parse_opts(items: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def slurm_options(args) -> SlurmOptions:
-    """The ``--slurm-*`` flags, checked (one ConfigError line for the first bad one)."""
-    for flag, value, least in (("--slurm-gpus-per-run", args.slurm_gpus_per_run, 0),
-                               ("--slurm-cpus-per-run", args.slurm_cpus_per_run, 1),
-                               ("--slurm-max-parallel", args.slurm_max_parallel, 1)):
-        if value is not None and value < least:
-            raise ConfigError(flag, value, f"an integer >= {least}")
-    if args.slurm_mem is not None and not re.fullmatch(r"\d+[KMGT]?B?", args.slurm_mem.strip(), re.IGNORECASE):
-        raise ConfigError("--slurm-mem", args.slurm_mem, "a memory size such as 16G or 8000M")
-    return SlurmOptions(partition=args.slurm_partition, time_min=parse_time(args.slurm_time),
-                        gpus_per_run=args.slurm_gpus_per_run, cpus_per_run=args.slurm_cpus_per_run,
-                        mem=args.slurm_mem.strip() if args.slurm_mem else None, max_parallel=args.slurm_max_parallel,
-                        account=args.slurm_account, qos=args.slurm_qos, extra=parse_opts(args.slurm_opt))
-
-
 def require_submitit() -> None:
     """Fail in one line, before anything is submitted, where the ``slurm`` extra is not installed."""
     try:

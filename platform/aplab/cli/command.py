@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     install_log_handler()
-    from ..scale.slurm import use_slurm
+    from ..workers.slurm import use_slurm
     from ..tracking import use_short_http_retries
 
     use_slurm()  # a run started in a Slurm task records it and checks claims with squeue
