@@ -16,7 +16,7 @@ from ..study.runner import StudyJob, StudyOptions, check_options, open_study, pr
 from ..study.space import SearchSpace
 from ..study.storage import database_of, default_storage, is_journal, redact
 from ..study.summary import update_parent
-from ..tracking import Tracker, default_uri, make_tracker
+from ..tracking import Tracker, default_uri, make_tracker, require_shared_store
 from ..workers.slurm import Requeueable, SlurmOptions, job_of, make_executor, require_submitit, submit_array, use_task_cpus
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,8 @@ def check_shared_storage(url: str, tracking_uri: str) -> None:
     if not (is_journal(url) or database_of(url) == "postgresql"):
         raise ConfigError("--storage", redact(url), "PostgreSQL (postgresql+psycopg://...) or a journal file on a "
                           "file system every node shares: Slurm workers run on other hosts")
-    if tracking_uri.startswith("memory://"):
-        raise ConfigError("--tracking-uri", tracking_uri, "a store every node reaches (an MLflow server, or "
-                          "sqlite:/// on a shared file system): Slurm workers run on other hosts")
+    require_shared_store(tracking_uri, "--tracking-uri", tracking_uri, "a store every node reaches (an MLflow "
+                         "server, or sqlite:/// on a shared file system): Slurm workers run on other hosts")
 
 
 class StudyWorkerTask(Requeueable):

@@ -21,15 +21,17 @@ from typing import Any
 from ..config import RunConfig, apply, config_hash
 from ..config.resolve import resolve
 from ..errors import ConfigError
-from ..keys import M, T
+from ..keys import M, T, run_label
 from ..processes import cores_share
 from ..workers.gpus import check_workers, use_only_gpu
 from ..workers.slurm import use_slurm
+from ..status import RunStatus, TrialStatus
 from ..tracking import Tracker, default_uri, make_tracker
 from .objective import OBJECTIVES, ROLE_REFIT, TrialContext, TrialOutcome, child_run_id, end_child, run_trial
 from .parent import close_parent_run, ensure_parent_run
-from .queue import (ATTR_FAILURE_REASON, STALE_AFTER_S, Heartbeat, claim_trial, enqueue_grid, fail_for_retry,
-                    is_done, mark_owner, stale_trials)
+from .optuna_adapter import tell_unless_finished
+from .queue import (ATTR_FAILURE_REASON, ATTR_MLFLOW_RUN_ID, ATTR_PRUNE_REASON, STALE_AFTER_S, Heartbeat, claim_trial,
+                    enqueue_grid, fail_for_retry, is_done, mark_owner, stale_trials)
 from .space import SearchSpace, apply_params, check_against_config
 from .space_file import load_space
 from .storage import default_storage, is_journal, open_storage, redact, storage_lock
@@ -93,7 +95,7 @@ class StudyReport:
 
 def default_study_name(space: SearchSpace, cfg: RunConfig) -> str:
     """``<space>-<dataset>-<loss>-<noise>-s<seed>`` of the resolved base config."""
-    return f"{space.name}-{cfg.data.name}-{cfg.loss.name}-{cfg.noise.spec}-s{cfg.runtime.seed}"
+    return f"{space.name}-{run_label(cfg)}"
 
 
 def _folder_name(name: str) -> str:
@@ -170,8 +172,8 @@ def recover_stale(study, ctx: TrialContext, tracker: Tracker, stale_after_s: flo
     for trial, reason in stale_trials(study, stale_after_s):
         if not fail_for_retry(study, trial, reason):
             continue
-        end_child(tracker, child_run_id(tracker, ctx, trial.number), "FAILED",
-                  {T.TRIAL_STATE: "FAIL", T.FAILURE_REASON: reason})
+        end_child(tracker, child_run_id(tracker, ctx, trial.number), RunStatus.FAILED,
+                  {T.TRIAL_STATE: TrialStatus.FAIL, T.FAILURE_REASON: reason})
         recovered.append(trial.number)
     return recovered
 
@@ -216,20 +218,21 @@ def prepare_study(options: StudyOptions, tracker: Tracker | None = None,
 def _tell(study, trial, outcome: TrialOutcome) -> bool:
     """Record the outcome; False when another command failed the trial meanwhile (its heartbeat was late)."""
     from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
 
     try:
         for key, value in outcome.attrs.items():
             if value is not None:
                 trial.set_user_attr(key, value)
         if outcome.run_id:
-            trial.set_user_attr("mlflow_run_id", outcome.run_id)
+            trial.set_user_attr(ATTR_MLFLOW_RUN_ID, outcome.run_id)
         if outcome.reason:
-            trial.set_user_attr(ATTR_FAILURE_REASON if outcome.state == "FAIL" else "prune_reason", outcome.reason)
-        study.tell(trial, outcome.value if outcome.state == "COMPLETE" else None, state=TrialState[outcome.state])
-    except (UpdateFinishedTrialError, ValueError) as err:
-        if not isinstance(err, UpdateFinishedTrialError) and "Cannot tell" not in str(err):
-            raise
+            trial.set_user_attr(ATTR_FAILURE_REASON if outcome.state == TrialStatus.FAIL else ATTR_PRUNE_REASON,
+                                outcome.reason)
+        told = tell_unless_finished(study, trial, outcome.value if outcome.state == TrialStatus.COMPLETE else None,
+                                    outcome.state)
+    except UpdateFinishedTrialError:  # a user attribute of a trial finished meanwhile
+        told = False
+    if not told:
         log.warning("trial %d was failed meanwhile as stale by another command; its result stays in its MLflow "
                     "run %s only", trial.number, outcome.run_id)
         return False
@@ -245,14 +248,14 @@ def _fail_crashed(job: StudyJob, study, trial, tracker: Tracker, err: BaseExcept
             fail_for_retry(study, trial, reason)
     except Exception:  # noqa: BLE001 - the next command's recovery handles what is left RUNNING
         pass
-    end_child(tracker, child_run_id(tracker, ctx, trial.number), "FAILED",
-              {T.TRIAL_STATE: "FAIL", T.FAILURE_REASON: reason})
+    end_child(tracker, child_run_id(tracker, ctx, trial.number), RunStatus.FAILED,
+              {T.TRIAL_STATE: TrialStatus.FAIL, T.FAILURE_REASON: reason})
 
 
 def _describe(trial, outcome: TrialOutcome) -> str:
     params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
     value = f" val/acc {100 * outcome.value:.2f}%" if outcome.value is not None else ""
-    why = f" ({outcome.reason})" if outcome.reason and outcome.state == "FAIL" else ""
+    why = f" ({outcome.reason})" if outcome.reason and outcome.state == TrialStatus.FAIL else ""
     return f"trial {trial.number} {outcome.state}{value}  {params}{why}"
 
 
@@ -353,12 +356,12 @@ def refit_best(job: StudyJob, study, tracker: Tracker) -> tuple[float | None, st
                        extra_tags={T.STUDY: ctx.study_name, T.STUDY_ROLE: ROLE_REFIT,
                                    T.TRIAL_NUMBER: str(best.number)})
     except RunFailed as err:  # a non-finite loss, an unreadable run file
-        tracker.set_tags(ctx.parent_run_id, {"refit.failure_reason": str(err)})
+        tracker.set_tags(ctx.parent_run_id, {T.REFIT_FAILURE_REASON: str(err)})
         return None, f"refit failed: {err}"
     accuracy = float(result.summary[M.TEST_ACC_LAST])
-    tracker.log_metrics(ctx.parent_run_id, [(best.number, {"refit/test_acc": accuracy})])
-    tracker.set_tags(ctx.parent_run_id, {"refit.run_id": str(result.run_id), "refit.trial": str(best.number),
-                                         **{f"refit.{k}": str(v) for k, v in best.params.items()}})
+    tracker.log_metrics(ctx.parent_run_id, [(best.number, {M.REFIT_TEST_ACC: accuracy})])
+    tracker.set_tags(ctx.parent_run_id, {T.REFIT_RUN_ID: str(result.run_id), T.REFIT_TRIAL: str(best.number),
+                                         **{f"{T.REFIT_PARAM}{k}": str(v) for k, v in best.params.items()}})
     return accuracy, ""
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from ..config import ResolvedConfig
 from ..distributed import ignore_requeue_signal, rank_from_environment
 from ..errors import AplabError, ConfigError, RunFailed
-from ..tracking import make_tracker
+from ..tracking import make_tracker, require_shared_store
 from .group import portable, rebuild
 from ..placement import TaskScheduler, current_scheduler, use_scheduler
 
@@ -128,9 +128,8 @@ def check_devices(cfg: ResolvedConfig) -> None:
 def check_store(cfg: ResolvedConfig, uri: str | None) -> None:
     """Rank 0 rebuilds the tracker from ``uri``: an in-memory store would live in rank 0 alone, out of the
     caller's sight while the run reported FINISHED, so refuse it before any rank starts."""
-    if uri is not None and uri.startswith("memory://"):
-        raise ConfigError("runtime.nproc_per_node", cfg.runtime.nproc_per_node,
-                          "1 with a memory:// tracking store (it lives in one process)")
+    require_shared_store(uri, "runtime.nproc_per_node", cfg.runtime.nproc_per_node,
+                         "1 with a memory:// tracking store (it lives in one process)")
 
 
 def launch(cfg: ResolvedConfig, uri: str | None, on_epoch: EpochHook | None = None, **options) -> Any:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..tracking import require_shared_store
 
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 GPUS_HELP = ("GPUs for the worker processes: auto (every visible GPU; CPU workers when there is none), "
@@ -119,9 +120,9 @@ def check_workers(workers: int, gpus: tuple[str, ...], tracking_uri: str) -> Non
     store, which lives in one process, has one worker on the CPU (this process)."""
     if gpus and len(gpus) != workers:
         raise ConfigError("gpus", ",".join(gpus), f"one CUDA_VISIBLE_DEVICES per worker ({workers})")
-    if (workers > 1 or gpus) and tracking_uri.startswith("memory://"):
-        raise ConfigError("--workers", workers, "1 and --gpus none with a memory:// tracking store "
-                          "(it lives in one process)")
+    if workers > 1 or gpus:
+        require_shared_store(tracking_uri, "--workers", workers, "1 and --gpus none with a memory:// tracking "
+                             "store (it lives in one process)")
 
 
 def use_only_gpu(device: str) -> None:
