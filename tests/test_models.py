@@ -231,10 +231,10 @@ def test_model_name_rule_accepts_other_timm_resnets_in_both_places() -> None:
 
 
 def test_the_model_flag_help_states_the_rule() -> None:
-    from aplab.cli.flags import TRAIN_FLAGS
+    from aplab.cli.flags import flag_help
     from aplab.models import OTHER_MODELS
 
-    text = TRAIN_FLAGS["model"][2]
+    text = flag_help("model")
     assert all(name in text for name in available_models())
     assert OTHER_MODELS.removeprefix("or ") in text
 

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ..errors import ConfigError
+from .flags import Subcommands
 
 FORMATS = ("text", "json")
 
@@ -47,7 +48,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subcommands) -> None:
     """Add ``aplab audit``."""
     audit = subparsers.add_parser(
         "audit", help="check a loss against the theory (symmetric? bounded? finite?) on float64 logits",

@@ -1,6 +1,7 @@
-"""Argument parsing shared by every command that builds run configs (train, study, pipeline).
+"""The flags and parser shared by the commands: run-config flags (train, study, pipeline), workers, executors.
 
-Kept apart from ``aplab.cli`` so that sub-command modules import it without importing the top-level CLI.
+Each command module imports it, never the top-level ``command``; it turns flags into typed options
+(``RunConfig``, ``WorkerRequest``, ``SlurmOptions``) so no library function takes an argparse namespace.
 """
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import RunConfig, apply, from_dict, load_yaml, parse_override
 from ..errors import ConfigError
@@ -18,12 +20,12 @@ if TYPE_CHECKING:
     from ..executors import WorkerRequest
     from ..workers.slurm import SlurmOptions
 
-#: --flag -> dotted config field, for the fields people change most.
+#: --flag -> dotted config field, for the fields people change most. ``{names}`` in a help text is filled from
+#: the flag's registry (LISTINGS) when help is shown, so ``aplab train`` without --help does not import torch.
 TRAIN_FLAGS: dict[str, tuple[str, type | None, str]] = {
-    "dataset": ("data.name", str, "dataset (digits, mnist, cifar10, cifar100, webvision_mini)"),
-    "model": ("model.name", str, "model: cnn4, cnn8, resnet18, resnet34, resnet50, or any other model of "
-                                 "timm's resnet module (resnet*, resnext*, seresnet*, wide_resnet*, ...)"),
-    "loss": ("loss.name", str, "loss, e.g. ce, gce, sce, nce+rce, anl-ce (`aplab losses` lists them)"),
+    "dataset": ("data.name", str, "dataset: {names}"),
+    "model": ("model.name", str, "model: {names}"),
+    "loss": ("loss.name", str, "loss: {names}, or any '<active>+<passive>' pair (`aplab losses` lists them)"),
     "noise": ("noise.spec", str, "label noise, e.g. symmetric:0.4, asymmetric:0.3, human:worst, none (docs/noise.md)"),
     "seed": ("runtime.seed", int, "seed of weights, noise, split and order"),
     "epochs": ("optim.epochs", int, "epochs (default: the paper's for the dataset)"),
@@ -39,18 +41,69 @@ TRAIN_FLAGS: dict[str, tuple[str, type | None, str]] = {
 }
 
 
+def _datasets() -> str:
+    from ..data import available_datasets
+
+    return ", ".join(available_datasets())
+
+
+def _models() -> str:
+    from ..models import OTHER_MODELS, available_models
+
+    return ", ".join(available_models()) + " " + OTHER_MODELS
+
+
+def _losses() -> str:
+    from ..losses import available
+
+    return ", ".join(available())
+
+
+#: The registries whose names a flag's help lists.
+LISTINGS: dict[str, Callable[[], str]] = {"dataset": _datasets, "model": _models, "loss": _losses}
+
+
+def flag_help(flag: str) -> str:
+    """The help text of ``--flag``, with its registry's names where it lists them."""
+    text = TRAIN_FLAGS[flag][2]
+    return text.format(names=LISTINGS[flag]()) if flag in LISTINGS else text
+
+
+class Subcommands(Protocol):
+    """What a command module's ``register`` needs of ``parser.add_subparsers()``: its ``add_parser``."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser: ...
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """argparse with the platform's error format: one line, exit status 2."""
+    """argparse with the platform's error format (one line, exit status 2); help texts listing a registry are
+    filled in only when help is shown."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.listed: list[tuple[argparse.Action, str]] = []  # (action, flag of TRAIN_FLAGS)
 
     def error(self, message: str):  # type: ignore[override]
         print(f"aplab: error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
+    def add_listed_argument(self, *names: str, flag: str, **kwargs: Any) -> argparse.Action:
+        """An argument whose help is ``flag_help(flag)``, computed when help is shown."""
+        action = self.add_argument(*names, help=TRAIN_FLAGS[flag][2], **kwargs)
+        if flag in LISTINGS:
+            self.listed.append((action, flag))
+        return action
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    def format_help(self) -> str:
+        for action, flag in self.listed:
+            action.help = flag_help(flag).replace("%", "%%")
+        return super().format_help()
+
+
+def add_config_arguments(parser: OneLineParser) -> None:
     """The flags shared by every command that builds run configs."""
-    for flag, (_, kind, text) in TRAIN_FLAGS.items():
-        parser.add_argument(f"--{flag}", type=kind, help=text)
+    for flag, (_, kind, _) in TRAIN_FLAGS.items():
+        parser.add_listed_argument(f"--{flag}", flag=flag, type=kind)
     parser.add_argument("--config", help="YAML file of config sections (data, noise, model, loss, optim, runtime, tracking)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config field, e.g. --set optim.lr=0.05 (repeatable)")

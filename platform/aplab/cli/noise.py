@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .flags import TRAIN_FLAGS
+from .flags import TRAIN_FLAGS, Subcommands
 
 FORMATS = ("text", "json")
 TOP_CONFUSIONS = 10
@@ -81,12 +81,12 @@ def cmd_noise(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Subcommands) -> None:
     """Add the ``noise`` sub-command (called by ``aplab.cli``)."""
     parser = commands.add_parser("noise", help="apply a noise spec to a dataset's training labels (no training): "
                                  "realised rate, per-class rates, confusions, transition heat-map",
                                  description=__doc__.replace("``", ""))
-    parser.add_argument("dataset", help=TRAIN_FLAGS["dataset"][2])
+    parser.add_argument("dataset", help="a dataset name (`aplab train --help` lists them; this help imports no torch)")
     parser.add_argument("spec", help="noise spec, e.g. symmetric:0.4, asymmetric:0.3, instance:0.2, human:aggre, "
                         "human_like:worst, none")
     parser.add_argument("--seed", type=int, default=0, help="the run seed the noise is drawn with (default 0)")

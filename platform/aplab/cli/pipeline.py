@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .flags import add_executor_arguments, add_worker_arguments, worker_request
+from .flags import Subcommands, add_executor_arguments, add_worker_arguments, worker_request
 from ..pipeline.spec import SCALES, Cell, PipelineSpec, expand, load_pipeline, scaled
 
 
@@ -95,7 +95,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subcommands) -> None:
     """Add ``aplab pipeline run``, ``aplab pipeline status`` and ``aplab pipeline show``."""
     parser = subparsers.add_parser("pipeline", help="run a declarative matrix of runs (pipelines/*.yaml)")
     commands = parser.add_subparsers(dest="pipeline_command", required=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..keys import T, report_experiment
+from .flags import Subcommands
 from .pipeline import add_pipeline_arguments, pipeline_cells
 
 
@@ -41,7 +42,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subcommands) -> None:
     """Add ``aplab report``."""
     parser = subparsers.add_parser("report", help="tables (CSV, Markdown, LaTeX) beside the paper, and figures")
     parser.add_argument("file", nargs="?", help="pipeline YAML file: report exactly its cells (same --scale/--set)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .flags import add_config_arguments, add_executor_arguments, add_worker_arguments, config_from_args, worker_request
+from .flags import Subcommands, add_config_arguments, add_executor_arguments, add_worker_arguments, config_from_args, worker_request
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -45,7 +45,7 @@ def _print_report(report) -> None:
     print(f"parent run: {report.job.context.parent_run_id}  storage: {report.job.storage_url}")
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Subcommands) -> None:
     """Add the ``study`` sub-command (called by ``aplab.cli``)."""
     parser = commands.add_parser("study", help="an Optuna study (grid or TPE) over config fields; "
                                  "every trial a child MLflow run", description=__doc__.replace("``", ""))

@@ -1,8 +1,7 @@
 """Declarative experiment pipelines: a YAML matrix of runs, run resumably, then reported.
 
 ``load_pipeline`` parses and validates a file, ``expand`` resolves every cell's config up front,
-``run_pipeline`` trains the cells the tracking store has not finished, ``run_quickstart`` is
-``aplab quickstart``.
+``run_pipeline`` trains the cells the tracking store has not finished; ``quickstart`` is ``aplab quickstart``.
 """
 
 from __future__ import annotations
@@ -12,12 +11,5 @@ from .runner import run_pipeline
 from .spec import SCALES, Cell, LossEntry, PipelineSpec, expand, load_pipeline, parse_pipeline, scaled
 
 
-def run_quickstart(args) -> int:
-    """``aplab quickstart``: the packaged quickstart pipeline, then its table and plots."""
-    from .quickstart import run_quickstart as run
-
-    return run(args)
-
-
 __all__ = ["SCALES", "Cell", "CellOutcome", "LossEntry", "PipelineResult", "PipelineSpec", "expand",
-           "load_pipeline", "parse_pipeline", "run_pipeline", "run_quickstart", "scaled"]
+           "load_pipeline", "parse_pipeline", "run_pipeline", "scaled"]

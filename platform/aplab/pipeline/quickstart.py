@@ -6,8 +6,8 @@ loses test accuracy after its peak, while the active-passive loss keeps it.
 
 from __future__ import annotations
 
-import argparse
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..tracking import make_tracker
@@ -31,7 +31,18 @@ def dynamics_lines(dynamics) -> list[str]:
     return lines
 
 
-def run_quickstart(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class QuickstartOptions:
+    """Where the quickstart's runs, table and plots go (``aplab quickstart``'s flags)."""
+
+    tracking_uri: str | None = None
+    experiment: str | None = None  # default: the pipeline's own
+    workdir: str = "aplab_runs"
+    out: str = "aplab_out/quickstart"
+    workers: int = 1
+
+
+def run_quickstart(args: QuickstartOptions) -> int:
     """Run the quickstart pipeline (resumably), print its table and where the plots and runs are."""
     from ..report import build_report
 

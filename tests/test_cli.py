@@ -1,0 +1,58 @@
+"""The ``aplab`` command's shape: a module per command, help listing the registries, no torch to parse flags."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from aplab.cli.command import COMMANDS, build_parser
+
+CLI = Path(__file__).resolve().parents[1] / "platform" / "aplab" / "cli"
+
+
+def test_every_command_is_a_module_of_the_cli_package() -> None:
+    assert {p.stem for p in CLI.glob("*.py")} >= set(COMMANDS)
+    parser = build_parser()
+    for name in COMMANDS:
+        assert parser.parse_args([name, *_required(name)]).command == name
+
+
+def _required(name: str) -> list[str]:
+    """The fewest arguments each command parses with."""
+    return {"study": ["--space", "s.yaml"], "pipeline": ["show", "p.yaml"], "audit": ["ce"],
+            "noise": ["digits", "none"]}.get(name, [])
+
+
+def test_train_help_lists_every_registered_dataset_model_and_loss() -> None:
+    from aplab.data import available_datasets
+    from aplab.losses import available
+    from aplab.models import available_models
+
+    text = " ".join(subprocess.run([sys.executable, "-m", "aplab", "train", "--help"], capture_output=True,
+                                   text=True, check=True).stdout.split())
+    for name in [*available_datasets(), *available_models(), *available()]:
+        assert f" {name}," in text or f" {name} " in text, name
+
+
+def test_parsing_flags_imports_no_torch() -> None:
+    code = ("import sys; from aplab.cli.command import build_parser; "
+            "build_parser().parse_args(['train', '--loss', 'nce+rce', '--dataset', 'mnist']); "
+            "print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
+
+
+def test_no_library_function_takes_an_argparse_namespace() -> None:
+    package = CLI.parent
+    offenders = [str(path.relative_to(package)) for path in package.rglob("*.py")
+                 if CLI not in path.parents and "argparse" in {alias.name for node in ast.walk(ast.parse(path.read_text()))
+                                                               if isinstance(node, ast.Import) for alias in node.names}]
+    assert offenders == []
+
+
+def test_a_closed_pipe_is_no_traceback() -> None:
+    done = subprocess.run(f"{sys.executable} -m aplab losses | head -1", shell=True, capture_output=True, text=True)
+    assert done.stdout.startswith("| name |")
+    assert "Traceback" not in done.stderr
