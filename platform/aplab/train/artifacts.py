@@ -49,19 +49,19 @@ def finalise(ctx: RunContext, engine: Engine, recorder: RunRecorder, matrix) -> 
     """The end of training: summary, files and model first, FINISHED last, then the checkpoint goes."""
     from ..plotting.run import plot_curves, plot_matrix  # matplotlib only when a figure is drawn
 
-    history = recorder.state["history"]
+    history = recorder.state.history
     folder = ctx.run_dir / ARTIFACTS
-    recorder.state["summary"] = run_summary(history)
+    recorder.state.summary = run_summary(history)
     with open(folder / "metrics.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)
-    plot_curves(history, folder / "curves.png", recorder.state["run_name"])
+    plot_curves(history, folder / "curves.png", recorder.state.run_name)
     if matrix is not None:
         plot_matrix(matrix.cpu().numpy(), folder / "confusion.png", "test confusion matrix (last epoch)",
                     "predicted", "true", fmt="d")
     if ctx.cfg.tracking.log_model:  # sent to the tracker as a LoggedModel with the artifacts
         atomic_write_bytes(ctx.run_dir / MODEL_FILE, lambda handle: torch.save(engine.model, handle))
-    recorder.state["status"] = RunStatus.FINISHED
+    recorder.state.status = RunStatus.FINISHED
     recorder.save()
     (ctx.run_dir / CHECKPOINT).unlink(missing_ok=True)

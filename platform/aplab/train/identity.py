@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..config import RunConfig
 from ..distributed import SINGLE, Rank
 from ..keys import P_REALISED_NOISE_RATE, P_TRAIN_SIZE, P_VAL_SIZE, T, run_label
 from ..placement import placement_tags
-from ..status import RunStatus
 from ..tracking import DatasetRecord
 from ..version import code_version
 from .context import RunContext
 from .prepare import PreparedData, labels_digest
 from .runtime import Runtime
+from .state import RunState
 
 
 def where_tags(runtime: Runtime, rank: Rank = SINGLE, backend: str | None = None) -> dict[str, str]:
@@ -49,15 +47,14 @@ def dataset_records(cfg: RunConfig, data: PreparedData) -> list[DatasetRecord]:
 
 
 def fresh_state(ctx: RunContext, data: PreparedData, runtime: Runtime, parent_run_id: str | None,
-                extra_tags: dict[str, str]) -> dict[str, Any]:
+                extra_tags: dict[str, str]) -> RunState:
     """The state.json of a run about to train its first epoch (no tracked run yet)."""
     cfg = ctx.cfg
     tags = {**run_tags(cfg, ctx.digest, runtime, ctx.rank, ctx.backend), **extra_tags}
-    return {
-        "config_hash": ctx.digest, "tracking_uri": ctx.uri, "experiment": cfg.tracking.experiment,
-        "run_name": cfg.tracking.run_name or run_label(cfg), "parent_run_id": parent_run_id,
-        "run_id": None, "status": RunStatus.RUNNING, "tags": tags,
-        "params": {**cfg.flat(), P_REALISED_NOISE_RATE: data.noisy.rate, **data.noisy.provenance,
-                   P_TRAIN_SIZE: len(data.train_idx), P_VAL_SIZE: len(data.val_idx)},
-        "datasets": [record.__dict__ for record in dataset_records(cfg, data)], "history": [], "synced_step": 0,
-    }
+    return RunState(
+        config_hash=ctx.digest, tracking_uri=ctx.uri, experiment=cfg.tracking.experiment,
+        run_name=cfg.tracking.run_name or run_label(cfg), parent_run_id=parent_run_id, tags=tags,
+        params={**cfg.flat(), P_REALISED_NOISE_RATE: data.noisy.rate, **data.noisy.provenance,
+                P_TRAIN_SIZE: len(data.train_idx), P_VAL_SIZE: len(data.val_idx)},
+        datasets=[record.__dict__ for record in dataset_records(cfg, data)],
+    )

@@ -16,6 +16,7 @@ from ..errors import RunFileCorrupt
 from ..keys import M
 from ..tracking import DatasetRecord, Tracker
 from .checkpoint import read_json, write_json
+from .state import RunState
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ SENTINEL_METRIC = M.TRAIN_LOSS  # logged every epoch; its history tells which ep
 class RunRecorder:
     """Local state of one run (state.json) plus best-effort pushes to its tracker."""
 
-    def __init__(self, run_dir: Path, tracker: Tracker | None, state: dict[str, Any]):
+    def __init__(self, run_dir: Path, tracker: Tracker | None, state: RunState):
         self.run_dir = run_dir
         self.tracker = tracker
         self.state = state
@@ -38,8 +39,9 @@ class RunRecorder:
         """The run folder's recorder, None when it has no state.json; RunFileCorrupt when that is unreadable."""
         path = run_dir / STATE_FILE
         try:
-            state = read_json(path)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            data = read_json(path)
+            state = RunState.from_json(data) if data is not None else None
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError, ValueError) as err:
             raise RunFileCorrupt(path, f"truncated or corrupt: {type(err).__name__}: {err}",
                                  "run the same `aplab train` command again: it marks the run FAILED in the "
                                  "tracker and trains it again from scratch") from err
@@ -47,10 +49,10 @@ class RunRecorder:
 
     @property
     def run_id(self) -> str | None:
-        return self.state.get("run_id")
+        return self.state.run_id
 
     def save(self) -> None:
-        write_json(self.run_dir / STATE_FILE, self.state)
+        write_json(self.run_dir / STATE_FILE, self.state.to_json())
 
     def attempt(self, what: str, call) -> bool:
         """Run a tracker call; on failure warn once and return False (an outage never stops training)."""
@@ -85,7 +87,8 @@ class RunRecorder:
             return False
         log.warning("run %s is not in %s (store deleted or replaced): it is created there again with all its "
                     "epochs and artifacts", self.run_id, self.tracker.uri)
-        self.state.update(run_id=None, synced_step=0, artifacts_synced=False, end_synced=False)
+        state = self.state
+        state.run_id, state.synced_step, state.artifacts_synced, state.end_synced = None, 0, False, False
         return True
 
     def ensure_run(self) -> bool:
@@ -97,12 +100,11 @@ class RunRecorder:
         state, tracker = self.state, self.tracker
 
         def create() -> None:
-            run_id = tracker.start_run(state["experiment"], state["run_name"], state["tags"], state.get("parent_run_id"))
-            tracker.log_params(run_id, state["params"])
-            records = state.get("datasets") or [state["dataset"]]  # older run folders hold the training set only
-            for record in records:  # training, validation and test sets
+            run_id = tracker.start_run(state.experiment, state.run_name, state.tags, state.parent_run_id)
+            tracker.log_params(run_id, state.params)
+            for record in state.dataset_records:  # training, validation and test sets
                 tracker.log_dataset(run_id, DatasetRecord(**record))
-            state["run_id"] = run_id
+            state.run_id = run_id
 
         return self.attempt("run creation", create)
 
@@ -112,25 +114,25 @@ class RunRecorder:
             return
         reached, history = self.fetch("history", lambda: self.tracker.metric_history(self.run_id, SENTINEL_METRIC))
         if reached:
-            self.state["synced_step"] = max((step for step, _ in history), default=0)
+            self.state.synced_step = max((step for step, _ in history), default=0)
 
     def push_pending(self) -> bool:
         """Send every recorded epoch after ``synced_step``; True when the server is up to date."""
         if self.run_id is None:
             return False
         pending = [(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
-                   for row in self.state["history"] if row["epoch"] > self.state.get("synced_step", 0)]
+                   for row in self.state.history if row["epoch"] > self.state.synced_step]
         if not pending:
             return True
         if self.attempt(f"epochs {pending[0][0]}-{pending[-1][0]}", lambda: self.tracker.log_metrics(self.run_id, pending)):
-            self.state["synced_step"] = pending[-1][0]
+            self.state.synced_step = pending[-1][0]
             return True
         return False
 
     def push_artifacts(self) -> bool:
         """Upload the run's artifact folder and its final model (a LoggedModel) once; remembered in the state."""
-        if self.state.get("artifacts_synced") or self.run_id is None:
-            return bool(self.state.get("artifacts_synced"))
+        if self.state.artifacts_synced or self.run_id is None:
+            return self.state.artifacts_synced
         folder = self.run_dir / "artifacts"
         model_file = self.run_dir / MODEL_FILE
 
@@ -144,22 +146,20 @@ class RunRecorder:
                 model = torch.load(model_file, map_location="cpu", weights_only=False)  # aplab's own file
                 self.tracker.log_model(self.run_id, model, name="model")
 
-        self.state["artifacts_synced"] = self.attempt("artifacts", upload)
-        return self.state["artifacts_synced"]
+        self.state.artifacts_synced = self.attempt("artifacts", upload)
+        return self.state.artifacts_synced
 
     def push_end(self) -> bool:
         """Final metrics, tags and status, once the epochs and artifacts are through."""
-        if self.state.get("end_synced") or self.run_id is None:
-            return bool(self.state.get("end_synced"))
-        status = self.state["status"]
-        summary = self.state.get("summary", {})
-        last_epoch = self.state["history"][-1]["epoch"] if self.state["history"] else 0
+        if self.state.end_synced or self.run_id is None:
+            return self.state.end_synced
+        status, summary, last_epoch = self.state.status, self.state.summary, self.state.last_epoch
 
         def finish() -> None:
             if summary:
                 self.tracker.log_metrics(self.run_id, [(last_epoch, summary)])
-            self.tracker.set_tags(self.run_id, self.state.get("end_tags", {}))
+            self.tracker.set_tags(self.run_id, self.state.end_tags)
             self.tracker.end_run(self.run_id, status)
 
-        self.state["end_synced"] = self.attempt("final status", finish)
-        return self.state["end_synced"]
+        self.state.end_synced = self.attempt("final status", finish)
+        return self.state.end_synced

@@ -30,6 +30,6 @@ def finish_sync(recorder: RunRecorder, skipped: bool = False) -> RunResult:
 
 def result_of(recorder: RunRecorder, skipped: bool = False) -> RunResult:
     state = recorder.state
-    status = RunStatus.SKIPPED if skipped else RunStatus(state["status"])
-    return RunResult(status, state.get("run_id"), state["config_hash"], recorder.run_dir, state.get("summary", {}),
-                     state["history"], synced=bool(state.get("end_synced")))
+    status = RunStatus.SKIPPED if skipped else state.status
+    return RunResult(status, state.run_id, state.config_hash, recorder.run_dir, state.summary, state.history,
+                     synced=state.end_synced)

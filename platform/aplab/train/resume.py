@@ -60,15 +60,15 @@ def resume(ctx: RunContext, engine: Engine, train, checkpoint: dict[str, Any], r
     """Rank 0's resume: the training state, the history up to the checkpoint, and the tracked run reopened
     with where it now trains; the first epoch to train."""
     start = restore_training(ctx, engine, train, checkpoint)
-    recorder.state["history"] = checkpoint["history"]  # epochs after the checkpoint are run again
+    recorder.state.history = checkpoint["history"]  # epochs after the checkpoint are run again
     recorder.forget_lost_run()
     recorder.reconcile()
     where = where_tags(engine.runtime, ctx.rank, ctx.backend)
-    recorder.state["tags"].update(where)  # a run the store lost is made again with them
+    recorder.state.tags.update(where)  # a run the store lost is made again with them
     if recorder.run_id is not None:
         recorder.attempt("resume", lambda: recorder.tracker.resume_run(recorder.run_id))
         recorder.attempt("tags", lambda: recorder.tracker.set_tags(recorder.run_id, where))
-    log.info("resuming %s at epoch %d", recorder.state["run_name"], start)
+    log.info("resuming %s at epoch %d", recorder.state.run_name, start)
     return start
 
 

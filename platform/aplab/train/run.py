@@ -91,9 +91,9 @@ class TrainingRun:
         or FAILED earlier: its FAILED status reaches the tracker first)."""
         ctx = self.ctx
         recorder = load_recorder(ctx)
-        if recorder is not None and recorder.state.get("tracking_uri") != ctx.uri:
+        if recorder is not None and recorder.state.tracking_uri != ctx.uri:
             return None  # same config, another tracking store: a new run
-        if recorder is not None and recorder.state["status"] == RunStatus.FAILED:
+        if recorder is not None and recorder.state.status == RunStatus.FAILED:
             finish_sync(recorder)
             log.info("run %s FAILED earlier: training it again from scratch", ctx.run_dir)
             return None
@@ -102,7 +102,7 @@ class TrainingRun:
     def _run(self, claim: RunClaim, runtime: Runtime, data: PreparedData) -> RunResult:
         ctx, cfg = self.ctx, self.ctx.cfg
         recorder = self._recorder_to_continue()
-        if recorder is not None and recorder.state["status"] == RunStatus.FINISHED:
+        if recorder is not None and recorder.state.status == RunStatus.FINISHED:
             from_main(None, ctx.rank)  # the other ranks have nothing to do
             recorder.forget_lost_run()
             return finish_sync(recorder, skipped=True)
@@ -117,7 +117,7 @@ class TrainingRun:
             killed_before_first_epoch = recorder.run_id if recorder is not None else None
             recorder = RunRecorder(ctx.run_dir, ctx.tracker, fresh_state(ctx, data, runtime, self.parent_run_id,
                                                                          self.extra_tags))
-            recorder.state["run_id"] = killed_before_first_epoch  # reuse its tracked run, if it made one
+            recorder.state.run_id = killed_before_first_epoch  # reuse its tracked run, if it made one
             write_start_artifacts(ctx.run_dir, cfg, data)
             start = restore_training(ctx, engine, train, None)
             if ctx.tracker is not None and not recorder.ensure_run():
@@ -126,14 +126,14 @@ class TrainingRun:
 
         monitor = start_system_metrics(cfg, ctx.tracker, recorder, resumed=start > 1)
         epochs = cfg.optim.epochs
-        bar = tqdm(range(start, epochs + 1), desc=recorder.state["run_name"], unit="epoch", initial=start - 1,
+        bar = tqdm(range(start, epochs + 1), desc=recorder.state.run_name, unit="epoch", initial=start - 1,
                    total=epochs, disable=None if self.progress else True, leave=False, file=sys.stderr)  # None: no bar off a TTY
         matrix = None
         try:
             for epoch in bar:
                 metrics, matrix = engine.epoch(train, val, test, epoch, epochs, confusion=epoch == epochs)
-                recorder.state["history"].append({"epoch": epoch, **metrics})
-                save_epoch(ctx.run_dir, engine, train, recorder.state["history"], epoch,
+                recorder.state.history.append({"epoch": epoch, **metrics})
+                save_epoch(ctx.run_dir, engine, train, recorder.state.history, epoch,
                            gather(rng_states(runtime), ctx.rank))
                 if recorder.ensure_run():
                     recorder.push_pending()

@@ -3,6 +3,7 @@ marked FAILED (here and in the tracker), so the same command trains it again fro
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from .context import RunContext
 from .recorder import STATE_FILE, RunRecorder
 from .result import finish_sync
 from .resume import CHECKPOINT
+
+log = logging.getLogger(__name__)
 
 
 def set_aside(path: Path, problem: str) -> RunFileCorrupt:
@@ -30,8 +33,11 @@ def load_recorder(ctx: RunContext) -> RunRecorder | None:
         return RunRecorder.load(ctx.run_dir, ctx.tracker)
     except RunFileCorrupt as err:
         reason = f"{STATE_FILE} unreadable: {err}"
-        helper = RunRecorder(ctx.run_dir, ctx.tracker, {})
-        helper.attempt("marking the run FAILED", lambda: fail_tracked_runs(ctx, reason))
+        if ctx.tracker is not None:
+            try:
+                fail_tracked_runs(ctx, reason)
+            except Exception as outage:  # noqa: BLE001 - an outage must not hide the corrupt file's error
+                log.warning("could not mark the tracked run FAILED (%s: %s)", type(outage).__name__, outage)
         cause = err.__cause__
         failure = set_aside(ctx.run_dir / STATE_FILE, f"{type(cause).__name__}: {cause}")
         (ctx.run_dir / CHECKPOINT).unlink(missing_ok=True)  # its epochs are not trusted without their state
@@ -61,7 +67,7 @@ def load_run_checkpoint(ctx: RunContext, recorder: RunRecorder) -> dict[str, Any
 
 def fail(run_dir: Path, recorder: RunRecorder, err: RunFailed) -> None:
     """Mark the run FAILED with its reason, here and in the tracker; a re-run starts it from scratch."""
-    recorder.state.update(status=RunStatus.FAILED, end_tags={T.FAILURE_REASON: str(err)})
+    recorder.state.status, recorder.state.end_tags = RunStatus.FAILED, {T.FAILURE_REASON: str(err)}
     (run_dir / CHECKPOINT).unlink(missing_ok=True)
     recorder.save()
     finish_sync(recorder)

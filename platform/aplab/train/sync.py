@@ -22,15 +22,15 @@ def sync(run_dir: Path, tracker: Tracker) -> RunResult:
     recorder = RunRecorder.load(run_dir, tracker)
     if recorder is None:
         raise ConfigError("run folder", str(run_dir), "a folder with a state.json written by aplab train")
-    home = recorder.state.get("tracking_uri")
+    home = recorder.state.tracking_uri
     if recorder.run_id is not None and home != tracker.uri:
         raise RunOfAnotherStore("--tracking-uri", tracker.uri, f"{home}, the store that holds run {recorder.run_id}")
     tracker.check()
-    recorder.state["tracking_uri"] = tracker.uri
+    recorder.state.tracking_uri = tracker.uri
     recorder.forget_lost_run()
     if recorder.ensure_run():
         done = recorder.push_pending()
-        if recorder.state["status"] in (RunStatus.FINISHED, RunStatus.FAILED) and done:
+        if recorder.state.status in (RunStatus.FINISHED, RunStatus.FAILED) and done:
             recorder.push_artifacts() and recorder.push_end()
     recorder.save()
     return result_of(recorder)
