@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..workers.slurm import SlurmOptions
 
 #: --flag -> dotted config field, for the fields people change most. ``{names}`` in a help text is filled from
-#: the flag's registry (LISTINGS) when help is shown, so ``aplab train`` without --help does not import torch.
+#: the flag's registry (LISTINGS) when help is shown, so parsing flags never imports torch.
 TRAIN_FLAGS: dict[str, tuple[str, type | None, str]] = {
     "dataset": ("data.name", str, "dataset: {names}"),
     "model": ("model.name", str, "model: {names}"),
@@ -100,10 +100,15 @@ class OneLineParser(argparse.ArgumentParser):
         return super().format_help()
 
 
-def add_config_arguments(parser: OneLineParser) -> None:
-    """The flags shared by every command that builds run configs."""
-    for flag, (_, kind, _) in TRAIN_FLAGS.items():
-        parser.add_listed_argument(f"--{flag}", flag=flag, type=kind)
+def add_config_arguments(parser: OneLineParser, list_registries: bool = False) -> None:
+    """The flags shared by every command that builds run configs. With ``list_registries`` (``aplab train``) the
+    help of --dataset, --model and --loss lists the registries (importing torch to show help); other commands'
+    help stays instant and points there."""
+    for flag, (_, kind, text) in TRAIN_FLAGS.items():
+        if list_registries or flag not in LISTINGS:
+            parser.add_listed_argument(f"--{flag}", flag=flag, type=kind)
+        else:
+            parser.add_argument(f"--{flag}", type=kind, help=text.replace("{names}", "see `aplab train --help`"))
     parser.add_argument("--config", help="YAML file of config sections (data, noise, model, loss, optim, runtime, tracking)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config field, e.g. --set optim.lr=0.05 (repeatable)")

@@ -10,7 +10,7 @@ from .flags import Subcommands, add_config_arguments, add_executor_arguments, ad
 def cmd_study(args: argparse.Namespace) -> int:
     """Build the base config from the train flags, run the study, print its outcome."""
     from ..executors import executor
-    from ..study.runner import StudyOptions, check_options
+    from ..study.prepare import StudyOptions, check_options
 
     request = worker_request(args)
     runner = executor(args.executor)

@@ -42,7 +42,7 @@ def register(commands: Subcommands) -> None:
     parser = commands.add_parser("train", help="train one run (the paper's settings by default)",
                                  description="Train one run. With no flags: digits, cnn4, ce, no noise; every unset "
                                              "field takes the dataset's paper setting (README, docs/losses.md).")
-    add_config_arguments(parser)
+    add_config_arguments(parser, list_registries=True)
     parser.add_argument("--nproc-per-node", type=int, metavar="N",
                         help="train this one run on N processes (GPUs) with DistributedDataParallel; "
                              "several nodes: torchrun (docs/distributed.md)")

@@ -12,7 +12,8 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..study.parent import close_parent_run
 from ..study.queue import is_done
-from ..study.runner import StudyJob, StudyOptions, check_options, open_study, prepare_study, worker_loop
+from ..study.prepare import StudyJob, StudyOptions, check_options, open_study, prepare_study
+from ..study.worker import worker_loop
 from ..study.space import SearchSpace
 from ..study.storage import database_of, default_storage, is_journal, redact
 from ..study.summary import update_parent
