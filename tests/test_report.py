@@ -14,7 +14,8 @@ from aplab.errors import ConfigError
 from aplab.report import build_report
 from aplab.report.figures import mean_band, study_grids
 from aplab.report.paper import PAPER_CSV
-from aplab.report.tables import runs_frame, summarise, to_latex, to_markdown
+from aplab.report.render import to_latex, to_markdown
+from aplab.report.tables import runs_frame, summarise
 from aplab.tracking import MemoryTracker
 
 EXP = "exp"

@@ -20,7 +20,7 @@ QUICKSTART = Path(__file__).with_name("quickstart.yaml")
 
 def dynamics_lines(dynamics) -> list[str]:
     """One sentence per loss: best test accuracy and when, last-epoch accuracy, and memorisation."""
-    from ..report.tables import column_label, method_label
+    from ..report.render import column_label, method_label
 
     lines = []
     for _, r in dynamics.iterrows():

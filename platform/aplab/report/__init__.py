@@ -51,8 +51,9 @@ def build_report(tracker: Tracker, experiment: str, out: str | Path, metric: str
     """Tables and figures of the finished runs of ``experiment`` (only config hashes in ``hashes`` if
     given) and the alpha x beta grids of its studies; a ConfigError when there is nothing to report."""
     from . import figures
-    from .tables import (METRICS, dynamics, dynamics_markdown, load_histories, runs_frame, sort_runs, summarise, to_latex,
-                         to_markdown, to_plain)
+    from .dynamics import dynamics, dynamics_markdown, load_histories
+    from .render import to_latex, to_markdown, to_plain
+    from .tables import METRICS, runs_frame, sort_runs, summarise
 
     METRICS.get(metric, "--metric")
     for kind in figure_kinds:

@@ -18,7 +18,8 @@ from ..keys import M, T
 from ..plotting.figure import new_figure, plot_grid_heatmap, save_figure
 from ..status import RunStatus
 from ..tracking import RunRecord
-from .tables import KIND_ORDER, column_label, method_label
+from .render import column_label, method_label
+from .tables import KIND_ORDER
 
 Histories = dict[str, dict[str, list[tuple[int, float]]]]
 #: The two loss parameters of a study's grid: rows (active term) and columns (passive term).
