@@ -246,8 +246,15 @@ class SubmissionLog:
 
 
 def task_log(folder: Path, task_id: str) -> Path:
-    """submitit's stderr file of the task ``task_id`` (its first node's)."""
-    return Path(folder) / f"{task_id}_0_log.err"
+    """submitit's stderr file of the task ``task_id`` (its first node's), named by submitit itself.
+
+    ``JobPaths`` is what ``Job.paths`` returns (submitit's documented way to a job's logs); aplab builds it
+    from the task id because the ``Job`` objects of an earlier command are gone. Not exported at submitit's
+    top level: checked on submitit 1.5.4, covered by tests/test_slurm.py's log-path test.
+    """
+    from submitit.core.utils import JobPaths
+
+    return JobPaths(Path(folder), job_id=task_id, task_id=0).stderr
 
 
 def follow(task_ids: list[str], description: str, progress: bool, stream: TextIO, poll_s: float = POLL_S) -> None:
