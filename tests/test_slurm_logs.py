@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+
 def test_a_task_log_is_named_as_submitit_names_it(tmp_path: Path) -> None:
     from aplab.workers.slurm import task_log
 
