@@ -2,12 +2,14 @@
 
 It sits above every package it consults (presets, losses, noise, data, models), so ``config`` stays the
 bottom layer. Each package checks its own fields; the fields no package owns are checked by
-``config.check_settings``. A run resolves once: ``resolve`` of a resolved config returns it unchanged.
+``config.checks.check_settings``. A run resolves once: ``resolve`` of a resolved config returns it unchanged.
 """
 
 from __future__ import annotations
 
-from .schema import LOSS_PARAMS, ResolvedConfig, RunConfig, check_settings, freeze, from_flat, loss_kwargs
+from .checks import check_settings
+from .overrides import from_flat
+from .schema import LOSS_PARAMS, ResolvedConfig, RunConfig, freeze, loss_kwargs
 from ..errors import ConfigError, one_of
 from ..schedules import SCHEDULES
 
