@@ -24,7 +24,7 @@ def resolve(config: RunConfig | ResolvedConfig) -> ResolvedConfig:
     from .. import losses
     from ..data import check_data_config, check_dataset
     from ..models import model_factory
-    from .presets import preset_for
+    from ..data.presets import preset_for
 
     cfg = from_flat(config.flat())
     if cfg.loss.fidelity not in losses.FIDELITIES:
@@ -56,7 +56,7 @@ def _resolve_loss(cfg: RunConfig, preset) -> None:
     An unset parameter takes the dataset preset's value (``loss_params``), else the loss's own default.
     """
     from .. import losses
-    from .presets import loss_params
+    from ..data.presets import loss_params
 
     try:
         probe = losses.build(cfg.loss.name, PROBE_CLASSES, fidelity=cfg.loss.fidelity, **loss_kwargs(cfg))
