@@ -203,3 +203,13 @@ def test_resolving_a_small_cnn_run_imports_neither_timm_nor_torchvision():
             "print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[:2] == ["False", "[]"]  # argument parsing needs no torch; a cnn4 run needs no timm
+
+
+def test_each_loss_parameter_is_declared_once_in_loss_config():
+    from aplab.config import LOSS_PARAMS, LossConfig
+    from aplab.losses.zoo import RULES
+    from aplab.pipeline.spec import LOSS_KEYS
+
+    assert LOSS_PARAMS == ("alpha", "beta", "gamma", "q", "ln_neg", "a", "p", "delta", "lamb", "min_prob", "scale")
+    assert LOSS_KEYS == ("name", *LOSS_PARAMS, "fidelity") == tuple(f.name for f in dataclasses.fields(LossConfig))
+    assert set(LOSS_PARAMS) <= set(RULES)  # every parameter a config can set has a rule in the loss zoo

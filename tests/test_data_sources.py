@@ -107,7 +107,7 @@ def test_digits_split_pixels_and_stats():
 def test_digits_are_kept_parsed_in_the_cache_and_a_broken_cache_is_made_again(tmp_path, monkeypatch):
     from sklearn.datasets import load_digits
 
-    from aplab.data.sources import DIGITS_CACHE, digits_arrays
+    from aplab.data.sources.digits import DIGITS_CACHE, digits_arrays
 
     monkeypatch.setenv("APLAB_CACHE", str(tmp_path))
     sk = load_digits()
@@ -252,18 +252,19 @@ def test_a_download_runs_under_the_folder_lock_and_happens_once(tmp_path, monkey
     data folder's lock (another process cannot take it meanwhile), and the others then find the files."""
     import fcntl
 
-    import aplab.data.sources as sources
+    import aplab.data.sources.cifar as cifar
+    from aplab.data.sources import DOWNLOAD_LOCK
 
     downloads = []
 
     def download(layout, root):
-        with open(root / sources.DOWNLOAD_LOCK, "a") as other:  # another process's attempt to take the lock
+        with open(root / DOWNLOAD_LOCK, "a") as other:  # another process's attempt to take the lock
             with pytest.raises(BlockingIOError):
                 fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         downloads.append(layout.name)
         _cifar10_tree(root)
 
-    monkeypatch.setattr(sources, "_download_cifar", download)
+    monkeypatch.setattr(cifar, "_download_cifar", download)
     first = load_dataset("cifar10", tmp_path, download=True)
     again = load_dataset("cifar10", tmp_path, download=True)
     assert downloads == ["cifar10"] and len(first.train.labels) == len(again.train.labels) == 10

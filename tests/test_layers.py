@@ -142,3 +142,9 @@ def test_the_cycle_finder_finds_cycles(graph, expected):
 def test_a_lower_layer_importing_a_higher_one_is_seen():
     assert layer_of("aplab.losses.zoo") < layer_of("aplab.train.run") < layer_of("aplab.cli.train")
     assert layer_of("aplab.config.resolve") > layer_of("aplab.config.schema")
+
+
+def test_the_presets_sit_with_the_dataset_sources_below_the_resolver():
+    assert layer_of("aplab.config.identity") == layer_of("aplab.config.presets") == 0  # pure data and the hash
+    assert layer_of("aplab.config.presets") < layer_of("aplab.data.sources.cifar") == layer_of("aplab.data.presets")
+    assert layer_of("aplab.data.presets") < layer_of("aplab.config.resolve")

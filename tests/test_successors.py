@@ -230,7 +230,7 @@ def test_successor_gradients_are_finite_at_extreme_logits_in_float32_and_bf16_au
 
 
 def test_presets_carry_the_successors_settings_and_anl_trains_without_weight_decay():
-    from aplab.config.presets import loss_params, preset_for
+    from aplab.data.presets import loss_params, preset_for
 
     c10 = preset_for("cifar10", "code", "anl-ce-er")
     assert c10.weight_decay == 0.0 and c10.model == "cnn8"
@@ -250,7 +250,7 @@ def test_presets_carry_the_successors_settings_and_anl_trains_without_weight_dec
 
 
 def test_cifar100_mae_beta_is_the_official_configs_under_code_and_the_papers_under_paper():
-    from aplab.config.presets import loss_params, preset_for
+    from aplab.data.presets import loss_params, preset_for
 
     for loss in ("nce+mae", "nfl+mae", "ngce+mae"):
         assert loss_params(preset_for("cifar100", "code", loss), loss)["beta"] == 1.0

@@ -23,10 +23,10 @@ def noise_summary(dataset: str, spec: str, seed: int, data_dir: str | None = Non
     """The realised noise of ``spec`` on ``dataset``'s training labels: a JSON-ready summary, and the NoisyLabels."""
     from .. import noise
     from ..data import load_dataset
-    from ..config.presets import PRESETS
+    from ..data.sources import DATASETS
 
-    if dataset not in PRESETS:
-        raise PRESETS.unknown(dataset, "dataset")
+    if dataset not in DATASETS:
+        raise DATASETS.unknown(dataset, "dataset")
     normalised = noise.check_config(spec, dataset, sampler=sampler, file=file)
     loaded = load_dataset(dataset, data_dir)
     noisy = noise.corrupt_training_set(loaded, normalised, seed, data_dir=data_dir, file=file, sampler=sampler)

@@ -84,13 +84,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from ..config import loss_kwargs
+
     spec, cells = pipeline_cells(args)
     print(f"pipeline {spec.name}: {len(cells)} runs in experiment {cells[0].config.tracking.experiment}"
           + (f" ({spec.description})" if spec.description else ""))
     for cell in cells:
         c = cell.config
-        params = " ".join(f"{k}={getattr(c.loss, k):g}" for k in ("alpha", "beta", "gamma", "q")
-                          if getattr(c.loss, k) is not None)
+        params = " ".join(f"{k}={v:g}" for k, v in loss_kwargs(c).items())
         print(f"  {cell.digest}  {cell.label:<40} {c.model.name} {c.optim.epochs} epochs lr {c.optim.lr:g} {params}")
     return 0
 

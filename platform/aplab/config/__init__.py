@@ -1,9 +1,13 @@
-"""A run's configuration: the typed schema and its YAML/override parsing, presets, and the resolver.
+"""A run's configuration: the typed schema, its parsing, its checks and identity, and the resolver.
 
-``aplab.config`` re-exports the schema (the bottom layer). ``aplab.config.resolve`` sits above the
-domain packages (it asks losses, noise, data and models to check their fields) and is imported by name.
+``aplab.config`` re-exports the bottom layer (schema, overrides, checks, identity). ``aplab.config.resolve``
+sits above the domain packages (it asks losses, noise, data and models to check their fields and fills
+unset fields from the dataset's preset) and is imported by name.
 """
 
+from .checks import check_settings
+from .identity import config_hash, identity
+from .overrides import apply, from_dict, from_flat, load_yaml, parse_override, to_flat, to_yaml, yaml_number
 from .schema import (
     LOSS_PARAMS,
     DataConfig,
@@ -15,22 +19,13 @@ from .schema import (
     RunConfig,
     RuntimeConfig,
     TrackingConfig,
-    apply,
-    config_hash,
     field_names,
-    from_dict,
-    from_flat,
-    identity,
-    load_yaml,
     loss_kwargs,
-    parse_override,
-    to_flat,
-    to_yaml,
-    yaml_number,
 )
 
 __all__ = [
     "LOSS_PARAMS", "DataConfig", "LossConfig", "ModelConfig", "NoiseConfig", "OptimConfig", "ResolvedConfig",
-    "RunConfig", "RuntimeConfig", "TrackingConfig", "apply", "config_hash", "field_names", "from_dict",
-    "from_flat", "identity", "load_yaml", "loss_kwargs", "parse_override", "to_flat", "to_yaml", "yaml_number",
+    "RunConfig", "RuntimeConfig", "TrackingConfig", "apply", "check_settings", "config_hash", "field_names",
+    "from_dict", "from_flat", "identity", "load_yaml", "loss_kwargs", "parse_override", "to_flat", "to_yaml",
+    "yaml_number",
 ]

@@ -2,12 +2,14 @@
 
 It sits above every package it consults (presets, losses, noise, data, models), so ``config`` stays the
 bottom layer. Each package checks its own fields; the fields no package owns are checked by
-``config.check_settings``. A run resolves once: ``resolve`` of a resolved config returns it unchanged.
+``config.checks.check_settings``. A run resolves once: ``resolve`` of a resolved config returns it unchanged.
 """
 
 from __future__ import annotations
 
-from .schema import LOSS_PARAMS, ResolvedConfig, RunConfig, check_settings, freeze, from_flat, loss_kwargs
+from .checks import check_settings
+from .overrides import from_flat
+from .schema import LOSS_PARAMS, ResolvedConfig, RunConfig, freeze, loss_kwargs
 from ..errors import ConfigError, one_of
 from ..schedules import SCHEDULES
 
@@ -22,7 +24,7 @@ def resolve(config: RunConfig | ResolvedConfig) -> ResolvedConfig:
     from .. import losses
     from ..data import check_data_config, check_dataset
     from ..models import model_factory
-    from .presets import preset_for
+    from ..data.presets import preset_for
 
     cfg = from_flat(config.flat())
     if cfg.loss.fidelity not in losses.FIDELITIES:
@@ -54,7 +56,7 @@ def _resolve_loss(cfg: RunConfig, preset) -> None:
     An unset parameter takes the dataset preset's value (``loss_params``), else the loss's own default.
     """
     from .. import losses
-    from .presets import loss_params
+    from ..data.presets import loss_params
 
     try:
         probe = losses.build(cfg.loss.name, PROBE_CLASSES, fidelity=cfg.loss.fidelity, **loss_kwargs(cfg))

@@ -1,4 +1,5 @@
-"""Datasets: sources (clean train/test), the stratified validation split, and on-device augmentation."""
+"""Datasets: sources (clean train/test, each with its preset), the stratified validation split, on-device
+augmentation."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import LOSS_PARAMS, RunConfig, config_hash, field_names, from_flat, load_yaml, parse_override, to_flat
+from ..config import LossConfig, RunConfig, config_hash, field_names, from_flat, load_yaml, parse_override, to_flat
 from ..config.resolve import resolve
 from ..errors import ConfigError
 from ..keys import AXIS_FIELDS, run_label
@@ -22,7 +22,8 @@ TOP_LEVEL_KEYS = ("name", "description", "experiment", "paper_table", "matrix", 
 MATRIX_AXES = ("dataset", "noise", "loss", "seed")
 #: The config field each axis sets; an override naming one of them would silently fight the matrix.
 AXIS_OF_FIELD = dict(zip(AXIS_FIELDS, MATRIX_AXES))
-LOSS_KEYS = ("name", *LOSS_PARAMS, "fidelity")
+#: The keys of a matrix loss: LossConfig's fields (name, the LOSS_PARAMS, fidelity), never listed again here.
+LOSS_KEYS = tuple(f.name for f in dataclasses.fields(LossConfig))
 
 
 @dataclass(frozen=True)
