@@ -14,17 +14,15 @@ from torchvision.io import read_file
 from torchvision.transforms import RandomResizedCrop
 
 from aplab.data.files import FILE_TRANSFORMS, evaluation_transform
-from aplab.data.gpu_decode import (
+from aplab.data.device_transforms import (
     DEVICE_FILE_TRANSFORMS,
     ColorJitterDraws,
-    DeviceDecodedFiles,
     EvaluationOnDevice,
     WebVisionTrainOnDevice,
-    check_decode,
     color_jitter,
-    decode_images,
     random_resized_boxes,
 )
+from aplab.data.gpu_decode import DeviceDecodedFiles, check_decode, decode_images
 from aplab.distributed import Rank
 from aplab.errors import ConfigError
 

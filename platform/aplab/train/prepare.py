@@ -12,7 +12,7 @@ from .. import noise
 from ..config import RunConfig
 from ..data import AUGMENTATIONS, Dataset, ImageFiles, ImageTensors, load_dataset, stratified_split
 from ..data.files import FILE_TRANSFORMS, evaluation_transform
-from ..data.gpu_decode import DEVICE_FILE_TRANSFORMS, EvaluationOnDevice
+from ..data.device_transforms import DEVICE_FILE_TRANSFORMS, EvaluationOnDevice
 from ..distributed import SINGLE, Rank, split_bounds
 from .batches import DeviceBatches, FileBatches
 from .runtime import Runtime
