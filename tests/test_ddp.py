@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -16,7 +15,8 @@ import torch
 from aplab.cli.command import main
 from aplab.distributed import Rank, split_bounds
 from aplab.keys import M, T
-from tests.kill_resume import aplab_command, assert_resumes_to_the_uninterrupted_result, run_until
+from tests.helpers import aplab_command, aplab_env, free_port
+from tests.kill_resume import assert_resumes_to_the_uninterrupted_result, run_until
 
 # -- the pure parts ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("size, world", [(7, 2), (8, 2), (10, 3), (2, 4), (0, 2), (1000, 7)])
@@ -217,12 +217,6 @@ def test_a_rank_s_error_keeps_its_attributes_and_a_plain_exception_its_arguments
 
 
 # -- gradients, two gloo processes ------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def one_step(rank: int, world: int, port: int, folder: str) -> None:
     """Rank ``rank`` of ``world`` (or the single process, world 1): one SGD step of a linear model on a
     global batch of 7 (3 + 4 on two ranks); its parameters after the step and its sums go to ``folder``."""
@@ -353,7 +347,7 @@ def test_a_two_process_digits_run_is_one_finished_run_like_the_single_process_on
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     common = [*DIGITS, "--epochs", "3", "--no-progress", "--tracking-uri", uri, "--workdir", str(tmp_path / "runs")]
-    command, env = aplab_command(*common, "--nproc-per-node", "2", "--experiment", "ddp")
+    command, env = aplab_command(*common, "--nproc-per-node", "2", "--experiment", "ddp"), aplab_env()
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("finished: run ") == 1  # one report, from rank 0
@@ -429,7 +423,7 @@ def test_a_sigkilled_ddp_run_stops_every_rank_and_resumes_to_the_uninterrupted_r
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     command, env = aplab_command(*RESUMABLE, "--no-progress", "--tracking-uri", uri,
-                                 "--workdir", str(tmp_path / "runs"))
+                                 "--workdir", str(tmp_path / "runs")), aplab_env()
     process = run_until(command, env, tmp_path, "epoch   3/6")  # rank 0's epoch lines, after each checkpoint
     children = psutil.Process(process.pid).children(recursive=True)
     ranks = [p for p in children if "spawn_main" in " ".join(p.cmdline())]  # the elastic agent spawns the ranks
@@ -445,8 +439,8 @@ def test_a_sigkilled_ddp_run_stops_every_rank_and_resumes_to_the_uninterrupted_r
     gone, alive = psutil.wait_procs(ranks, timeout=120)  # no rank outlives the group
     assert not alive
 
-    straight, _ = aplab_command(*RESUMABLE, "--no-progress", "--tracking-uri", uri, "--workdir",
-                                str(tmp_path / "straight"), "--experiment", "straight")
+    straight = aplab_command(*RESUMABLE, "--no-progress", "--tracking-uri", uri, "--workdir",
+                             str(tmp_path / "straight"), "--experiment", "straight")
     assert_resumes_to_the_uninterrupted_result(command, straight, env, tmp_path, uri, epochs=6)
 
 
@@ -478,7 +472,7 @@ def test_torchrun_starts_the_ranks_of_one_run(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     command, env = aplab_command(*DIGITS, "--epochs", "2", "--no-progress", "--tracking-uri", uri,
-                                 "--workdir", str(tmp_path / "runs"))
+                                 "--workdir", str(tmp_path / "runs")), aplab_env()
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *command[1:]]
     done = subprocess.run(torchrun, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr

@@ -98,19 +98,15 @@ def test_two_processes_fill_one_optuna_study_on_postgres(optuna_storage, postgre
 import csv  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from tests.helpers import aplab_command, aplab_env  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false"}
-
-
-def aplab_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "aplab.cli", *args]
+ENV = aplab_env()
 
 
 def run_aplab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

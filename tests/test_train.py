@@ -14,7 +14,8 @@ from aplab.keys import P_TRAIN_SIZE, P_VAL_SIZE, M, T
 from aplab.tracking import MemoryTracker
 from aplab.train import NonFiniteLoss, train
 from aplab.status import RunStatus
-from tests.kill_resume import aplab_command, assert_resumes_to_the_uninterrupted_result, run_until
+from tests.helpers import aplab_command, aplab_env
+from tests.kill_resume import assert_resumes_to_the_uninterrupted_result, run_until
 
 TIMING = {M.EPOCH_SECONDS, M.IMAGES_PER_SECOND}
 
@@ -340,12 +341,12 @@ TRAIN = ["train", "--dataset", "digits", "--loss", "nce+rce", "--noise", "symmet
 @pytest.mark.slow
 def test_a_killed_run_resumes_into_the_same_mlflow_run_with_the_same_result(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    command, env = aplab_command(*TRAIN, "--tracking-uri", uri, "--workdir", str(tmp_path / "runs"))
+    command, env = aplab_command(*TRAIN, "--tracking-uri", uri, "--workdir", str(tmp_path / "runs")), aplab_env()
     process = run_until(command, env, tmp_path, "epoch   3/6")
     process.send_signal(signal.SIGKILL)
     process.wait()
-    straight, _ = aplab_command(*TRAIN, "--tracking-uri", uri, "--workdir", str(tmp_path / "straight"),
-                                "--experiment", "straight")
+    straight = aplab_command(*TRAIN, "--tracking-uri", uri, "--workdir", str(tmp_path / "straight"),
+                             "--experiment", "straight")
     assert_resumes_to_the_uninterrupted_result(command, straight, env, tmp_path, uri, epochs=6)
 
 
