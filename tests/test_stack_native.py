@@ -99,6 +99,7 @@ import csv  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
+import signal  # noqa: E402
 import subprocess  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -191,11 +192,14 @@ def test_a_server_outage_mid_run_costs_no_epoch(mlflow_server, mlflow_rest, tmp_
     seen: list[str] = []
     try:
         read_until_epoch(process, 2, seen)
+        process.send_signal(signal.SIGSTOP)  # the run waits while the server stops: epochs are left to train
         mlflow_server.stop()
         stopped_at = json.loads(next(runs.rglob("state.json")).read_text())["history"][-1]["epoch"]
-        if stopped_at < epochs:  # training goes on without the server
-            assert read_until_epoch(process, min(stopped_at + 2, epochs), seen) > stopped_at
+        assert 2 <= stopped_at <= epochs - 2  # the precondition: the server went down mid-run
+        process.send_signal(signal.SIGCONT)
+        assert read_until_epoch(process, stopped_at + 2, seen) >= stopped_at + 2  # training goes on without it
     finally:
+        process.send_signal(signal.SIGCONT)
         mlflow_server.start()
     rest, _ = process.communicate(timeout=600)
     output = "".join(seen) + rest
