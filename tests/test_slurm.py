@@ -293,6 +293,7 @@ def test_two_slurm_workers_fill_the_paper_grid_with_no_point_twice(slurm_cluster
     import optuna
     from optuna.trial import TrialState
 
+    from aplab.study.queue import ATTR_OWNER
     from aplab.study.storage import open_storage
 
     journal = tmp_path / "optuna.journal"
@@ -312,7 +313,9 @@ def test_two_slurm_workers_fill_the_paper_grid_with_no_point_twice(slurm_cluster
     assert len(parents) == 1 and parents[0].status == "FINISHED"
     children = tracker.find_runs("aplab", {"mlflow.parentRunId": parents[0].run_id})
     assert len(children) == 12 and {r.tags[T.SLURM_JOB_ID] for r in children} == {job}
-    assert {r.tags[T.SLURM_TASK_ID] for r in children} <= {"0", "1"}
+    # both workers ran trials: the two array tasks tagged runs, and two processes own the trials
+    assert {r.tags[T.SLURM_TASK_ID] for r in children} == {"0", "1"}
+    assert len({(t.user_attrs[ATTR_OWNER]["host"], t.user_attrs[ATTR_OWNER]["pid"]) for t in complete}) == 2
 
 
 ONE_CELL = TWO_CELLS.replace("name: two", "name: one").replace("experiment: two", "experiment: one").replace(
