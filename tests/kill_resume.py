@@ -3,16 +3,8 @@ compared with an uninterrupted run of the same command."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
-
-
-def aplab_command(*args: str) -> tuple[list[str], dict[str, str]]:
-    """``aplab ARGS`` as a child process, with its environment: unbuffered, no system-metrics thread."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false"}
-    return [sys.executable, "-m", "aplab.cli", *args], env
 
 
 def run_until(command: list[str], env: dict[str, str], cwd: Path, epoch_line: str) -> subprocess.Popen:

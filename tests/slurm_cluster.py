@@ -22,16 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
+
 DAEMONS = ("munged", "slurmctld", "slurmd")
 START_DEADLINE_S = 60.0
 #: Memory a job gets when it asks for none (without it CR_Core_Memory gives one job the whole node).
 DEF_MEM_PER_CPU_MB = 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _which(name: str) -> str | None:
@@ -122,8 +118,8 @@ def _write_conf(root: Path, host: str, cpus: int, memory_mb: int) -> Path:
     conf.write_text("\n".join([
         "ClusterName=aplabtest",
         f"SlurmctldHost={host}(127.0.0.1)",
-        f"SlurmctldPort={_free_port()}",
-        f"SlurmdPort={_free_port()}",
+        f"SlurmctldPort={free_port()}",
+        f"SlurmdPort={free_port()}",
         f"AuthInfo=socket={root / 'munge.socket'}",
         "AuthType=auth/munge",
         "CredType=cred/munge",

@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.helpers import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MLFLOW_SERVER_SCRIPT = REPO_ROOT / "docker" / "mlflow-server.sh"
 POSTGRES_INIT_SCRIPT = REPO_ROOT / "docker" / "postgres-init.sh"
@@ -39,13 +41,6 @@ SERVER_START_TIMEOUT_S = 120.0
 
 
 # --------------------------------------------------------------------------- small utilities
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

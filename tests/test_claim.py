@@ -60,12 +60,26 @@ def test_a_run_claimed_by_this_process_is_refused_with_its_owner_and_trains_noth
 
 
 def test_the_claim_is_held_and_refreshed_while_the_run_trains(small_run, tmp_path):
+    """After each epoch the heartbeat is set back an hour in claim.json: the next epoch's refresh must write a
+    new one (a refresh that wrote nothing would leave the hour-old value)."""
     run_dir = tmp_path / "run"
     seen: list[ClaimOwner | None] = []
-    train(small_run(), MemoryTracker(), run_dir=run_dir, progress=False,
-          on_epoch=lambda e, m: seen.append(read_owner(run_dir)))
-    assert len(seen) == 2 and all(o is not None and o.pid == os.getpid() for o in seen)
-    assert seen[1].heartbeat >= seen[0].heartbeat >= seen[0].since
+    set_back: list[float] = []
+
+    def age_the_heartbeat(epoch, metrics):
+        owner = read_owner(run_dir)
+        seen.append(owner)
+        set_back.append(owner.since - 3600.0)
+        claim = json.loads((run_dir / CLAIM_FILE).read_text())
+        (run_dir / CLAIM_FILE).write_text(json.dumps({**claim, "heartbeat": set_back[-1]}))  # the same owner
+        assert read_owner(run_dir).heartbeat == set_back[-1]
+
+    train(small_run(**{"optim.epochs": 3}), MemoryTracker(), run_dir=run_dir, progress=False,
+          on_epoch=age_the_heartbeat)
+    assert len(seen) == 3 and all(o is not None and o.pid == os.getpid() for o in seen)
+    assert len({o.since for o in seen}) == 1  # one claim, held throughout
+    for before, after in zip(set_back, seen[1:]):
+        assert after.heartbeat > before and after.heartbeat >= after.since  # the refresh wrote a new one
 
 
 def test_a_claim_of_a_live_process_refuses_and_its_death_frees_the_run(small_run, tmp_path):

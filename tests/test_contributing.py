@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import aplab_command
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "contributing.md"
 EXAMPLE = re.compile(r"<!-- example: (\w+) -->\n```(\w+)\n(.*?)\n```", flags=re.S)
 
@@ -34,8 +36,8 @@ def test_the_pipeline_example_resolves_to_the_cells_the_page_promises(tmp_path):
     assert language == "yaml"
     path = tmp_path / "apl_vs_ce_digits.yaml"
     path.write_text(body + "\n")
-    done = subprocess.run([sys.executable, "-m", "aplab.cli", "pipeline", "show", str(path)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(aplab_command("pipeline", "show", str(path)), cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("pipeline apl_vs_ce_digits: 12 runs in experiment apl-vs-ce")

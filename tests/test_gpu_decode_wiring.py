@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import numpy as np
 import torch
@@ -15,6 +14,7 @@ from aplab.config import from_dict
 from aplab.config.resolve import resolve
 from aplab.train.prepare import make_batches, prepare_data
 from aplab.train.runtime import Runtime
+from tests.helpers import aplab_command
 
 
 def webvision_tree(root) -> None:
@@ -59,9 +59,9 @@ def test_webvision_batches_come_from_the_device_decoder_and_repeat_under_a_seed(
 def test_train_with_gpu_decode_and_no_cuda_is_exit_2_in_one_line(tmp_path):
     webvision_tree(tmp_path / "webvision")
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([sys.executable, "-m", "aplab.cli", "train", "--dataset", "webvision_mini", "--data-dir",
-                           str(tmp_path), "--epochs", "1", "--set", "runtime.decode=gpu", "--tracking-uri",
-                           f"sqlite:///{tmp_path}/mlflow.db", "--no-progress"],
+    done = subprocess.run(aplab_command("train", "--dataset", "webvision_mini", "--data-dir", str(tmp_path),
+                                        "--epochs", "1", "--set", "runtime.decode=gpu", "--tracking-uri",
+                                        f"sqlite:///{tmp_path}/mlflow.db", "--no-progress"),
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

@@ -20,6 +20,7 @@ from aplab.pipeline.quickstart import QUICKSTART
 from aplab.status import RunStatus
 from aplab.report.paper import PAPER_CSV
 from aplab.tracking import MemoryTracker, make_tracker
+from tests.helpers import aplab_command
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))
@@ -326,8 +327,7 @@ def test_a_killed_pipeline_resumes_and_runs_each_cell_exactly_once(tmp_path):
     gce = _state(tmp_path / "runs" / "resume" / cells["gce"].digest)
     assert gce["status"] == "RUNNING" and gce["checkpoint"] and gce["run_id"]
 
-    second = subprocess.run([sys.executable, "-m", "aplab.cli", *arguments], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=400)
+    second = subprocess.run(aplab_command(*arguments), cwd=tmp_path, capture_output=True, text=True, timeout=400)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
     assert "resuming" in second.stderr and "at epoch 3" in second.stderr  # gce went on from its checkpoint
     after = _finished_per_hash(uri, "resume")

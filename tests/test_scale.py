@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -99,7 +100,15 @@ def test_study_refuses_a_gpu_this_machine_lacks(tmp_path, capsys, monkeypatch):
     assert code == 2 and len(err) == 1 and "--gpus='3' is not allowed" in err[0] and "no GPU" in err[0]
 
 
-def test_a_cuda_run_records_the_physical_gpu_and_the_host(monkeypatch):
+@pytest.fixture
+def outside_slurm(monkeypatch) -> None:
+    """This test as a plain process even when the suite runs in a Slurm job: every SLURM_* variable unset, so no
+    scheduler (use_slurm, set by any earlier CLI call) finds a task to tag."""
+    for name in [name for name in os.environ if name.startswith("SLURM_")]:
+        monkeypatch.delenv(name)
+
+
+def test_a_cuda_run_records_the_physical_gpu_and_the_host(monkeypatch, outside_slurm):
     import torch
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
@@ -122,8 +131,6 @@ def test_a_spawned_worker_trains_with_its_cuda_visible_devices(tmp_path, monkeyp
     assert [o.status for o in result.outcomes] == ["FINISHED"]
     (run,) = make_tracker(uri).find_runs("g")
     assert run.tags[T.CUDA_VISIBLE_DEVICES] == "3" and run.tags[T.HOST] == socket.gethostname()
-    import os
-
     assert "CUDA_VISIBLE_DEVICES" not in os.environ  # set in the worker only
 
 

@@ -7,7 +7,6 @@ point twice, and a distributed cell trains as one run of two ranks."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from aplab.placement import placement_tags
 from aplab.cli.flags import slurm_options
 from aplab.workers.slurm import active_tasks, parse_opts, parse_time
 from aplab.tracking import make_tracker
+from tests.helpers import aplab_command, aplab_env
 
 pytest_plugins = ["slurm_cluster"]
 
@@ -174,8 +174,8 @@ def test_a_cell_whose_task_ends_while_a_submission_looks_is_not_sent_again(tmp_p
 
 def aplab(cwd: Path, *argv: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """``aplab ARGV`` in a child process in ``cwd`` (the Slurm tasks inherit its environment and folder)."""
-    return subprocess.run([sys.executable, "-m", "aplab.cli", *argv], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}"})
+    return subprocess.run(aplab_command(*argv), cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=aplab_env(MLFLOW_TRACKING_URI=f"sqlite:///{cwd / 'mlflow.db'}"))
 
 
 def job_id_of(output: str) -> str:
@@ -293,6 +293,7 @@ def test_two_slurm_workers_fill_the_paper_grid_with_no_point_twice(slurm_cluster
     import optuna
     from optuna.trial import TrialState
 
+    from aplab.study.queue import ATTR_OWNER
     from aplab.study.storage import open_storage
 
     journal = tmp_path / "optuna.journal"
@@ -312,7 +313,9 @@ def test_two_slurm_workers_fill_the_paper_grid_with_no_point_twice(slurm_cluster
     assert len(parents) == 1 and parents[0].status == "FINISHED"
     children = tracker.find_runs("aplab", {"mlflow.parentRunId": parents[0].run_id})
     assert len(children) == 12 and {r.tags[T.SLURM_JOB_ID] for r in children} == {job}
-    assert {r.tags[T.SLURM_TASK_ID] for r in children} <= {"0", "1"}
+    # both workers ran trials: the two array tasks tagged runs, and two processes own the trials
+    assert {r.tags[T.SLURM_TASK_ID] for r in children} == {"0", "1"}
+    assert len({(t.user_attrs[ATTR_OWNER]["host"], t.user_attrs[ATTR_OWNER]["pid"]) for t in complete}) == 2
 
 
 ONE_CELL = TWO_CELLS.replace("name: two", "name: one").replace("experiment: two", "experiment: one").replace(

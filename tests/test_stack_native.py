@@ -98,19 +98,16 @@ def test_two_processes_fill_one_optuna_study_on_postgres(optuna_storage, postgre
 import csv  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import re  # noqa: E402
+import signal  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from tests.helpers import aplab_command, aplab_env  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false"}
-
-
-def aplab_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "aplab.cli", *args]
+ENV = aplab_env()
 
 
 def run_aplab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -195,11 +192,14 @@ def test_a_server_outage_mid_run_costs_no_epoch(mlflow_server, mlflow_rest, tmp_
     seen: list[str] = []
     try:
         read_until_epoch(process, 2, seen)
+        process.send_signal(signal.SIGSTOP)  # the run waits while the server stops: epochs are left to train
         mlflow_server.stop()
         stopped_at = json.loads(next(runs.rglob("state.json")).read_text())["history"][-1]["epoch"]
-        if stopped_at < epochs:  # training goes on without the server
-            assert read_until_epoch(process, min(stopped_at + 2, epochs), seen) > stopped_at
+        assert 2 <= stopped_at <= epochs - 2  # the precondition: the server went down mid-run
+        process.send_signal(signal.SIGCONT)
+        assert read_until_epoch(process, stopped_at + 2, seen) >= stopped_at + 2  # training goes on without it
     finally:
+        process.send_signal(signal.SIGCONT)
         mlflow_server.start()
     rest, _ = process.communicate(timeout=600)
     output = "".join(seen) + rest

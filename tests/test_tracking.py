@@ -16,6 +16,7 @@ import torch
 from aplab.errors import ConfigError, TrackingUnavailable
 from aplab.keys import T
 from aplab.tracking import MemoryTracker
+from tests.helpers import aplab_command
 
 ROOT = Path(__file__).resolve().parents[1]
 KIND = "mlflow.experimentKind"
@@ -224,8 +225,8 @@ def test_ui_refuses_a_store_it_cannot_open(uri):
 def test_ui_errors_are_one_line_and_exit_2(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "platform")}
     for args in (["--port", "-5"], ["--tracking-uri", "foo://bar"]):
-        out = subprocess.run([sys.executable, "-m", "aplab.cli", "ui", *args], capture_output=True, text=True,
-                             cwd=tmp_path, env=env, timeout=300)
+        out = subprocess.run(aplab_command("ui", *args), capture_output=True, text=True, cwd=tmp_path, env=env,
+                             timeout=300)
         assert out.returncode == 2, out.stderr[-2000:]
         assert out.stderr.count("\n") == 1 and out.stderr.startswith("aplab: error:"), out.stderr
 

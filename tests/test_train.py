@@ -14,7 +14,8 @@ from aplab.keys import P_TRAIN_SIZE, P_VAL_SIZE, M, T
 from aplab.tracking import MemoryTracker
 from aplab.train import NonFiniteLoss, train
 from aplab.status import RunStatus
-from tests.kill_resume import aplab_command, assert_resumes_to_the_uninterrupted_result, run_until
+from tests.helpers import aplab_command, aplab_env
+from tests.kill_resume import assert_resumes_to_the_uninterrupted_result, run_until
 
 TIMING = {M.EPOCH_SECONDS, M.IMAGES_PER_SECOND}
 
@@ -23,22 +24,14 @@ def without_timing(history):
     return [{k: v for k, v in row.items() if k not in TIMING} for row in history]
 
 
-class ContractTracker(MemoryTracker):
-    """MemoryTracker with the Tracker additions of the shared contract (has_run, log_model, system
-    metrics that continue their steps); its fake sampler logs three steps of one system metric."""
+class SamplingTracker(MemoryTracker):
+    """The shipped MemoryTracker with a system-metrics sampler, which it lacks (``start_system_metrics`` returns
+    None there): a spy that records where each sampler starts and logs three steps of one system metric, and
+    whose ``finish()`` succeeds while the store is down, as MLflow's may. Only the sampler tests need it."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.models: dict[str, tuple[str, torch.nn.Module]] = {}
         self.monitor_starts: list[tuple[str, int]] = []
-
-    def has_run(self, run_id):
-        self._guard()
-        return run_id in self.runs
-
-    def log_model(self, run_id, model, name="model"):
-        self._guard()
-        self.models[run_id] = (name, model)
 
     def start_system_metrics(self, run_id, first_step=0):
         self._guard()
@@ -49,11 +42,11 @@ class ContractTracker(MemoryTracker):
 
 class FakeMonitor:
     def finish(self):
-        return None  # succeeds even while the tracking server is down, as MLflow's may
+        return None
 
 
 def test_a_run_logs_params_tags_metrics_artifacts_model_and_its_datasets(small_run):
-    tracker = ContractTracker()
+    tracker = MemoryTracker()
     result = train(small_run(), tracker=tracker, progress=False)
     assert result.status == RunStatus.FINISHED
     run = tracker.runs[result.run_id]
@@ -76,15 +69,19 @@ def test_a_run_logs_params_tags_metrics_artifacts_model_and_its_datasets(small_r
     assert sorted(datasets) == ["test", "training", "validation"]
     assert datasets["training"].num_rows == int(run.params[P_TRAIN_SIZE]) + int(run.params[P_VAL_SIZE])
     assert datasets["validation"].num_rows == int(run.params[P_VAL_SIZE])
-    # the logged model is the final one: it reproduces the last epoch's test accuracy
-    name, model = tracker.models[result.run_id]
-    assert name == "model"
+    # the logged model is the final one: its weights reproduce the last epoch's test accuracy
+    assert list(run.models) == ["model"]
     from aplab.config.resolve import resolve
+    from aplab.models import build_model, float32_head
     from aplab.train.prepare import make_batches, prepare_data
     from aplab.train.runtime import select_runtime
 
     cfg = resolve(small_run())
-    _, _, test = make_batches(prepare_data(cfg), cfg, select_runtime(cfg.runtime))
+    data = prepare_data(cfg)
+    _, _, test = make_batches(data, cfg, select_runtime(cfg.runtime))
+    dataset = data.dataset
+    model = float32_head(build_model(cfg.model.name, dataset.num_classes, dataset.channels, dataset.image_size))
+    model.load_state_dict(run.models["model"])
     model.eval()
     with torch.no_grad():
         correct = sum(int((model(batch.images).argmax(1) == batch.labels).sum()) for batch in test)
@@ -92,7 +89,7 @@ def test_a_run_logs_params_tags_metrics_artifacts_model_and_its_datasets(small_r
 
 
 def test_dataset_inputs_are_identified_by_their_labels(small_run, tmp_path):
-    first, other_seed = ContractTracker(), ContractTracker()
+    first, other_seed = MemoryTracker(), MemoryTracker()
     train(small_run(), tracker=first, progress=False)
     train(small_run(**{"runtime.seed": 1}), tracker=other_seed, progress=False)
     (a,), (b,) = first.runs.values(), other_seed.runs.values()
@@ -104,21 +101,21 @@ def test_dataset_inputs_are_identified_by_their_labels(small_run, tmp_path):
 
 def test_memorisation_is_measured_on_the_flipped_samples(small_run):
     result = train(small_run(**{"loss.name": "ce", "noise.spec": "symmetric:0.8", "optim.epochs": 30}),
-                   tracker=ContractTracker(), progress=False)
+                   tracker=MemoryTracker(), progress=False)
     # CE under 80% noise fits the wrong labels of the flipped samples far above chance (1/9 of wrong classes)
     assert result.history[-1]["train/memorised"] > 0.3
 
 
 def test_the_same_command_gives_bit_identical_metrics_on_cpu(small_run, tmp_path):
-    first = train(small_run(), tracker=ContractTracker(), progress=False)
-    second = train(small_run(**{"tracking.workdir": str(tmp_path / "again")}), tracker=ContractTracker(), progress=False)
+    first = train(small_run(), tracker=MemoryTracker(), progress=False)
+    second = train(small_run(**{"tracking.workdir": str(tmp_path / "again")}), tracker=MemoryTracker(), progress=False)
     assert without_timing(first.history) == without_timing(second.history)
-    other = train(small_run(**{"runtime.seed": 1}), tracker=ContractTracker(), progress=False)
+    other = train(small_run(**{"runtime.seed": 1}), tracker=MemoryTracker(), progress=False)
     assert without_timing(other.history) != without_timing(first.history)
 
 
 def test_a_finished_run_is_not_run_again(small_run):
-    tracker = ContractTracker()
+    tracker = MemoryTracker()
     first = train(small_run(), tracker=tracker, progress=False)
     again = train(small_run(), tracker=tracker, progress=False)
     assert again.status == "SKIPPED" and again.run_id == first.run_id and len(tracker.runs) == 1
@@ -128,7 +125,7 @@ NAN = {"loss.name": "ce", "optim.lr": 1e30, "optim.grad_clip": 0.0}
 
 
 def test_a_nan_loss_fails_the_run_with_the_reason_and_a_rerun_retries_it(small_run):
-    tracker = ContractTracker()
+    tracker = MemoryTracker()
     with pytest.raises(NonFiniteLoss, match="epoch 1: lower optim.lr"):
         train(small_run(**NAN), tracker=tracker, progress=False)
     (first,) = tracker.runs.values()
@@ -163,7 +160,7 @@ def interrupted_at(epoch):
 def test_a_truncated_run_file_fails_the_run_in_one_line_and_a_rerun_trains_it_again(small_run, tmp_path, name):
     from aplab.errors import RunFileCorrupt
 
-    tracker = ContractTracker()
+    tracker = MemoryTracker()
     cfg = small_run(**{"optim.epochs": 3})
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tracker=tracker, progress=False, on_epoch=interrupted_at(2))
@@ -178,7 +175,7 @@ def test_a_truncated_run_file_fails_the_run_in_one_line_and_a_rerun_trains_it_ag
     assert tracker.runs[first_id].status == "FAILED" and name in tracker.runs[first_id].tags[T.FAILURE_REASON]
     again = train(cfg, tracker=tracker, progress=False)
     straight = train(small_run(**{"optim.epochs": 3, "tracking.workdir": str(tmp_path / "straight")}),
-                     tracker=ContractTracker(), progress=False)
+                     tracker=MemoryTracker(), progress=False)
     assert again.status == RunStatus.FINISHED and again.run_id != first_id
     assert without_timing(again.history) == without_timing(straight.history)
     assert [s for s, _ in tracker.runs[again.run_id].metrics[M.TRAIN_LOSS]] == [1, 2, 3]
@@ -186,7 +183,7 @@ def test_a_truncated_run_file_fails_the_run_in_one_line_and_a_rerun_trains_it_ag
 
 def test_a_truncated_state_file_is_one_line_and_exit_1_from_the_cli(small_run, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = train(small_run(**{"tracking.uri": "memory://"}), tracker=ContractTracker(), progress=False)
+    result = train(small_run(**{"tracking.uri": "memory://"}), tracker=MemoryTracker(), progress=False)
     state = result.run_dir / "state.json"
     state.write_bytes(state.read_bytes()[:100])
     command = ["train", "--dataset", "digits", "--loss", "nce+rce", "--noise", "symmetric:0.4", "--epochs", "2",
@@ -199,7 +196,7 @@ def test_a_truncated_state_file_is_one_line_and_exit_1_from_the_cli(small_run, t
 
 
 def test_a_tracking_outage_delays_metrics_but_loses_or_doubles_none(small_run):
-    tracker = ContractTracker()
+    tracker = MemoryTracker()
 
     def outage(epoch, metrics):
         tracker.fail = epoch in (2, 3)  # down after epoch 2's push attempt... back after epoch 3
@@ -215,32 +212,32 @@ def test_an_offline_run_is_synced_later(small_run):
 
     result = train(small_run(**{"tracking.offline": True}), progress=False)
     assert result.run_id is None and result.status == "FINISHED"
-    tracker = ContractTracker()
+    tracker = MemoryTracker()
     synced = sync(result.run_dir, tracker)
     run = tracker.runs[synced.run_id]
     assert [step for step, _ in run.metrics["test/acc"]] == [1, 2]
-    assert run.status == "FINISHED" and "curves.png" in run.artifacts and synced.run_id in tracker.models
+    assert run.status == "FINISHED" and "curves.png" in run.artifacts and "model" in run.models
     assert sync(result.run_dir, tracker).run_id == synced.run_id and len(tracker.runs) == 1
 
 
 def test_a_lost_store_gets_the_run_again_on_rerun_and_on_sync(small_run):
     from aplab.train import sync
 
-    train(small_run(), tracker=ContractTracker(), progress=False)
-    replaced = ContractTracker()  # same URI, a new empty store (mlflow.db deleted and created again)
+    train(small_run(), tracker=MemoryTracker(), progress=False)
+    replaced = MemoryTracker()  # same URI, a new empty store (mlflow.db deleted and created again)
     again = train(small_run(), tracker=replaced, progress=False)
     assert again.status == RunStatus.SKIPPED and again.synced
     (run,) = replaced.runs.values()
     assert [s for s, _ in run.metrics[M.TEST_ACC]] == [1, 2] and run.status == "FINISHED"
-    assert "curves.png" in run.artifacts and again.run_id in replaced.models
-    third = ContractTracker()
+    assert "curves.png" in run.artifacts and "model" in replaced.runs[again.run_id].models
+    third = MemoryTracker()
     synced = sync(again.run_dir, third)
     assert synced.synced and [r.status for r in third.runs.values()] == ["FINISHED"]
     assert [s for s, _ in third.runs[synced.run_id].metrics[M.TRAIN_LOSS]] == [1, 2]
 
 
 def test_an_outage_at_the_end_never_claims_the_server_is_back(small_run, caplog):
-    tracker = ContractTracker()
+    tracker = SamplingTracker()
 
     def outage(epoch, metrics):
         tracker.fail = epoch >= 2  # down from epoch 2 to the end: the sampler's finish() still succeeds
@@ -254,7 +251,7 @@ def test_an_outage_at_the_end_never_claims_the_server_is_back(small_run, caplog)
 
 
 def test_system_metrics_continue_their_steps_on_resume(small_run):
-    tracker = ContractTracker()
+    tracker = SamplingTracker()
     cfg = small_run(**{"optim.epochs": 3, "tracking.system_metrics": True})
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tracker=tracker, progress=False, on_epoch=interrupted_at(2))
@@ -267,7 +264,7 @@ def test_system_metrics_continue_their_steps_on_resume(small_run):
 def test_a_resumed_run_says_where_it_last_trained(small_run, monkeypatch):
     import socket
 
-    tracker = ContractTracker()
+    tracker = MemoryTracker()
     cfg = small_run(**{"optim.epochs": 3})
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tracker=tracker, progress=False, on_epoch=interrupted_at(1))
@@ -282,7 +279,7 @@ def test_a_resumed_run_says_where_it_last_trained(small_run, monkeypatch):
 
 def test_the_step_schedule_multiplies_the_rate_every_step_size_epochs(small_run):
     result = train(small_run(**{"optim.epochs": 5, "optim.schedule": "step", "optim.step_size": 2,
-                                "optim.lr": 0.1, "optim.lr_decay": 0.1}), tracker=ContractTracker(), progress=False)
+                                "optim.lr": 0.1, "optim.lr_decay": 0.1}), tracker=MemoryTracker(), progress=False)
     assert [row[M.LR] for row in result.history] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001], rel=1e-12)
 
 
@@ -340,12 +337,12 @@ TRAIN = ["train", "--dataset", "digits", "--loss", "nce+rce", "--noise", "symmet
 @pytest.mark.slow
 def test_a_killed_run_resumes_into_the_same_mlflow_run_with_the_same_result(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    command, env = aplab_command(*TRAIN, "--tracking-uri", uri, "--workdir", str(tmp_path / "runs"))
+    command, env = aplab_command(*TRAIN, "--tracking-uri", uri, "--workdir", str(tmp_path / "runs")), aplab_env()
     process = run_until(command, env, tmp_path, "epoch   3/6")
     process.send_signal(signal.SIGKILL)
     process.wait()
-    straight, _ = aplab_command(*TRAIN, "--tracking-uri", uri, "--workdir", str(tmp_path / "straight"),
-                                "--experiment", "straight")
+    straight = aplab_command(*TRAIN, "--tracking-uri", uri, "--workdir", str(tmp_path / "straight"),
+                             "--experiment", "straight")
     assert_resumes_to_the_uninterrupted_result(command, straight, env, tmp_path, uri, epochs=6)
 
 
@@ -378,9 +375,9 @@ def test_sync_refuses_to_claim_a_run_that_lives_in_another_store(small_run):
     from aplab.train import sync
     from aplab.train.sync import RunOfAnotherStore
 
-    home = ContractTracker()
+    home = MemoryTracker()
     result = train(small_run(), tracker=home, progress=False)
-    other = ContractTracker()
+    other = MemoryTracker()
     other.uri = "memory://other"
     with pytest.raises(RunOfAnotherStore, match="memory://"):
         sync(result.run_dir, other)
@@ -388,7 +385,7 @@ def test_sync_refuses_to_claim_a_run_that_lives_in_another_store(small_run):
 
 
 def test_an_interrupted_run_shows_killed_and_resumes_to_the_same_result(small_run, tmp_path):
-    tracker = ContractTracker()
+    tracker = MemoryTracker()
 
     def interrupt(epoch, metrics):
         if epoch == 2:
@@ -400,7 +397,7 @@ def test_an_interrupted_run_shows_killed_and_resumes_to_the_same_result(small_ru
     assert tracker.runs[run_id].status == "KILLED"
     resumed = train(small_run(**{"optim.epochs": 4}), tracker=tracker, progress=False)
     straight = train(small_run(**{"optim.epochs": 4, "tracking.workdir": str(tmp_path / "straight")}),
-                     tracker=ContractTracker(), progress=False)
+                     tracker=MemoryTracker(), progress=False)
     assert resumed.run_id == run_id and tracker.runs[run_id].status == "FINISHED"
     assert without_timing(resumed.history) == without_timing(straight.history)
 
