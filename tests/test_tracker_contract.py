@@ -83,13 +83,6 @@ def look(tracker, tmp_path) -> Look:
     return Look(tracker, folder)
 
 
-def known_gap(request, backends: set[str], reason: str) -> None:
-    """Mark this test a strict xfail on ``backends``, which break the contract today (a bug in platform/, named in
-    ``reason``): fixing it makes the test pass there, and the strict mark then fails until it is removed."""
-    backend = request.node.callspec.params["tracker"]
-    request.applymarker(pytest.mark.xfail(backend in backends, reason=reason, strict=True))
-
-
 def only(tracker, experiment: str, tags: dict[str, str] | None = None):
     (record,) = tracker.find_runs(experiment, tags)
     return record
@@ -181,16 +174,12 @@ def test_tags_are_added_and_overwritten_and_found_together(tracker, experiment):
     assert tracker.find_runs(experiment, {"cell": "c1", T.HOST: "node-z"}) == []
 
 
-def test_a_tag_value_with_a_quote_is_found_like_any_other(tracker, experiment, request):
-    known_gap(request, {"sqlite", "server"}, "MlflowTracker.find_runs puts tag values into the filter string "
-              "unescaped: a ' ends the string (MlflowException: Invalid clause(s) in filter string)")
+def test_a_tag_value_with_a_quote_is_found_like_any_other(tracker, experiment):
     run_id = tracker.start_run(experiment, None, {"cell": "the paper's grid"})
     assert [r.run_id for r in tracker.find_runs(experiment, {"cell": "the paper's grid"})] == [run_id]
 
 
-def test_the_run_shows_the_value_of_its_highest_step_whatever_the_order_logged(tracker, experiment, request):
-    known_gap(request, {"memory"}, "MemoryTracker.find_runs reports the last value logged, MLflow the value at the "
-              "highest step")
+def test_the_run_shows_the_value_of_its_highest_step_whatever_the_order_logged(tracker, experiment):
     run_id = tracker.start_run(experiment, None, {})
     tracker.log_metrics(run_id, [(5, {"val/acc": 0.75})])
     tracker.log_metrics(run_id, [(2, {"val/acc": 0.25})])  # an earlier epoch pushed late (after an outage)

@@ -137,7 +137,8 @@ class MemoryTracker:
         found = []
         for run_id, run in self.runs.items():
             if run.experiment == experiment and all(run.tags.get(k) == v for k, v in (tags or {}).items()):
-                last = {k: v[-1][1] for k, v in run.metrics.items()}
+                # as MLflow: a metric's value at its highest step (of those, the one logged last)
+                last = {k: max(enumerate(v), key=lambda iv: (iv[1][0], iv[0]))[1][1] for k, v in run.metrics.items()}
                 found.append(RunRecord(run_id, run.status, dict(run.tags), dict(run.params), last))
         return found
 

@@ -207,10 +207,12 @@ class MlflowTracker:
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
             return []
-        clauses = [f"tags.`{k}` = '{v}'" for k, v in (tags or {}).items()]
+        tags = tags or {}
+        # A value with a quote cannot be written into MLflow's filter string: such tags are matched here.
+        clauses = [f"tags.`{k}` = '{v}'" for k, v in tags.items() if "'" not in v and "`" not in k]
         runs = self.client.search_runs([found.experiment_id], " and ".join(clauses), max_results=50000)
         return [RunRecord(r.info.run_id, r.info.status, dict(r.data.tags), dict(r.data.params), dict(r.data.metrics))
-                for r in runs]
+                for r in runs if all(r.data.tags.get(k) == v for k, v in tags.items())]
 
     def metric_history(self, run_id, key):
         return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
