@@ -93,7 +93,8 @@ def run_rank(cfg: ResolvedConfig, uri: str | None, options: dict[str, Any], rela
 
         install_log_handler()
     rank = rank_from_environment()
-    assert rank is not None, "started by the elastic agent, which sets RANK and WORLD_SIZE"
+    if rank is None:  # not an assert: it must hold under python -O too
+        raise RuntimeError("run_rank: started outside the elastic agent (RANK and WORLD_SIZE unset)")
     import torch
 
     if "OMP_NUM_THREADS" not in os.environ:  # the ranks share the cores this process may run on
