@@ -419,3 +419,19 @@ def test_argument_type_errors_are_one_line_with_status_2(capsys):
         main(["train", "--epochs", "2.5"])
     err = capsys.readouterr().err.strip()
     assert exit_.value.code == 2 and err.startswith("aplab: error:") and "--epochs" in err and "\n" not in err
+
+
+def test_a_lost_checkpoint_fails_the_old_run_and_trains_a_new_one_with_each_epoch_once(small_run, tmp_path):
+    """Issue 22.1: state.json with epochs but no checkpoint.pt is not a run killed before its first epoch."""
+    tracker = MemoryTracker()
+    cfg = small_run(**{"optim.epochs": 3})
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tracker=tracker, progress=False, on_epoch=interrupted_at(2))
+    (first_id,) = tracker.runs
+    next((tmp_path / "runs").rglob("checkpoint.pt")).unlink()
+    again = train(cfg, tracker=tracker, progress=False)
+    assert again.status == RunStatus.FINISHED and again.run_id != first_id
+    assert tracker.runs[first_id].status == "FAILED"
+    assert "checkpoint.pt missing after epoch 2" in tracker.runs[first_id].tags[T.FAILURE_REASON]
+    assert [step for step, _ in tracker.metric_history(again.run_id, "train/loss")] == [1, 2, 3]
+    assert [step for step, _ in tracker.metric_history(first_id, "train/loss")] == [1, 2]

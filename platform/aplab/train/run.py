@@ -41,7 +41,7 @@ from .ranks import run_rank
 from .recorder import RunRecorder
 from .result import RunResult, finish_sync
 from .resume import restore_training, resume, rng_states, save_epoch
-from .run_files import fail, load_recorder, load_run_checkpoint
+from .run_files import fail, fail_lost_checkpoint, load_recorder, load_run_checkpoint
 from .runtime import Runtime, select_runtime
 from .system_metrics import start_system_metrics, stop_monitor
 
@@ -108,6 +108,9 @@ class TrainingRun:
             return finish_sync(recorder, skipped=True)
 
         checkpoint = load_run_checkpoint(ctx, recorder) if recorder is not None else None
+        if recorder is not None and checkpoint is None and recorder.state.history:
+            fail_lost_checkpoint(ctx, recorder)
+            recorder = None
         from_main({"checkpoint": checkpoint}, ctx.rank)  # what the other ranks resume from (None: a fresh start)
         engine = build_engine(cfg, data, runtime, ctx.rank)
         train, val, test = make_batches(data, cfg, runtime, ctx.rank)

@@ -71,3 +71,13 @@ def fail(run_dir: Path, recorder: RunRecorder, err: RunFailed) -> None:
     (run_dir / CHECKPOINT).unlink(missing_ok=True)
     recorder.save()
     finish_sync(recorder)
+
+
+def fail_lost_checkpoint(ctx: RunContext, recorder: RunRecorder) -> None:
+    """state.json records epochs but their checkpoint is gone (deleted, or a disk lost it): those epochs cannot
+    be continued, and training them again into the same tracked run would log each twice. The run is marked
+    FAILED with the reason; the caller trains the config again from scratch in a new run."""
+    reason = f"{CHECKPOINT} missing after epoch {recorder.state.last_epoch}: its epochs cannot be continued"
+    log.warning("%s (%s): run %s is marked FAILED and the config trains again from scratch in a new run", reason,
+                ctx.run_dir, recorder.run_id)
+    fail(ctx.run_dir, recorder, RunFailed(reason))
