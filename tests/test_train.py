@@ -435,3 +435,20 @@ def test_a_lost_checkpoint_fails_the_old_run_and_trains_a_new_one_with_each_epoc
     assert "checkpoint.pt missing after epoch 2" in tracker.runs[first_id].tags[T.FAILURE_REASON]
     assert [step for step, _ in tracker.metric_history(again.run_id, "train/loss")] == [1, 2, 3]
     assert [step for step, _ in tracker.metric_history(first_id, "train/loss")] == [1, 2]
+
+
+def test_a_killed_run_resumes_under_another_spelling_of_the_same_sqlite_store(small_run, tmp_path, monkeypatch):
+    """Issue 22.2: sqlite:///mlflow.db (relative) and sqlite:////<cwd>/mlflow.db are one store, one run."""
+    from aplab.tracking import make_tracker
+
+    monkeypatch.chdir(tmp_path)
+    absolute = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = small_run(**{"optim.epochs": 3, "tracking.uri": absolute})
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False, on_epoch=interrupted_at(2))
+    resumed_epochs = []
+    again = train(small_run(**{"optim.epochs": 3, "tracking.uri": "sqlite:///mlflow.db"}), progress=False,
+                  on_epoch=lambda epoch, metrics: resumed_epochs.append(epoch))
+    assert resumed_epochs == [3]  # trained on from the checkpoint
+    runs = make_tracker(absolute).find_runs(cfg.tracking.experiment)
+    assert [(r.run_id, r.status) for r in runs] == [(again.run_id, "FINISHED")]

@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from .base import MEMORY_URI, DatasetRecord, MemoryTracker, RunRecord, Tracker
 
 __all__ = ["MEMORY_URI", "DatasetRecord", "MemoryTracker", "RunRecord", "Tracker", "default_uri", "is_in_process",
-           "make_tracker", "require_shared_store", "use_short_http_retries"]
+           "make_tracker", "require_shared_store", "same_store", "store_key", "use_short_http_retries"]
 
 #: MLflow's HTTP client settings for aplab's processes: an outage costs seconds per call, not minutes
 #: (MLflow's defaults are 7 retries and a 120 s timeout).
@@ -35,6 +35,21 @@ def make_tracker(uri: str | None = None) -> Tracker:
     from .mlflow_tracker import MlflowTracker
 
     return MlflowTracker(resolved)
+
+
+def store_key(uri: str | None) -> str | None:
+    """What names a store whatever its spelling: a SQLite file by its resolved path (``sqlite:///mlflow.db``
+    in /w and ``sqlite:////w/mlflow.db`` are one store), a server URL without its trailing slash."""
+    if uri is None:
+        return None
+    if uri.startswith("sqlite:///"):
+        return "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).expanduser().resolve())
+    return uri.rstrip("/")
+
+
+def same_store(first: str | None, second: str | None) -> bool:
+    """Whether two tracking URIs name the same store."""
+    return store_key(first) == store_key(second)
 
 
 def is_in_process(uri: str | None) -> bool:

@@ -28,7 +28,7 @@ from ..distributed import SINGLE, Rank
 from ..errors import TrackingUnavailable
 from ..keys import M
 from ..status import RunStatus
-from ..tracking import Tracker, default_uri
+from ..tracking import Tracker, default_uri, same_store
 from .artifacts import finalise, write_start_artifacts
 from .build import build_engine
 from .claim import RunClaim
@@ -91,7 +91,7 @@ class TrainingRun:
         or FAILED earlier: its FAILED status reaches the tracker first)."""
         ctx = self.ctx
         recorder = load_recorder(ctx)
-        if recorder is not None and recorder.state.tracking_uri != ctx.uri:
+        if recorder is not None and not same_store(recorder.state.tracking_uri, ctx.uri):
             return None  # same config, another tracking store: a new run
         if recorder is not None and recorder.state.status == RunStatus.FAILED:
             finish_sync(recorder)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..status import RunStatus
-from ..tracking import Tracker
+from ..tracking import Tracker, same_store
 from .recorder import RunRecorder
 from .result import RunResult, result_of
 
@@ -23,7 +23,7 @@ def sync(run_dir: Path, tracker: Tracker) -> RunResult:
     if recorder is None:
         raise ConfigError("run folder", str(run_dir), "a folder with a state.json written by aplab train")
     home = recorder.state.tracking_uri
-    if recorder.run_id is not None and home != tracker.uri:
+    if recorder.run_id is not None and not same_store(home, tracker.uri):
         raise RunOfAnotherStore("--tracking-uri", tracker.uri, f"{home}, the store that holds run {recorder.run_id}")
     tracker.check()
     recorder.state.tracking_uri = tracker.uri
