@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 from aplab.audit import audit
+from aplab.cli import main
 from aplab.cli.audit import register
 from aplab.errors import ConfigError
 
@@ -80,6 +81,9 @@ def user_module(tmp_path, monkeypatch):
             p = torch.softmax(logits, 1).gather(1, targets[:, None]).squeeze(1)
             return torch.log(p - 0.5)
 
+        def sqrt_at_zero(logits, targets):  # symmetric values, an infinite gradient (d sqrt(x)/dx at 0)
+            return half_mae(logits, targets) + torch.sqrt(torch.zeros_like(logits[:, 0]) * logits[:, 0])
+
         class Normalised(torch.nn.Module):
             def __init__(self, num_classes):
                 super().__init__()
@@ -105,6 +109,17 @@ def test_user_losses_functions_and_module_classes(user_module):
     assert audit("my_losses:Normalised", classes=5).symmetric
     broken = audit("my_losses:nan_at_ties")
     assert not broken.finite and not broken.symmetric and "non-finite" in broken.conclusion
+
+
+def test_non_finite_gradients_give_no_guarantee_and_a_failing_exit(user_module, capsys):
+    """Issue 22.9: a loss whose gradients are not finite is never concluded provably noise-tolerant."""
+    report = audit("my_losses:sqrt_at_zero")
+    assert report.finite and report.finite_gradients is False
+    assert "provably" not in report.conclusion and "non-finite gradients" in report.conclusion
+    assert not any(g.startswith("Theorem") for g in report.guarantees)
+    assert main(["audit", "my_losses:sqrt_at_zero"]) == 1
+    assert "provably" not in capsys.readouterr().out
+    assert main(["audit", "my_losses:half_mae"]) == 0
 
 
 @pytest.mark.parametrize("spec, says", [

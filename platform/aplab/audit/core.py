@@ -46,6 +46,11 @@ class AuditReport:
     guarantees: list[str] = field(default_factory=list)
     conclusion: str = ""
 
+    @property
+    def sound(self) -> bool:
+        """Values and gradients finite: the checks can stand (``aplab audit`` exits 1 otherwise)."""
+        return self.finite and self.finite_gradients is not False
+
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
@@ -127,8 +132,8 @@ def audit(loss: str, classes: int = 10, *, params: dict[str, object] | None = No
         max_gradient_norm=_largest(grad_norms),
         symmetric_noise_bound=bound, asymmetric_condition=asymmetric,
     )
-    return AuditReport(**report, guarantees=_guarantees(bound, constant, theorem2),
-                       conclusion=_conclusion(loss, bound, finite, classes))
+    return AuditReport(**report, guarantees=_guarantees(bound, constant, theorem2, finite_grads),
+                       conclusion=_conclusion(loss, bound, finite, classes, finite_grads))
 
 
 def _largest(norms: torch.Tensor | None) -> float | None:
@@ -168,7 +173,9 @@ def _asymmetric(values: torch.Tensor, constant: float | None, classes: int, tole
     return False, f"fails: values reach [{low:.6g}, {high:.6g}], outside [0, C/(K-1)] = [0, {ceiling:.6g}]"
 
 
-def _guarantees(bound: float | None, constant: float | None, theorem2: bool) -> list[str]:
+def _guarantees(bound: float | None, constant: float | None, theorem2: bool, finite_grads: bool | None) -> list[str]:
+    if finite_grads is False:
+        return ["none: its gradients are not finite on some logits, so gradient descent on it is undefined there"]
     if bound is None:
         return ["none from Theorems 1-2 (they need a constant sum over labels)"]
     found = [f"Theorem 1: noise-tolerant under symmetric noise with rate eta < (K-1)/K = {bound:.4g} "
@@ -178,9 +185,11 @@ def _guarantees(bound: float | None, constant: float | None, theorem2: bool) -> 
     return found
 
 
-def _conclusion(name: str, bound: float | None, finite: bool, classes: int) -> str:
+def _conclusion(name: str, bound: float | None, finite: bool, classes: int, finite_grads: bool | None) -> str:
     if not finite:
         return f"{name} gives non-finite values on some logits: fix that before training with it."
+    if finite_grads is False:
+        return f"{name} has non-finite gradients on some logits: fix that before training with it (no guarantee)."
     if bound is not None:
         return (f"{name} is symmetric (normalised): provably noise-tolerant under symmetric label noise below "
                 f"{bound:.4g} for K = {classes}.")

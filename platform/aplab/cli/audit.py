@@ -45,7 +45,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         from ..audit.probe import render
 
         print(report.render() if rows is None else report.render() + "\n" + render(rows))
-    return 0
+    return 0 if report.sound else 1  # a failed check never ends in success
 
 
 def register(subparsers: Subcommands) -> None:
