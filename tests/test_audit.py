@@ -95,6 +95,7 @@ def user_module(tmp_path, monkeypatch):
 
         not_callable = 3
     '''))
+    (tmp_path / "broken_syntax_xyz.py").write_text("def loss(:\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     yield
     sys.modules.pop("my_losses", None)
@@ -128,6 +129,9 @@ def test_non_finite_gradients_give_no_guarantee_and_a_failing_exit(user_module, 
     ("my_losses:not_callable", "a callable"),
     ("my_losses:mean_only", "returned ()"),
     ("my_losses:explodes", "RuntimeError: boom"),
+    (":", "a module and an attribute"),
+    ("my_losses:", "a module and an attribute"),
+    ("broken_syntax_xyz:loss", "SyntaxError"),
 ])
 def test_bad_user_losses_are_one_config_error_line(user_module, spec, says):
     with pytest.raises(ConfigError) as err:

@@ -108,12 +108,21 @@ def test_text_output_and_heatmap(tmp_path, capsys):
                                 "annotates cifar10, not digits"),
     (["digits", "pairflip:0.2", "--sampler", "official"], "aplab: error: noise.sampler='official' is not allowed"),
     (["digits"], "aplab: error: aplab noise: the following arguments are required: spec"),
+    (["digits", "symmetric:0.2", "--seed", "-1"], "aplab: error: --seed=-1 is not allowed: an integer >= 0"),
 ])
 def test_refusals_are_one_line_and_write_nothing(argv, starts, tmp_path, capsys):
     out = tmp_path / "plots"
     code, text, err = run_noise([*argv, "--out", str(out)], capsys)
     assert code == 2 and text == "" and err.startswith(starts) and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_an_out_that_is_a_file_is_refused_in_one_line(tmp_path, capsys):
+    existing = tmp_path / "a-file"
+    existing.write_text("mine")
+    code, text, err = run_noise(["digits", "symmetric:0.2", "--out", str(existing)], capsys)
+    assert code == 2 and text == "" and err.count("\n") == 1 and "--out=" in err and "a folder" in err
+    assert existing.read_text() == "mine"
 
 
 def test_missing_human_file_names_it(tmp_path, capsys):

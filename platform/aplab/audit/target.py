@@ -37,10 +37,13 @@ def load(spec: str, classes: int, params: dict[str, object], fidelity: str, kind
         raise ConfigError(f"--set {key}", params[key], "parameters of registered losses only; "
                                                        "a module:attr loss is called as it is")
     module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError("loss", spec, "a registered loss name or module:attr (a module and an attribute)")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ConfigError("loss", spec, f"an importable module: importing {module_name!r} failed ({err})") from None
+    except (ImportError, SyntaxError) as err:  # a syntax error in the user's module is theirs: one line
+        raise ConfigError("loss", spec, f"an importable module: importing {module_name!r} failed "
+                                        f"({type(err).__name__}: {err})") from None
     if not attr or not hasattr(module, attr):
         raise ConfigError("loss", spec, f"an attribute of module {module_name!r}: it has no {attr!r}")
     obj = getattr(module, attr)

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from .flags import TRAIN_FLAGS, Subcommands
 
 FORMATS = ("text", "json")
@@ -65,6 +66,10 @@ def render_text(summary: dict[str, Any]) -> str:
 
 def cmd_noise(args: argparse.Namespace) -> int:
     """Apply the spec, print the summary, write the heat-map when --out is given."""
+    if args.seed < 0:
+        raise ConfigError("--seed", args.seed, "an integer >= 0")
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError("--out", args.out, "a folder (this is a file)")
     summary, noisy = noise_summary(args.dataset, args.spec, args.seed, args.data_dir, args.file, args.sampler)
     if args.out is not None:
         from ..plotting.run import plot_matrix
