@@ -63,6 +63,9 @@ class T:
     STUDY_ROLE = "study.role"  # "study" (the parent run), "trial" or "refit"
     TRIAL_NUMBER = "trial.number"
     TRIAL_STATE = "trial.state"  # RUNNING, COMPLETE, PRUNED or FAIL (Optuna's names)
+    STACK_ID = "stack.id"  # runs trained together as one fused model (train.stack): its id, size, this run's slot
+    STACK_SIZE = "stack.size"
+    STACK_SLOT = "stack.slot"
     # MLflow's own
     RUN_NAME = "mlflow.runName"
     PARENT_RUN_ID = "mlflow.parentRunId"

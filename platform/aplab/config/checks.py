@@ -9,7 +9,7 @@ from ..errors import ConfigError, one_of
 from .schema import RunConfig
 
 DECODERS = ("cpu", "gpu")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp64")  # fp64: the model and its inputs in float64 (exactness checks)
 
 
 def _require(condition: bool, path: str, value: Any, allowed: str) -> None:

@@ -32,6 +32,8 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
 class SmallCNN(nn.Module):
     """Conv stages (each ending in maxpool 2) -> flatten -> linear/BN1d/ReLU -> linear to K logits."""
 
+    STACKABLE = True  # its leaf modules, in order, are its forward pass: K of them train as one (models.stacked)
+
     def __init__(
         self,
         stages: Sequence[Sequence[int]],

@@ -11,12 +11,19 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def head_dtype(weight: torch.Tensor) -> torch.dtype:
+    """The classifier computes in float32, or in float64 for a model held in float64 (``runtime.precision: fp64``)."""
+    return torch.float64 if weight.dtype == torch.float64 else torch.float32
+
+
 class Float32Linear(nn.Linear):
-    """An nn.Linear that computes in float32 whatever the autocast state (same parameters and state_dict)."""
+    """An nn.Linear that computes in float32 (float64 when its weights are) whatever the autocast state (same
+    parameters and state_dict)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = head_dtype(self.weight)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            return F.linear(x.float(), self.weight.float(), None if self.bias is None else self.bias.float())
+            return F.linear(x.to(dtype), self.weight.to(dtype), None if self.bias is None else self.bias.to(dtype))
 
 
 def float32_head(model: nn.Module) -> nn.Module:

@@ -1,4 +1,4 @@
-"""Training: the engine, the one-way data preparation, checkpoints, and a whole tracked run."""
+"""Training: the engine, the one-way data preparation, checkpoints, and a whole tracked run, a stack of runs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from .engine import Engine, NonFiniteLoss
 from .entry import train
 from .result import RunResult
 from .run import TrainingRun
+from .stack import train_stack
 from .sync import sync
 
-__all__ = ["Engine", "NonFiniteLoss", "RunResult", "RunStatus", "TrainingRun", "sync", "train"]
+__all__ = ["Engine", "NonFiniteLoss", "RunResult", "RunStatus", "TrainingRun", "sync", "train", "train_stack"]

@@ -42,7 +42,7 @@ class DeviceBatches:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, clean: torch.Tensor, flipped: torch.Tensor,
                  mean: tuple[float, ...], std: tuple[float, ...], batch_size: int, device: torch.device,
                  augment: AugmentSpec | None = None, shuffle: bool = False, channels_last: bool = False,
-                 rank: Rank = SINGLE):
+                 rank: Rank = SINGLE, dtype: torch.dtype = torch.float32):
         self.images = images.to(device)
         self.labels = labels.to(device)
         self.clean = clean.to(device)
@@ -54,6 +54,7 @@ class DeviceBatches:
         self.shuffle = shuffle
         self.channels_last = channels_last
         self.rank = rank
+        self.dtype = dtype
         self.generator = torch.Generator(device=device)
 
     def __len__(self) -> int:
@@ -63,7 +64,7 @@ class DeviceBatches:
         self.generator.manual_seed(seed)
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        x = normalize(images, self.mean, self.std)
+        x = normalize(images, self.mean, self.std, self.dtype)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def __iter__(self) -> Iterator[Batch]:

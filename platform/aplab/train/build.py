@@ -25,7 +25,7 @@ def build_engine(cfg: RunConfig, data: PreparedData, runtime: Runtime, rank: Ran
     dataset = data.dataset
     seed_everything(cfg.runtime.seed)
     model = build_model(cfg.model.name, dataset.num_classes, dataset.channels, dataset.image_size)
-    model = float32_head(model).to(runtime.device)
+    model = float32_head(model).to(runtime.device, runtime.dtype)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
     loss_fn = losses.build(cfg.loss.name, dataset.num_classes, fidelity=cfg.loss.fidelity, **loss_kwargs(cfg))

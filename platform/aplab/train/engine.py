@@ -7,6 +7,7 @@ its shard; the epoch's sums are added over the ranks just before the one host sy
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -16,7 +17,7 @@ from torch import nn
 from ..distributed import SINGLE, Rank
 from ..errors import RunFailed
 from ..keys import M
-from .batches import DeviceBatches
+from .batches import Batch, DeviceBatches
 from .group import all_sum, buffers_from_main
 from .runtime import Runtime
 
@@ -73,18 +74,7 @@ class Engine:
             if self.grad_clip > 0:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             self.optimizer.step()
-            with torch.no_grad():
-                pred = logits.argmax(dim=1)
-                flipped = batch.flipped
-                sums += torch.stack([
-                    loss.detach().double() * batch.labels.shape[0],
-                    (pred == batch.labels).sum().double(),
-                    (pred == batch.clean).sum().double(),
-                    ((pred == batch.labels) & flipped).sum().double(),
-                    ((pred == batch.clean) & flipped).sum().double(),
-                    (batch.labels >= 0).sum().double(),
-                    flipped.sum().double(),
-                ])
+            sums += step_sums(loss, logits, batch)
         self.scheduler.step()
         return sums
 
@@ -103,15 +93,7 @@ class Engine:
         for batch in batches:
             with self.runtime.autocast():
                 logits = self.forward(batch.images)
-            logits = logits.float()
-            pred = logits.argmax(dim=1)
-            sums += torch.stack([
-                F.cross_entropy(logits, batch.labels, reduction="sum").double(),
-                (pred == batch.labels).sum().double(),
-                (batch.labels >= 0).sum().double(),
-            ])
-            if matrix is not None:
-                matrix += torch.bincount(batch.labels * self.num_classes + pred, minlength=matrix.numel())
+            sums += evaluation_sums(logits, batch.labels, matrix)
         return sums, (matrix.view(self.num_classes, self.num_classes) if matrix is not None else None)
 
     def epoch(self, train: DeviceBatches, val: DeviceBatches | None, test: DeviceBatches,
@@ -128,23 +110,58 @@ class Engine:
         if matrix is not None:
             all_sum(matrix, self.rank)
         values = all_sum(torch.cat([train_sums, val_sums, test_sums]), self.rank).tolist()  # the one host sync
-        seconds = time.perf_counter() - start
-        t = dict(zip(TRAIN_SUMS, values[: len(TRAIN_SUMS)]))
-        v_loss, v_correct, v_n, s_loss, s_correct, s_n = values[len(TRAIN_SUMS):]
-        if not torch.isfinite(torch.tensor(t["loss"])):
-            raise NonFiniteLoss(t["loss"] / max(t["count"], 1), epoch)
-        metrics = {
-            M.TRAIN_LOSS: t["loss"] / t["count"],
-            M.TRAIN_ACC_NOISY: t["acc_noisy"] / t["count"],
-            M.TRAIN_ACC_CLEAN: t["acc_clean"] / t["count"],
-            M.TRAIN_MEMORISED: t["flipped_noisy"] / t["flipped"] if t["flipped"] else 0.0,
-            M.TRAIN_CORRECTED: t["flipped_clean"] / t["flipped"] if t["flipped"] else 0.0,
-            M.TEST_LOSS: s_loss / s_n,
-            M.TEST_ACC: s_correct / s_n,
-            M.LR: lr,
-            M.EPOCH_SECONDS: seconds,
-            M.IMAGES_PER_SECOND: t["count"] / seconds,
-        }
-        if v_n:
-            metrics.update({M.VAL_LOSS: v_loss / v_n, M.VAL_ACC: v_correct / v_n})
-        return metrics, matrix
+        return epoch_metrics(values, lr, time.perf_counter() - start, epoch), matrix
+
+
+def step_sums(loss: torch.Tensor, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """One training step's contribution to TRAIN_SUMS (on the device: no sync)."""
+    with torch.no_grad():
+        pred = logits.argmax(dim=1)
+        flipped = batch.flipped
+        return torch.stack([
+            loss.detach().double() * batch.labels.shape[0],
+            (pred == batch.labels).sum().double(),
+            (pred == batch.clean).sum().double(),
+            ((pred == batch.labels) & flipped).sum().double(),
+            ((pred == batch.clean) & flipped).sum().double(),
+            (batch.labels >= 0).sum().double(),
+            flipped.sum().double(),
+        ])
+
+
+def evaluation_sums(logits: torch.Tensor, labels: torch.Tensor, matrix: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy sum, correct count and size of one evaluation batch; the confusion counts added to ``matrix``."""
+    logits = logits if logits.dtype == torch.float64 else logits.float()
+    pred = logits.argmax(dim=1)
+    if matrix is not None:
+        num_classes = logits.shape[1]
+        matrix += torch.bincount(labels * num_classes + pred, minlength=matrix.numel())
+    return torch.stack([
+        F.cross_entropy(logits, labels, reduction="sum").double(),
+        (pred == labels).sum().double(),
+        (labels >= 0).sum().double(),
+    ])
+
+
+def epoch_metrics(values: list[float], lr: float, seconds: float, epoch: int) -> dict[str, float]:
+    """An epoch's metrics from its sums (TRAIN_SUMS, then validation's and test's loss, correct, size);
+    NonFiniteLoss when the training loss is not finite."""
+    t = dict(zip(TRAIN_SUMS, values[: len(TRAIN_SUMS)]))
+    v_loss, v_correct, v_n, s_loss, s_correct, s_n = values[len(TRAIN_SUMS):]
+    if not math.isfinite(t["loss"]):
+        raise NonFiniteLoss(t["loss"] / max(t["count"], 1), epoch)
+    metrics = {
+        M.TRAIN_LOSS: t["loss"] / t["count"],
+        M.TRAIN_ACC_NOISY: t["acc_noisy"] / t["count"],
+        M.TRAIN_ACC_CLEAN: t["acc_clean"] / t["count"],
+        M.TRAIN_MEMORISED: t["flipped_noisy"] / t["flipped"] if t["flipped"] else 0.0,
+        M.TRAIN_CORRECTED: t["flipped_clean"] / t["flipped"] if t["flipped"] else 0.0,
+        M.TEST_LOSS: s_loss / s_n,
+        M.TEST_ACC: s_correct / s_n,
+        M.LR: lr,
+        M.EPOCH_SECONDS: seconds,
+        M.IMAGES_PER_SECOND: t["count"] / seconds,
+    }
+    if v_n:
+        metrics.update({M.VAL_LOSS: v_loss / v_n, M.VAL_ACC: v_correct / v_n})
+    return metrics

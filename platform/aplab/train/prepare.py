@@ -39,9 +39,10 @@ def labels_digest(labels: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(labels).tobytes()).hexdigest()[:16]
 
 
-def prepare_data(cfg: RunConfig) -> PreparedData:
-    """Load the dataset, corrupt its training labels with the run's seed, split off validation."""
-    dataset = load_dataset(cfg.data.name, cfg.data.data_dir, download=cfg.data.download)
+def prepare_data(cfg: RunConfig, dataset: Dataset | None = None) -> PreparedData:
+    """Load the dataset (unless given: a stack's members share it), corrupt its training labels with the run's
+    seed, split off validation."""
+    dataset = dataset or load_dataset(cfg.data.name, cfg.data.data_dir, download=cfg.data.download)
     noisy = noise.corrupt_training_set(dataset, cfg.noise.spec, seed=cfg.runtime.seed, data_dir=cfg.data.data_dir,
                                        file=cfg.noise.file, sampler=cfg.noise.sampler)
     train_idx, val_idx = stratified_split(noisy.labels, cfg.data.val_fraction, seed=cfg.runtime.seed)
@@ -66,7 +67,7 @@ def make_batches(data: PreparedData, cfg: RunConfig, runtime: Runtime, rank: Ran
     noisy = torch.from_numpy(data.noisy.labels)
     flipped = torch.from_numpy(data.noisy.flipped)
     common = dict(mean=data.dataset.mean, std=data.dataset.std, device=runtime.device,
-                  channels_last=runtime.channels_last)
+                  channels_last=runtime.channels_last, dtype=runtime.dtype)
 
     def subset(idx: np.ndarray, labels: torch.Tensor, **kw) -> DeviceBatches:
         index = torch.from_numpy(idx)

@@ -19,7 +19,9 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -33,7 +35,7 @@ from .artifacts import finalise, write_start_artifacts
 from .build import build_engine
 from .claim import RunClaim
 from .context import RunContext
-from .engine import NonFiniteLoss
+from .engine import Engine, NonFiniteLoss
 from .group import from_main, gather
 from .identity import fresh_state
 from .prepare import PreparedData, make_batches, prepare_data
@@ -54,6 +56,21 @@ def summary_line(epoch: int, epochs: int, m: dict[str, float]) -> str:
             f" {100 * m[M.TRAIN_ACC_CLEAN]:5.1f}% clean  memorised {100 * m[M.TRAIN_MEMORISED]:5.1f}%{val}"
             f"  test {100 * m[M.TEST_ACC]:5.1f}%  lr {m[M.LR]:.4g}  {m[M.EPOCH_SECONDS]:.1f}s"
             f" {m[M.IMAGES_PER_SECOND]:,.0f} img/s")
+
+
+@dataclass
+class OpenRun:
+    """A run ready to train epoch ``start``: its engine, batches, recorder and claim (what a stack trains)."""
+
+    engine: Engine
+    train: Any
+    val: Any
+    test: Any
+    recorder: RunRecorder
+    claim: RunClaim
+    runtime: Runtime
+    start: int
+    monitor: object | None = None
 
 
 class TrainingRun:
@@ -100,6 +117,32 @@ class TrainingRun:
         return recorder
 
     def _run(self, claim: RunClaim, runtime: Runtime, data: PreparedData) -> RunResult:
+        opened = self.open(claim, runtime, data)
+        if isinstance(opened, RunResult):
+            return opened
+        epochs = self.ctx.cfg.optim.epochs
+        bar = tqdm(range(opened.start, epochs + 1), desc=opened.recorder.state.run_name, unit="epoch",
+                   initial=opened.start - 1, total=epochs, disable=None if self.progress else True, leave=False,
+                   file=sys.stderr)  # None: no bar off a TTY
+        matrix = None
+        try:
+            for epoch in bar:
+                metrics, matrix = opened.engine.epoch(opened.train, opened.val, opened.test, epoch, epochs,
+                                                      confusion=epoch == epochs)
+                self.record_epoch(opened, epoch, metrics, bar.write)
+        except NonFiniteLoss as err:
+            raise self.fail(opened, err) from None
+        except KeyboardInterrupt:
+            self.interrupted(opened)
+            raise
+        finally:
+            bar.close()
+            self.close(opened)
+        return self.finish(opened, matrix)
+
+    def open(self, claim: RunClaim, runtime: Runtime, data: PreparedData) -> OpenRun | RunResult:
+        """Ready the run to train its next epoch (fresh, or resumed from its checkpoint), or its result when
+        it finished earlier (skipped)."""
         ctx, cfg = self.ctx, self.ctx.cfg
         recorder = self._recorder_to_continue()
         if recorder is not None and recorder.state.status == RunStatus.FINISHED:
@@ -126,37 +169,42 @@ class TrainingRun:
             if ctx.tracker is not None and not recorder.ensure_run():
                 raise TrackingUnavailable(f"could not create a run in {ctx.uri}; see the warning above")
             recorder.save()
-
         monitor = start_system_metrics(cfg, ctx.tracker, recorder, resumed=start > 1)
-        epochs = cfg.optim.epochs
-        bar = tqdm(range(start, epochs + 1), desc=recorder.state.run_name, unit="epoch", initial=start - 1,
-                   total=epochs, disable=None if self.progress else True, leave=False, file=sys.stderr)  # None: no bar off a TTY
-        matrix = None
-        try:
-            for epoch in bar:
-                metrics, matrix = engine.epoch(train, val, test, epoch, epochs, confusion=epoch == epochs)
-                recorder.state.history.append({"epoch": epoch, **metrics})
-                save_epoch(ctx.run_dir, engine, train, recorder.state.history, epoch,
-                           gather(rng_states(runtime), ctx.rank))
-                if recorder.ensure_run():
-                    recorder.push_pending()
-                recorder.save()
-                claim.refresh()  # the heartbeat other hosts sharing the run folder go by
-                if self.progress:
-                    bar.write(summary_line(epoch, epochs, metrics), file=sys.stderr)
-                if self.on_epoch is not None:
-                    self.on_epoch(epoch, metrics)
-        except NonFiniteLoss as err:
-            failure = NonFiniteLoss(err.loss, err.epoch, ctx.run_dir)
-            fail(ctx.run_dir, recorder, failure)
-            raise failure from None
-        except KeyboardInterrupt:  # the tracker shows KILLED; the same command resumes (and sets RUNNING)
-            if recorder.run_id is not None:
-                recorder.attempt("status", lambda: ctx.tracker.end_run(recorder.run_id, RunStatus.KILLED))
-            raise
-        finally:
-            bar.close()
-            if monitor is not None:
-                stop_monitor(monitor)
-        finalise(ctx, engine, recorder, matrix)
-        return finish_sync(recorder)
+        return OpenRun(engine, train, val, test, recorder, claim, runtime, start, monitor)
+
+    def record_epoch(self, opened: OpenRun, epoch: int, metrics: dict[str, float],
+                     write: Callable[..., None] | None = None) -> None:
+        """An epoch done: into the history, the checkpoint, the tracker and the claim's heartbeat."""
+        ctx, recorder = self.ctx, opened.recorder
+        recorder.state.history.append({"epoch": epoch, **metrics})
+        save_epoch(ctx.run_dir, opened.engine, opened.train, recorder.state.history, epoch,
+                   gather(rng_states(opened.runtime), ctx.rank))
+        if recorder.ensure_run():
+            recorder.push_pending()
+        recorder.save()
+        opened.claim.refresh()  # the heartbeat other hosts sharing the run folder go by
+        if self.progress and write is not None:
+            write(summary_line(epoch, ctx.cfg.optim.epochs, metrics), file=sys.stderr)
+        if self.on_epoch is not None:
+            self.on_epoch(epoch, metrics)
+
+    def fail(self, opened: OpenRun, err: NonFiniteLoss) -> NonFiniteLoss:
+        """The run FAILED (here and in the tracker); the error to raise, naming its folder."""
+        failure = NonFiniteLoss(err.loss, err.epoch, self.ctx.run_dir)
+        fail(self.ctx.run_dir, opened.recorder, failure)
+        return failure
+
+    def interrupted(self, opened: OpenRun) -> None:
+        """Ctrl-C: the tracker shows KILLED; the same command resumes (and sets RUNNING)."""
+        recorder = opened.recorder
+        if recorder.run_id is not None:
+            recorder.attempt("status", lambda: self.ctx.tracker.end_run(recorder.run_id, RunStatus.KILLED))
+
+    def close(self, opened: OpenRun) -> None:
+        if opened.monitor is not None:
+            stop_monitor(opened.monitor)
+            opened.monitor = None
+
+    def finish(self, opened: OpenRun, matrix) -> RunResult:
+        finalise(self.ctx, opened.engine, opened.recorder, matrix)
+        return finish_sync(opened.recorder)

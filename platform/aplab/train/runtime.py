@@ -18,8 +18,13 @@ from ..errors import ConfigError
 @dataclass(frozen=True)
 class Runtime:
     device: torch.device
-    precision: str  # "fp32" or "bf16"
+    precision: str  # "fp32", "bf16" (autocast) or "fp64" (the model and its inputs in float64)
     channels_last: bool
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """What the model's parameters and inputs are held in."""
+        return torch.float64 if self.precision == "fp64" else torch.float32
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast for the model's forward pass; losses switch it off and compute in float32."""
