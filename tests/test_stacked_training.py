@@ -1,0 +1,164 @@
+"""Stacked training: K runs as one fused model, each member exactly its solo run and still its own run."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from aplab.errors import ConfigError, RunClaimed
+from aplab.keys import M, T
+from aplab.models import build_model, float32_head
+from aplab.models.stacked import StackedForward, stack_inputs
+from aplab.status import RunStatus
+from aplab.tracking import MemoryTracker
+from aplab.train import NonFiniteLoss, train, train_stack
+from aplab.train.claim import RunClaim
+
+TIMING = {M.EPOCH_SECONDS, M.IMAGES_PER_SECOND}
+
+#: A stack mixing losses (with ANL's L1 penalty), loss weights, seeds, noise kinds and rates, lr, momentum and
+#: validation fractions (so the members' training splits differ in size: ragged last batches, and a member
+#: with one batch more than the others).
+MIXED = [
+    {"loss.name": "ce", "runtime.seed": 0, "noise.spec": "symmetric:0.6"},
+    {"loss.name": "nce+rce", "loss.alpha": 5.0, "loss.beta": 0.5, "runtime.seed": 1, "noise.spec": "symmetric:0.2",
+     "data.val_fraction": 0.1},
+    {"loss.name": "gce", "runtime.seed": 2, "noise.spec": "asymmetric:0.4", "optim.lr": 0.02},
+    {"loss.name": "anl-ce", "runtime.seed": 3, "noise.spec": "symmetric:0.8", "optim.momentum": 0.5,
+     "data.val_fraction": 0.25},
+]
+
+
+def without_timing(history):
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in history]
+
+
+@pytest.fixture
+def member(small_run):
+    """A digits cnn4 run of 3 epochs in float64 on the CPU, with the given overrides."""
+
+    def make(workdir: str = "runs", **overrides):
+        cfg = small_run(**{"model.name": "cnn4", "optim.epochs": 3, "runtime.precision": "fp64",
+                           "runtime.device": "cpu", **overrides})
+        cfg.tracking.workdir = cfg.tracking.workdir.replace("/runs", f"/{workdir}")
+        return cfg
+
+    return make
+
+
+@pytest.mark.parametrize("name,size", [("cnn4", 8), ("cnn8", 32)])
+def test_the_fused_forward_gives_each_member_its_own_outputs_gradients_and_statistics(name, size):
+    torch.manual_seed(0)
+    members = [float32_head(build_model(name, 10, 3, size)).double() for _ in range(3)]
+    solos = [copy.deepcopy(m) for m in members]
+    images = [torch.randn(6, 3, size, size, dtype=torch.float64) for _ in members]
+    out = StackedForward(members)(stack_inputs(images))
+    (out * torch.arange(10, dtype=torch.float64)).sum().backward()
+    for k, (solo, x) in enumerate(zip(solos, images)):
+        ref = solo(x)
+        (ref * torch.arange(10, dtype=torch.float64)).sum().backward()
+        assert torch.allclose(out[k], ref, rtol=0, atol=1e-12)
+        for (key, a), b in zip(members[k].named_parameters(), solo.parameters()):
+            assert torch.allclose(a.grad, b.grad, rtol=0, atol=1e-10), key
+        for (key, a), b in zip(members[k].state_dict().items(), solo.state_dict().values()):
+            assert torch.equal(a, b) if a.dtype == torch.int64 else torch.allclose(a, b, rtol=0, atol=1e-12), key
+    for model in members + solos:
+        model.eval()
+    out = StackedForward(members)(stack_inputs(images))
+    for k, (solo, x) in enumerate(zip(solos, images)):
+        assert torch.allclose(out[k], solo(x), rtol=0, atol=1e-12)
+
+
+def test_every_member_of_a_mixed_stack_trains_exactly_as_its_solo_run_in_float64(member):
+    solo_tracker, stack_tracker = MemoryTracker(), MemoryTracker()
+    solos = [train(member("solo", **o), tracker=solo_tracker, progress=False) for o in MIXED]
+    stacked = train_stack([member("stack", **o) for o in MIXED], tracker=stack_tracker, progress=False)
+    sizes = {int(run.params["data.train_size"]) for run in stack_tracker.runs.values()}
+    assert len(sizes) == 3  # the members' training splits differ: ragged steps were trained
+    ids = set()
+    for slot, (solo, result) in enumerate(zip(solos, stacked)):
+        assert result.status == RunStatus.FINISHED and result.config_hash == solo.config_hash
+        assert len(result.history) == 3
+        for a, b in zip(without_timing(solo.history), without_timing(result.history)):
+            assert a.keys() == b.keys()
+            for key in a:
+                assert abs(a[key] - b[key]) <= 1e-9, (slot, a["epoch"], key)
+        run, solo_run = stack_tracker.runs[result.run_id], solo_tracker.runs[solo.run_id]
+        workdir = "tracking.workdir"  # the one setting the test gives them apart
+        assert {k: v for k, v in run.params.items() if k != workdir} == {
+            k: v for k, v in solo_run.params.items() if k != workdir}
+        extra = {T.STACK_ID, T.STACK_SIZE, T.STACK_SLOT}
+        assert {k: v for k, v in run.tags.items() if k not in extra} == solo_run.tags
+        assert run.tags[T.STACK_SIZE] == "4" and run.tags[T.STACK_SLOT] == str(slot)
+        assert set(run.metrics) == set(solo_run.metrics)
+        ids.add(run.tags[T.STACK_ID])
+    assert len(ids) == 1
+    again = train_stack([member("stack", **o) for o in MIXED], tracker=stack_tracker, progress=False)
+    assert [r.status for r in again] == [RunStatus.SKIPPED] * 4 and len(stack_tracker.runs) == 4
+
+
+def test_a_member_whose_loss_is_not_finite_fails_alone_and_the_others_finish(member):
+    tracker = MemoryTracker()
+    nan = {"loss.name": "ce", "optim.lr": 1e30, "optim.grad_clip": 0.0, "runtime.seed": 5}
+    solo = train(member("solo", **MIXED[1]), tracker=MemoryTracker(), progress=False)
+    outcomes = train_stack([member(**MIXED[0]), member(**nan), member(**MIXED[1])], tracker=tracker, progress=False)
+    assert isinstance(outcomes[1], NonFiniteLoss) and "epoch 1: lower optim.lr" in str(outcomes[1])
+    assert outcomes[0].status == outcomes[2].status == RunStatus.FINISHED
+    failed = [run for run in tracker.runs.values() if run.status == "FAILED"]
+    assert len(failed) == 1 and "at epoch 1" in failed[0].tags[T.FAILURE_REASON]
+    for a, b in zip(without_timing(solo.history), without_timing(outcomes[2].history)):
+        assert all(abs(a[k] - b[k]) <= 1e-9 for k in a)
+
+
+def test_a_member_claimed_by_another_trainer_is_refused_and_a_stack_member_cannot_be_trained_beside_it(member):
+    from aplab.config import config_hash
+    from aplab.config.resolve import resolve
+
+    cfgs = [member(**o) for o in MIXED[:2]]
+    held = resolve(cfgs[0])
+    folder = held.tracking.workdir + f"/{held.tracking.experiment}/{config_hash(held)}"
+    refused: list[BaseException] = []
+
+    def train_beside(epoch, metrics):  # another trainer of member 1 while the stack trains it
+        if epoch == 1:
+            with pytest.raises(RunClaimed) as err:
+                train(cfgs[1], tracker=MemoryTracker(), progress=False)
+            refused.append(err.value)
+
+    with RunClaim(folder):
+        outcomes = train_stack(cfgs, tracker=MemoryTracker(), progress=False, on_epoch=[None, train_beside])
+    assert isinstance(outcomes[0], RunClaimed)
+    assert outcomes[1].status == RunStatus.FINISHED and len(refused) == 1
+
+
+def test_a_run_started_solo_resumes_in_a_stack_to_its_solo_result(member):
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(epoch, metrics):
+        if epoch == 1:
+            raise Stop
+
+    straight = train(member("straight", **MIXED[2]), tracker=MemoryTracker(), progress=False)
+    with pytest.raises(Stop):
+        train(member(**MIXED[2]), tracker=MemoryTracker(), progress=False, on_epoch=stop_after_first)
+    outcomes = train_stack([member(**MIXED[0]), member(**MIXED[2])], tracker=MemoryTracker(), progress=False)
+    resumed = outcomes[1]
+    assert resumed.status == RunStatus.FINISHED and [row["epoch"] for row in resumed.history] == [1, 2, 3]
+    for a, b in zip(without_timing(straight.history), without_timing(resumed.history)):
+        assert all(abs(a[k] - b[k]) <= 1e-9 for k in a), a["epoch"]
+
+
+@pytest.mark.parametrize("override,field", [
+    ({"optim.batch_size": 32}, "optim.batch_size"),
+    ({"model.name": "cnn8"}, "model.name"),
+    ({"loss.name": "nlnl"}, "loss.name"),
+    ({}, "stack"),  # the same config twice
+])
+def test_members_that_cannot_share_a_stack_are_refused_in_one_line_naming_the_field(member, override, field):
+    with pytest.raises(ConfigError) as err:
+        train_stack([member(**MIXED[0]), member(**{**MIXED[0], **override})], tracker=MemoryTracker(),
+                    progress=False)
+    assert err.value.field == field and "\n" not in str(err.value)
