@@ -141,6 +141,10 @@ def add_worker_arguments(parser: argparse.ArgumentParser, workers_help: str) -> 
     parser.add_argument("--runs-per-gpu", type=int, default=1, metavar="K",
                         help="worker processes per GPU (default 1; small models such as cnn8 use a GPU better "
                         "2 or 4 at a time)")
+    parser.add_argument("--stack", default="1", metavar="K|auto",
+                        help="train up to K compatible runs (cnn4/cnn8, same dataset, epochs, batch size) as one "
+                        "fused model on one device, each still its own run; auto: as many as pay and fit "
+                        "(default 1: each run alone)")
 
 
 def add_executor_arguments(parser: argparse.ArgumentParser, what: str) -> None:
@@ -189,7 +193,9 @@ def slurm_options(args: argparse.Namespace) -> SlurmOptions:
 def worker_request(args: argparse.Namespace) -> WorkerRequest:
     """What --gpus, --runs-per-gpu, --workers, --wait and the --slurm-* flags ask of an executor (checked)."""
     from ..executors import WorkerRequest
+    from ..pipeline.stacks import parse_stack
     from ..workers.gpus import parse_gpus
 
     return WorkerRequest(gpus=parse_gpus(args.gpus), runs_per_gpu=args.runs_per_gpu, workers=args.workers,
-                         wait=args.wait, slurm=slurm_options(args), progress=not args.no_progress)
+                         wait=args.wait, slurm=slurm_options(args), progress=not args.no_progress,
+                         stack=parse_stack(args.stack))

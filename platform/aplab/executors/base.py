@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from ..pipeline.shard import Shard, shard_cells
 from ..pipeline.spec import Cell, PipelineSpec
+from ..pipeline.stacks import SOLO, StackRequest
 from ..registry import Registry
 from ..workers.gpus import GpuRequest, parse_gpus
 from ..workers.slurm import SlurmOptions
@@ -20,7 +21,7 @@ from ..workers.slurm import SlurmOptions
 
 @dataclass(frozen=True)
 class WorkerRequest:
-    """How wide and where to run, as the user asked (``--gpus --runs-per-gpu --workers --wait --slurm-*``)."""
+    """How wide and where to run, as the user asked (``--gpus --runs-per-gpu --workers --stack --wait --slurm-*``)."""
 
     gpus: GpuRequest = parse_gpus("auto")
     runs_per_gpu: int = 1
@@ -28,6 +29,7 @@ class WorkerRequest:
     wait: bool = False
     slurm: SlurmOptions = SlurmOptions()
     progress: bool = True
+    stack: StackRequest = SOLO  # --stack: runs trained together as one model on one device
 
 
 @dataclass(frozen=True)

@@ -27,14 +27,16 @@ class LocalExecutor:
         if not cells:
             return None
         return run_pipeline(cells, launch.spec.name, tracker=make_tracker(launch.uri), workers=plan.workers,
-                            progress=request.progress, description=launch.spec.description, gpus=plan.gpus)
+                            progress=request.progress, description=launch.spec.description, gpus=plan.gpus,
+                            stack=request.stack)
 
     def run_study(self, options, checked, request: WorkerRequest):
         from ..study.runner import run_study
 
         plan = gpu_plan(request.gpus, request.runs_per_gpu, request.workers,  # bad GPUs: exit 2 before anything runs
                         gpus_per_run=checked[1].runtime.nproc_per_node)  # a distributed trial: a group of GPUs
-        options = replace(options, workers=plan.workers, gpus=plan.gpus)
+        options = replace(options, workers=plan.workers, gpus=plan.gpus,
+                          stack=request.stack.cap("cuda" if plan.gpus else "cpu"))
         return run_study(options, checked=checked)  # the space's points are resolved once, not twice
 
 

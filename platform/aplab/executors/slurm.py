@@ -25,7 +25,9 @@ class SlurmExecutor:
         if not cells:
             return None
         spec, tracker = launch.spec, make_tracker(launch.uri)
-        sent = submit_pipeline(cells, spec.name, tracker, request.slurm, spec.description)
+        device_kind = "cuda" if request.slurm.gpus_per_run > 0 else "cpu"
+        sent = submit_pipeline(cells, spec.name, tracker, request.slurm, spec.description,
+                               request.stack, device_kind)
         held = f", {len(sent.held)} still queued or running in Slurm" if sent.held else ""
         if not sent.task_ids:
             print(f"pipeline {spec.name}: nothing to submit ({sent.finished} of {len(cells)} cells finished{held})")
@@ -45,7 +47,10 @@ class SlurmExecutor:
         from ..study.runner import finish_study
         from .slurm_study import submit_study
 
+        from dataclasses import replace
+
         request.slurm.check_fits(checked[1].runtime.nproc_per_node)
+        options = replace(options, stack=request.stack.cap("cuda" if request.slurm.gpus_per_run > 0 else "cpu"))
         job, study, tracker, task_ids, logs = submit_study(options, request.slurm, checked)
         print(f"study {job.context.study_name}: submitted Slurm job array {job_of(task_ids[0])} "
               f"({options.workers} worker(s))")

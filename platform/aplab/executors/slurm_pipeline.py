@@ -1,4 +1,5 @@
-"""``aplab pipeline run --executor slurm``: the unfinished cells as one Slurm job array, one cell per task.
+"""``aplab pipeline run --executor slurm``: the unfinished cells as one Slurm job array, one cell (or, with
+``--stack``, one stack of cells) per task.
 
 A cell is sent unless the tracking store has it FINISHED or Slurm still queues or runs it from an earlier
 submission (the ``SubmissionLog`` beside the run folders says which task carries which cell). Each task
@@ -20,27 +21,30 @@ from ..keys import T
 from ..status import CellState, Outcome
 from ..workers.slurm import Requeueable, SlurmOptions, SubmissionLog, follow, job_of, make_executor, submit_array, task_log, use_task_cpus
 from ..tracking import Tracker, make_tracker
-from ..pipeline.cells import NOT_DONE, CellOutcome, PipelineResult, experiment_description, finished_hashes, train_cell
+from ..pipeline.cells import NOT_DONE, CellOutcome, PipelineResult, experiment_description, finished_hashes, train_job
 from ..pipeline.spec import Cell
+from ..pipeline.stacks import SOLO, StackRequest, stack_jobs
 from ..pipeline.progress import cell_states
 
 log = logging.getLogger(__name__)
 
 
 class CellTask(Requeueable):
-    """One array task: train one cell against the tracking store ``uri``; a cell that ends unfinished
-    fails the task (Slurm shows it FAILED; submitit's log has the reason)."""
+    """One array task: train one job (a cell, or a stack of cells) against the tracking store ``uri``; a cell
+    that ends unfinished fails the task (Slurm shows it FAILED; submitit's log has the reason)."""
 
     def __init__(self, uri: str, tags: dict[str, str]):
         self.uri = uri
         self.tags = tags
 
-    def __call__(self, cell: Cell) -> dict[str, Any]:
+    def __call__(self, job: list[Cell]) -> list[dict[str, Any]]:
         use_task_cpus()
-        data = train_cell(cell, make_tracker(self.uri), self.tags, None)
-        if data["status"] in NOT_DONE:
-            raise RunFailed(f"{cell.label} (config {cell.digest}): {data['error']}")
-        return data
+        datas = train_job(job, make_tracker(self.uri), self.tags, lambda cell: None)
+        unfinished = [f"{cell.label} (config {cell.digest}): {data['error']}" for cell, data in zip(job, datas)
+                      if data["status"] in NOT_DONE]
+        if unfinished:
+            raise RunFailed("; ".join(unfinished))
+        return datas
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,9 @@ def submission_log(cells: list[Cell]) -> SubmissionLog:
 
 
 def submit_pipeline(cells: list[Cell], name: str, tracker: Tracker, options: SlurmOptions,
-                    description: str = "") -> Submission:
-    """Send the cells neither FINISHED in the store nor held by Slurm as one job array (one cell per task)."""
+                    description: str = "", stack: StackRequest = SOLO, device_kind: str = "cuda") -> Submission:
+    """Send the cells neither FINISHED in the store nor held by Slurm as one job array (one job per task: a
+    cell, or a stack of cells with ``stack``); ``Submission.task_ids`` has each sent cell's task."""
     tracker.check()  # an unreachable store fails here, before anything is queued
     experiment = cells[0].config.tracking.experiment
     tracker.describe_experiment(experiment, experiment_description(name, description, len(cells)))
@@ -84,9 +89,12 @@ def submit_pipeline(cells: list[Cell], name: str, tracker: Tracker, options: Slu
         if not todo:
             return Submission([], [], finished, held, record.log_folder)
         executor = make_executor(record.log_folder, options, f"aplab-{name}")
-        task_ids = submit_array(executor, CellTask(tracker.uri, {T.PIPELINE: name}), todo)
+        jobs = stack_jobs(todo, stack, device_kind)
+        job_tasks = submit_array(executor, CellTask(tracker.uri, {T.PIPELINE: name}), jobs)
+        todo = [cell for job in jobs for cell in job]
+        task_ids = [task for job, task in zip(jobs, job_tasks) for _ in job]
         record.record(task_ids, [c.digest for c in todo])
-    log.info("pipeline %s: job %s, %d task(s)", name, job_of(task_ids[0]), len(todo))
+    log.info("pipeline %s: job %s, %d task(s)", name, job_of(task_ids[0]), len(jobs))
     return Submission(todo, task_ids, finished, held, record.log_folder)
 
 
@@ -97,7 +105,7 @@ def wait_for_pipeline(submission: Submission, cells: list[Cell], name: str, trac
     start = time.perf_counter()
     tasks = {**submission.held, **dict(zip((c.digest for c in submission.cells), submission.task_ids))}
     if tasks:
-        follow(list(tasks.values()), name, progress, stream)
+        follow(list(dict.fromkeys(tasks.values())), name, progress, stream)  # a stack's cells share a task
     sent = {c.digest for c in submission.cells}
     outcomes = []
     for state in cell_states(tracker, cells):

@@ -9,7 +9,7 @@ config resolution and ``build_model``: a registered name, or any model of timm's
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from functools import lru_cache, partial
 
 from torch import nn
 
@@ -59,10 +59,24 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int) 
     return factory(num_classes, in_channels, image_size)
 
 
+@lru_cache(maxsize=None)
+def can_stack(name: str) -> bool:
+    """Whether runs of model ``name`` can train as one stack (``models.stacked``): a registered model whose leaf
+    modules are its forward pass (cnn4, cnn8; built on the meta device to ask, no memory, no draws)."""
+    if name not in MODELS:
+        return False
+    import torch
+
+    from .stacked import is_stackable
+
+    with torch.device("meta"):
+        return is_stackable(MODELS.get(name)(2, 1, 32))
+
+
 def available_models() -> list[str]:
     """The registered model names (any other model of timm's resnet module is accepted too)."""
     return MODELS.names()
 
 
-__all__ = ["MODELS", "OTHER_MODELS", "Float32Linear", "ModelFactory", "available_models", "build_model",
+__all__ = ["MODELS", "OTHER_MODELS", "Float32Linear", "ModelFactory", "available_models", "build_model", "can_stack",
            "float32_head", "model_factory"]

@@ -73,13 +73,38 @@ def train_cell(cell: Cell, tracker: Tracker, tags: dict[str, str],
     start = time.perf_counter()
     try:
         result = train(cell.config, tracker, extra_tags=tags, progress=False, on_epoch=on_epoch)
-        status = str(result.status)  # a RunStatus (a StrEnum): plain data between processes
-        error = f"the run ended {status} (run folder {result.run_dir})" if status in NOT_DONE else None
-        return {"status": status, "run_id": result.run_id, "summary": result.summary, "error": error,
-                "seconds": time.perf_counter() - start, "synced": result.synced}
     except Exception as err:  # a failed cell must not stop the others
-        return {"status": Outcome.FAILED, "run_id": None, "summary": {}, "error": f"{type(err).__name__}: {err}",
-                "seconds": time.perf_counter() - start}
+        return failure_data(err, time.perf_counter() - start)
+    return result_data(result, time.perf_counter() - start)
+
+
+def train_job(cells: list[Cell], tracker: Tracker, tags: dict[str, str],
+              on_epoch: Callable[[Cell], Callable[[int, dict[str, float]], None] | None]) -> list[dict[str, Any]]:
+    """Train a job's cells: one alone, more as one stack (``train.stack``); each cell's outcome as plain data."""
+    if len(cells) == 1:
+        return [train_cell(cells[0], tracker, tags, on_epoch(cells[0]))]
+    from ..train import train_stack
+
+    start = time.perf_counter()
+    try:
+        results = train_stack([c.config for c in cells], tracker, progress=False, extra_tags=[tags] * len(cells),
+                              on_epoch=[on_epoch(c) for c in cells])
+    except Exception as err:  # the stack could not start: each of its cells failed alike
+        return [failure_data(err, time.perf_counter() - start) for _ in cells]
+    seconds = time.perf_counter() - start
+    return [failure_data(r, seconds) if isinstance(r, BaseException) else result_data(r, seconds) for r in results]
+
+
+def result_data(result, seconds: float) -> dict[str, Any]:
+    status = str(result.status)  # a RunStatus (a StrEnum): plain data between processes
+    error = f"the run ended {status} (run folder {result.run_dir})" if status in NOT_DONE else None
+    return {"status": status, "run_id": result.run_id, "summary": result.summary, "error": error,
+            "seconds": seconds, "synced": result.synced}
+
+
+def failure_data(err: BaseException, seconds: float) -> dict[str, Any]:
+    return {"status": Outcome.FAILED, "run_id": None, "summary": {}, "error": f"{type(err).__name__}: {err}",
+            "seconds": seconds}
 
 
 def experiment_description(name: str, description: str, runs: int) -> str:

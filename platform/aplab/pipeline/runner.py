@@ -26,8 +26,9 @@ from ..processes import cores_share, die_with_parent
 from ..workers.gpus import check_workers, use_only_gpu
 from ..workers.slurm import use_slurm
 from ..tracking import Tracker, default_uri, make_tracker
-from .cells import NOT_DONE, CellOutcome, PipelineResult, experiment_description, finished_hashes, train_cell
+from .cells import NOT_DONE, CellOutcome, PipelineResult, experiment_description, finished_hashes, train_job
 from .spec import Cell
+from .stacks import SOLO, StackRequest, stack_jobs
 from ..status import Outcome
 
 logger = logging.getLogger(__name__)
@@ -51,14 +52,14 @@ def _init_worker(ticks: Any, threads: int, parent: int, gpu_slots: Any) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_in_worker(cell: Cell, uri: str, tags: dict[str, str]) -> dict[str, Any]:
+def _run_in_worker(job: list[Cell], uri: str, tags: dict[str, str]) -> list[dict[str, Any]]:
     if uri not in _TRACKERS:
         _TRACKERS[uri] = make_tracker(uri)
 
-    def tick(epoch: int, metrics: dict[str, float]) -> None:
-        _TICKS.put((cell.index, epoch))
+    def ticks(cell: Cell):
+        return lambda epoch, metrics: _TICKS.put((cell.index, epoch))
 
-    return train_cell(cell, _TRACKERS[uri], tags, tick)
+    return train_job(job, _TRACKERS[uri], tags, ticks)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -104,14 +105,15 @@ def _outcome(cell: Cell, data: dict[str, Any]) -> CellOutcome:
 
 def run_pipeline(cells: list[Cell], name: str, tracker: Tracker | None = None, tracking_uri: str | None = None,
                  workers: int = 1, progress: bool = True, stream: TextIO | None = None,
-                 description: str = "", gpus: tuple[str, ...] = ()) -> PipelineResult:
+                 description: str = "", gpus: tuple[str, ...] = (), stack: StackRequest = SOLO) -> PipelineResult:
     """Run every cell not yet FINISHED in the store; ``workers`` > 1 trains cells in that many processes.
 
     ``gpus`` (from ``aplab.workers.gpus.gpu_plan``) is each worker's CUDA_VISIBLE_DEVICES: then every cell
     trains in a spawned worker, even with one worker, so that its GPU is set before CUDA initialises.
     Every run is tagged ``pipeline=<name>``; the experiment's description (shown by MLflow's UI) says
     which pipeline fills it. A ``memory://`` store lives in one process, so it needs ``workers=1`` without
-    GPUs (and the same ``tracker`` object to be read back).
+    GPUs (and the same ``tracker`` object to be read back). ``stack`` trains compatible cells together as
+    stacks (``pipeline.stacks``), each job (a stack, or a cell alone) in one worker.
     """
     if workers < 1:
         raise ConfigError("--workers", workers, "an integer >= 1")
@@ -132,22 +134,26 @@ def run_pipeline(cells: list[Cell], name: str, tracker: Tracker | None = None, t
     if outcomes:
         logger.info("%d of %d runs already finished in %s; %d to run", len(outcomes), len(cells), experiment,
                     len(todo))
+    jobs = stack_jobs(todo, stack, "cuda" if gpus else "cpu")
+    if len(jobs) < len(todo):
+        logger.info("%d runs as %d jobs (--stack %s)", len(todo), len(jobs), stack)
     bar = _Progress(todo, name, progress and bool(todo), stream)
     try:
-        if not gpus and (workers == 1 or len(todo) <= 1):
-            for cell in todo:
-                data = train_cell(cell, tracker, tags, lambda epoch, _m, i=cell.index: bar.epoch(i, epoch))
-                outcomes[cell.index] = _outcome(cell, data)
-                bar.finished(outcomes[cell.index])
+        if not gpus and (workers == 1 or len(jobs) <= 1):
+            for job in jobs:
+                datas = train_job(job, tracker, tags, lambda c: lambda epoch, _m: bar.epoch(c.index, epoch))
+                for cell, data in zip(job, datas):
+                    outcomes[cell.index] = _outcome(cell, data)
+                    bar.finished(outcomes[cell.index])
         else:
-            outcomes.update(_run_pool(todo, uri, tags, workers, bar, gpus))
+            outcomes.update(_run_pool(jobs, uri, tags, workers, bar, gpus))
     finally:
         bar.close()
     ordered = [outcomes[c.index] for c in cells]
     return PipelineResult(name, experiment, uri, ordered, time.perf_counter() - start)
 
 
-def _run_pool(todo: list[Cell], uri: str, tags: dict[str, str], workers: int, bar: _Progress,
+def _run_pool(jobs: list[list[Cell]], uri: str, tags: dict[str, str], workers: int, bar: _Progress,
               gpus: tuple[str, ...] = ()) -> dict[int, CellOutcome]:
     context = multiprocessing.get_context("spawn")  # no fork after torch's threads started (or CUDA counted GPUs)
     ticks = context.Queue()
@@ -158,22 +164,23 @@ def _run_pool(todo: list[Cell], uri: str, tags: dict[str, str], workers: int, ba
             gpu_slots.put(device)
     threads = cores_share(workers)
     outcomes: dict[int, CellOutcome] = {}
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
                              initializer=_init_worker, initargs=(ticks, threads, os.getpid(), gpu_slots)) as pool:
-        futures: dict[Future, Cell] = {pool.submit(_run_in_worker, cell, uri, tags): cell for cell in todo}
+        futures: dict[Future, list[Cell]] = {pool.submit(_run_in_worker, job, uri, tags): job for job in jobs}
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             _drain(ticks, bar)
             for future in finished:
-                cell = futures[future]
+                job = futures[future]
                 try:
-                    data = future.result()
+                    datas = future.result()
                 except BrokenProcessPool as err:
-                    data = {"status": Outcome.FAILED, "run_id": None, "summary": {}, "seconds": 0.0,
-                            "error": f"worker process died ({err}); re-run to resume it"}
-                outcomes[cell.index] = _outcome(cell, data)
-                bar.finished(outcomes[cell.index])
+                    datas = [{"status": Outcome.FAILED, "run_id": None, "summary": {}, "seconds": 0.0,
+                              "error": f"worker process died ({err}); re-run to resume it"} for _ in job]
+                for cell, data in zip(job, datas):
+                    outcomes[cell.index] = _outcome(cell, data)
+                    bar.finished(outcomes[cell.index])
     return outcomes
 
 

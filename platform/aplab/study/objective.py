@@ -110,38 +110,84 @@ def end_child(tracker: Tracker, run_id: str | None, status: RunStatus | None, ta
         log.warning("could not update run %s (%s: %s)", run_id, type(err).__name__, err)
 
 
+@dataclass
+class PreparedTrial:
+    """A trial's resolved config, run folder, pruning reporter and the attributes it will carry."""
+
+    trial: Any
+    cfg: RunConfig
+    run_dir: Path
+    reporter: EpochReporter
+    attrs: dict[str, Any]
+
+
+def prepare_trial(trial, ctx: TrialContext) -> PreparedTrial:
+    """The space's values suggested for ``trial`` over the base config, resolved once (train() takes it as is)."""
+    params = {spec.name: spec.suggest(trial) for spec in ctx.space.params}
+    cfg = resolve(trial_config(ctx, params, trial.number))
+    run_dir = ctx.study_dir / f"trial-{trial.number:04d}-{config_hash(cfg)}"
+    return PreparedTrial(trial, cfg, run_dir, EpochReporter(trial, ctx.objective), {ATTR_RUN_DIR: str(run_dir)})
+
+
 def run_trial(trial, ctx: TrialContext, tracker: Tracker) -> TrialOutcome:
     """Train the trial's config as a child of the study run and say how it ended.
 
     Exceptions other than pruning and a failed run (RunFailed) propagate: the worker fails the trial
     as retryable (a crash is not the point's fault) and stops.
     """
+    from ..train import train
+
+    prepared = prepare_trial(trial, ctx)
+    try:
+        result = train(prepared.cfg, tracker, run_dir=prepared.run_dir, parent_run_id=ctx.parent_run_id,
+                       extra_tags=trial_tags(ctx, trial.number), progress=ctx.progress, on_epoch=prepared.reporter)
+    except Exception as err:
+        return trial_outcome(prepared, ctx, tracker, err)
+    return trial_outcome(prepared, ctx, tracker, result)
+
+
+def run_trials(trials: list, ctx: TrialContext, tracker: Tracker) -> list[TrialOutcome | BaseException]:
+    """Train the trials as one stack (``train.stack``), each its own child run; each trial's outcome, or the
+    exception that crashed it (the worker fails that trial as retryable)."""
+    from ..train import train_stack
+
+    prepared = [prepare_trial(trial, ctx) for trial in trials]
+    results = train_stack([p.cfg for p in prepared], tracker, progress=ctx.progress,
+                          run_dirs=[p.run_dir for p in prepared], parent_run_ids=[ctx.parent_run_id] * len(trials),
+                          extra_tags=[trial_tags(ctx, p.trial.number) for p in prepared],
+                          on_epoch=[p.reporter for p in prepared])
+    outcomes: list[TrialOutcome | BaseException] = []
+    for p, result in zip(prepared, results):
+        try:
+            outcomes.append(trial_outcome(p, ctx, tracker, result))
+        except Exception as err:  # a crash: not the point's fault
+            outcomes.append(err)
+    return outcomes
+
+
+def trial_outcome(prepared: PreparedTrial, ctx: TrialContext, tracker: Tracker, result) -> TrialOutcome:
+    """How a trial ended, from its run's result or the exception that stopped it (pruned, failed); another
+    exception is raised again."""
     import optuna
 
     from ..errors import RunFailed
-    from ..train import train
     from ..train.resume import CHECKPOINT
 
-    params = {spec.name: spec.suggest(trial) for spec in ctx.space.params}
-    cfg = resolve(trial_config(ctx, params, trial.number))  # once: train() takes the resolved config as it is
-    run_dir = ctx.study_dir / f"trial-{trial.number:04d}-{config_hash(cfg)}"
-    reporter = EpochReporter(trial, ctx.objective)
-    attrs: dict[str, Any] = {ATTR_RUN_DIR: str(run_dir)}
-    try:
-        result = train(cfg, tracker, run_dir=run_dir, parent_run_id=ctx.parent_run_id,
-                       extra_tags=trial_tags(ctx, trial.number), progress=ctx.progress, on_epoch=reporter)
-    except optuna.TrialPruned as err:
+    trial, reporter, attrs, run_dir = prepared.trial, prepared.reporter, prepared.attrs, prepared.run_dir
+    if isinstance(result, optuna.TrialPruned):
         run_id = child_run_id(tracker, ctx, trial.number)
         end_child(tracker, run_id, RunStatus.KILLED, {T.TRIAL_STATE: TrialStatus.PRUNED, T.PRUNED: "true",
                                                       T.PRUNED_AT_EPOCH: str(reporter.last_epoch),
-                                                      T.PRUNE_REASON: str(err)})
+                                                      T.PRUNE_REASON: str(result)})
         (run_dir / CHECKPOINT).unlink(missing_ok=True)  # never resumed: a pruned trial is final
-        return TrialOutcome(TrialStatus.PRUNED, reporter.last_value, run_id, str(err),
+        return TrialOutcome(TrialStatus.PRUNED, reporter.last_value, run_id, str(result),
                             {**attrs, ATTR_PRUNED_AT_EPOCH: reporter.last_epoch})
-    except RunFailed as err:  # a non-finite loss, an unreadable run file
+    if isinstance(result, RunFailed):  # a non-finite loss, an unreadable run file
         run_id = child_run_id(tracker, ctx, trial.number)  # aplab.train ended it FAILED with failure_reason
         end_child(tracker, run_id, None, {T.TRIAL_STATE: TrialStatus.FAIL})
-        return TrialOutcome(TrialStatus.FAIL, None, run_id, f"run failed: {err}", attrs)
+        return TrialOutcome(TrialStatus.FAIL, None, run_id, f"run failed: {result}", attrs)
+    if isinstance(result, BaseException):
+        raise result
     if not result.history or M.VAL_ACC not in result.history[-1] or M.VAL_ACC_LAST not in result.summary:
         end_child(tracker, result.run_id, None, {T.TRIAL_STATE: TrialStatus.FAIL})
         return TrialOutcome(TrialStatus.FAIL, None, result.run_id, f"run in {run_dir} ended {result.status} without "
@@ -153,4 +199,4 @@ def run_trial(trial, ctx: TrialContext, tracker: Tracker) -> TrialOutcome:
 
 
 __all__ = ["OBJECTIVES", "ROLE_REFIT", "ROLE_STUDY", "ROLE_TRIAL", "EpochReporter", "TrialContext", "TrialOutcome",
-           "child_run_id", "end_child", "run_trial", "trial_config", "trial_tags"]
+           "child_run_id", "end_child", "run_trial", "run_trials", "trial_config", "trial_tags"]

@@ -48,6 +48,7 @@ class StudyOptions:
     n_trials: int | None = None
     progress: bool = True
     stale_after_s: float = STALE_AFTER_S
+    stack: int = 1  # trials a worker trains at once as one stack (``--stack``)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class StudyJob:
     tracking_uri: str
     n_trials: int | None
     stale_after_s: float = STALE_AFTER_S
+    stack: int = 1  # trials per stack
 
 
 def default_study_name(space: SearchSpace, cfg: RunConfig) -> str:
@@ -172,7 +174,7 @@ def prepare_study(options: StudyOptions, tracker: Tracker | None = None,
         queued = enqueue_grid(study, space)
     if recovered:
         log.warning("trials %s of dead workers marked FAILED; their points run again", recovered)
-    job = StudyJob(context, storage_url, tracker.uri, n_trials, options.stale_after_s)
+    job = StudyJob(context, storage_url, tracker.uri, n_trials, options.stale_after_s, options.stack)
     log.info("study %s: %d points queued, storage %s, parent run %s", name, queued, redact(storage_url), parent)
     return job, study, tracker
 

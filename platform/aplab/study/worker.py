@@ -10,6 +10,7 @@ import logging
 import multiprocessing
 import signal
 import sys
+from contextlib import ExitStack
 
 from ..processes import cores_share
 from ..status import RunStatus, TrialStatus
@@ -17,7 +18,7 @@ from ..keys import T
 from ..tracking import Tracker, make_tracker
 from ..workers.gpus import use_only_gpu
 from ..workers.slurm import use_slurm
-from .objective import TrialOutcome, child_run_id, end_child, run_trial
+from .objective import TrialOutcome, child_run_id, end_child, run_trial, run_trials
 from .optuna_adapter import tell_unless_finished
 from .prepare import StudyJob, open_study
 from .queue import ATTR_FAILURE_REASON, ATTR_MLFLOW_RUN_ID, ATTR_PRUNE_REASON, Heartbeat, claim_trial, fail_for_retry, mark_owner
@@ -72,29 +73,46 @@ def _describe(trial, outcome: TrialOutcome) -> str:
 
 
 def worker_loop(job: StudyJob, worker: int = 0, tracker: Tracker | None = None) -> int:
-    """Claim and run trials until none is left; returns how many this worker ran."""
+    """Claim and run trials (``job.stack`` at a time, trained as one stack) until none is left; returns how
+    many this worker ran."""
     ctx = job.context
     study = open_study(job)
     tracker = tracker or make_tracker(job.tracking_uri)
     ran = 0
     while True:
+        trials = []
         with storage_lock(job.storage_url, ctx.study_name):
-            trial = claim_trial(study, ctx.space, job.n_trials)
-            if trial is not None:
+            while len(trials) < job.stack:
+                trial = claim_trial(study, ctx.space, job.n_trials)
+                if trial is None:
+                    break
                 mark_owner(trial)
-        if trial is None:
+                trials.append(trial)
+        if not trials:
             return ran
-        with Heartbeat(trial):
+        with ExitStack() as heartbeats:
+            for trial in trials:
+                heartbeats.enter_context(Heartbeat(trial))
             try:
-                outcome = run_trial(trial, ctx, tracker)
+                outcomes = ([run_trial(trials[0], ctx, tracker)] if len(trials) == 1
+                            else run_trials(trials, ctx, tracker))
             except BaseException as err:
-                _fail_crashed(job, study, trial, tracker, err)
+                for trial in trials:
+                    _fail_crashed(job, study, trial, tracker, err)
                 raise
-        if not _tell(study, trial, outcome):
-            continue
-        ran += 1
-        log.info("worker %d: %s", worker, _describe(trial, outcome))
-        update_parent(study, ctx.space, tracker, ctx.parent_run_id, ctx.study_dir)
+        crash: BaseException | None = None
+        for trial, outcome in zip(trials, outcomes):
+            if isinstance(outcome, BaseException):  # this trial crashed: retried; the stack's others are told
+                _fail_crashed(job, study, trial, tracker, outcome)
+                crash = crash or outcome
+                continue
+            if not _tell(study, trial, outcome):
+                continue
+            ran += 1
+            log.info("worker %d: %s", worker, _describe(trial, outcome))
+            update_parent(study, ctx.space, tracker, ctx.parent_run_id, ctx.study_dir)
+        if crash is not None:
+            raise crash
 
 
 def _worker_process(job: StudyJob, worker: int, workers: int, gpu: str | None = None) -> None:

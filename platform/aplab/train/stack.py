@@ -19,13 +19,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from .. import losses
 from ..config import RunConfig, config_hash
 from ..config.resolve import resolve
-from ..data import ImageFiles, load_dataset
+from ..data import Dataset, ImageFiles, load_dataset
 from ..errors import ConfigError, RunFailed
 from ..keys import M, T
 from ..tracking import Tracker, make_tracker
@@ -33,7 +34,7 @@ from .claim import RunClaim
 from .prepare import prepare_data
 from .result import RunResult
 from .run import OpenRun, TrainingRun
-from .runtime import select_runtime
+from .runtime import Runtime, select_runtime
 from .stack_engine import MemberEpoch, stack_epoch
 
 log = logging.getLogger(__name__)
@@ -78,37 +79,81 @@ def check_stack(cfgs: Sequence[RunConfig]) -> None:
         raise ConfigError("stack", f"config {twice} twice", "distinct runs (each member is its own run)")
 
 
+def stack_key(cfg: RunConfig) -> tuple | None:
+    """What a resolved config shares with the members of its stack (configs with equal keys can stack), or
+    None when it trains solo: a model that cannot be fused, NLNL, a distributed or compiled run."""
+    from ..models import can_stack
+
+    if (cfg.runtime.nproc_per_node != 1 or cfg.runtime.compile or not can_stack(cfg.model.name)
+            or losses.info(cfg.loss.name).kind == "multi-stage"):
+        return None
+    flat = cfg.flat()
+    return tuple(flat[name] for name in SHARED)
+
+
+def member_bytes(cfg: RunConfig, dataset, bytes_per_value: int = 4) -> int:
+    """What one member holds on the device, by rule: its training images (uint8), parameters with their
+    gradients, momentum and the fused copy (4x), and the activations autograd keeps for a batch (each leaf
+    module's output, twice for the values saved beside it), counted by a forward pass on the meta device."""
+    import torch
+
+    from ..models import build_model
+
+    with torch.device("meta"):
+        model = build_model(cfg.model.name, dataset.num_classes, dataset.channels, dataset.image_size)
+        outputs: list[int] = []
+        hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out.numel()))
+                 for m in model.modules() if not list(m.children())]
+        model.eval()(torch.empty(1, dataset.channels, dataset.image_size, dataset.image_size))
+        for hook in hooks:
+            hook.remove()
+    params = sum(p.numel() for p in model.parameters())
+    images = len(dataset.train.labels) * dataset.channels * dataset.image_size ** 2
+    return images + bytes_per_value * (4 * params + 2 * cfg.optim.batch_size * sum(outputs))
+
+
+def memory_budget(device) -> int:
+    """The bytes a stack may fill: 80% of the free memory of a CUDA device, half the available RAM on a CPU."""
+    import psutil
+    import torch
+
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(0.8 * free)
+    return psutil.virtual_memory().available // 2
+
+
+def fitting_size(cfg: RunConfig, dataset, budget: int, requested: int) -> int:
+    """How many members of ``cfg``'s kind fit ``budget`` (at least one, at most ``requested``)."""
+    return max(1, min(requested, budget // max(member_bytes(cfg, dataset), 1)))
+
+
 class StackRun:
     """Opens every member (skip, resume or start), trains the open ones epoch by epoch as one model, and
     finishes or fails each on its own; ``run`` returns every member's outcome in order."""
 
-    def __init__(self, cfgs: Sequence[RunConfig], tracker: Tracker | None, progress: bool = True,
-                 extra_tags: Sequence[dict[str, str]] | None = None,
+    def __init__(self, cfgs: Sequence[RunConfig], tracker: Tracker | None, runtime: Runtime, dataset: Dataset,
+                 progress: bool = True, extra_tags: Sequence[dict[str, str]] | None = None,
                  parent_run_ids: Sequence[str | None] | None = None,
-                 on_epoch: Sequence[EpochHook | None] | None = None):
+                 on_epoch: Sequence[EpochHook | None] | None = None, run_dirs: Sequence[Path | None] | None = None):
         self.cfgs = list(cfgs)
         self.tracker = tracker
+        self.runtime = runtime
+        self.dataset = dataset
         self.progress = progress
         n = len(self.cfgs)
-        ident = stack_id([config_hash(cfg) for cfg in self.cfgs])
+        self.ident = stack_id([config_hash(cfg) for cfg in self.cfgs])
         self.runs = [
-            TrainingRun(cfg, tracker, parent_run_id=(parent_run_ids or [None] * n)[slot],
-                        extra_tags={**((extra_tags or [{}] * n)[slot]), T.STACK_ID: ident, T.STACK_SIZE: str(n),
-                                    T.STACK_SLOT: str(slot)},
+            TrainingRun(cfg, tracker, run_dir=(run_dirs or [None] * n)[slot],
+                        parent_run_id=(parent_run_ids or [None] * n)[slot],
+                        extra_tags={**((extra_tags or [{}] * n)[slot]), T.STACK_ID: self.ident,
+                                    T.STACK_SIZE: str(n), T.STACK_SLOT: str(slot)},
                         progress=False, on_epoch=(on_epoch or [None] * n)[slot])
             for slot, cfg in enumerate(self.cfgs)]
-        self.ident = ident
 
     def run(self) -> list[Outcome]:
-        cfg = self.cfgs[0]
-        runtime = select_runtime(cfg.runtime)
-        dataset = load_dataset(cfg.data.name, cfg.data.data_dir, download=cfg.data.download)
-        if isinstance(dataset.train, ImageFiles):
-            raise ConfigError("data.name", cfg.data.name, "a dataset held in memory in a stack (files are read by "
-                              "DataLoader workers per run): train it solo")
+        runtime, dataset = self.runtime, self.dataset
         datas = [prepare_data(member, dataset) for member in self.cfgs]
-        if self.tracker is not None:
-            self.tracker.check()  # fail fast, before any claim or checkpoint exists
         outcomes: list[Outcome | None] = [None] * len(self.runs)
         with ExitStack() as claims:
             opened: dict[int, OpenRun] = {}
@@ -131,7 +176,7 @@ class StackRun:
                 self._train(opened, outcomes, runtime)
         return outcomes  # type: ignore[return-value]
 
-    def _train(self, opened: dict[int, OpenRun], outcomes: list[Outcome | None], runtime) -> None:
+    def _train(self, opened: dict[int, OpenRun], outcomes: list[Outcome | None], runtime: Runtime) -> None:
         epochs = self.cfgs[0].optim.epochs
         next_epoch = {slot: member.start for slot, member in opened.items()}
         bar = tqdm(total=epochs - min(next_epoch.values()) + 1, desc=f"stack of {len(opened)}", unit="epoch",
@@ -161,7 +206,7 @@ class StackRun:
                         run.close(member)
                         opened.pop(slot, None)
                 bar.update(1)
-                bar.set_postfix_str(accuracies(self.runs, opened))
+                bar.set_postfix_str(accuracies(opened))
         except KeyboardInterrupt:
             for slot, member in opened.items():
                 self.runs[slot].interrupted(member)
@@ -172,7 +217,7 @@ class StackRun:
             bar.close()
 
 
-def accuracies(runs: Sequence[TrainingRun], opened: dict[int, OpenRun]) -> str:
+def accuracies(opened: dict[int, OpenRun]) -> str:
     """The open members' last test accuracies, for the stack's progress bar."""
     parts = []
     for slot, member in opened.items():
@@ -182,12 +227,32 @@ def accuracies(runs: Sequence[TrainingRun], opened: dict[int, OpenRun]) -> str:
     return " ".join(parts)
 
 
-def train_stack(cfgs: Sequence[RunConfig], tracker: Tracker | None = None, **kwargs) -> list[Outcome]:
+def train_stack(cfgs: Sequence[RunConfig], tracker: Tracker | None = None, progress: bool = True,
+                max_members: int | None = None, **per_member) -> list[Outcome]:
     """Train (or resume, or skip when finished) the runs of ``cfgs`` as one stack on one device; each
     member's outcome in order: its RunResult, or the error that stopped it (RunFailed, RunClaimed, ...).
-    Takes ``progress``, and per member ``extra_tags``, ``parent_run_ids`` and ``on_epoch`` (lists)."""
+
+    ``per_member`` lists (``extra_tags``, ``parent_run_ids``, ``on_epoch``, ``run_dirs``) go with the members in order. When
+    the members do not fit the device's memory (``fitting_size``) or ``max_members``, they train as several
+    stacks, one after the other."""
     resolved = [resolve(cfg) for cfg in cfgs]
     check_stack(resolved)
-    if tracker is None and not resolved[0].tracking.offline:
-        tracker = make_tracker(resolved[0].tracking.uri)
-    return StackRun(resolved, tracker, **kwargs).run()
+    cfg = resolved[0]
+    runtime = select_runtime(cfg.runtime)
+    dataset = load_dataset(cfg.data.name, cfg.data.data_dir, download=cfg.data.download)
+    if isinstance(dataset.train, ImageFiles):
+        raise ConfigError("data.name", cfg.data.name, "a dataset held in memory in a stack (files are read by "
+                          "DataLoader workers per run): train it solo")
+    if tracker is None and not cfg.tracking.offline:
+        tracker = make_tracker(cfg.tracking.uri)
+    if tracker is not None:
+        tracker.check()  # fail fast, before any claim or checkpoint exists
+    size = fitting_size(cfg, dataset, memory_budget(runtime.device), max_members or len(resolved))
+    if size < len(resolved):
+        log.info("%d runs as stacks of %d (what fits %s)", len(resolved), size, runtime.device)
+    outcomes: list[Outcome] = []
+    for first in range(0, len(resolved), size):
+        part = slice(first, first + size)
+        kwargs = {key: list(values)[part] for key, values in per_member.items() if values is not None}
+        outcomes += StackRun(resolved[part], tracker, runtime, dataset, progress, **kwargs).run()
+    return outcomes
