@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -162,3 +163,75 @@ def test_members_that_cannot_share_a_stack_are_refused_in_one_line_naming_the_fi
         train_stack([member(**MIXED[0]), member(**{**MIXED[0], **override})], tracker=MemoryTracker(),
                     progress=False)
     assert err.value.field == field and "\n" not in str(err.value)
+
+
+# ----------------------------------------------------------------------------- entry points
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "pipelines" / "quickstart.yaml"
+PAPER_GRID = Path(__file__).resolve().parents[1] / "search_spaces" / "apl_paper_grid.yaml"
+ONE_EPOCH = ["--set", "optim.epochs=1", "--set", "tracking.log_model=false", "--set", "tracking.system_metrics=false",
+             "--no-progress"]
+
+
+def store_runs(db: Path):
+    from aplab.tracking import make_tracker
+
+    tracker = make_tracker(f"sqlite:///{db}")
+    return {run.tags[T.CONFIG_HASH]: run for exp in ("aplab-quickstart", "aplab")
+            for run in tracker.find_runs(exp) if T.CONFIG_HASH in run.tags}
+
+
+def assert_like_solo_runs(stacked: dict, solo: dict) -> None:
+    """The stacked runs are the solo runs' configs (hash, params, tags) with the same metric names, plus stack tags."""
+    assert stacked.keys() == solo.keys() and len(stacked) == 12
+    for digest, run in stacked.items():
+        other = solo[digest]
+        assert run.status == other.status == "FINISHED"
+        differ = {"tracking.workdir", "tracking.uri"}  # where each test put its store
+        assert {k: v for k, v in run.params.items() if k not in differ} == {
+            k: v for k, v in other.params.items() if k not in differ}
+        assert set(run.metrics) == set(other.metrics)
+        assert T.STACK_ID in run.tags and T.STACK_ID not in other.tags
+        assert run.tags[T.LOSS] == other.tags[T.LOSS] and run.tags[T.SEED] == other.tags[T.SEED]
+
+
+def test_pipeline_run_stack_auto_trains_the_quickstart_as_stacks_of_runs_a_solo_run_would_make(tmp_path, monkeypatch):
+    from aplab.cli.command import main
+
+    for name, stack in (("solo", "1"), ("stacked", "auto")):
+        folder = tmp_path / name
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        assert main(["pipeline", "run", str(QUICKSTART), "--stack", stack, "--tracking-uri",
+                     f"sqlite:///{folder / 'm.db'}", *ONE_EPOCH]) == 0
+    stacked, solo = store_runs(tmp_path / "stacked" / "m.db"), store_runs(tmp_path / "solo" / "m.db")
+    assert_like_solo_runs(stacked, solo)
+    sizes = sorted(r.tags[T.STACK_SIZE] for r in stacked.values())
+    assert sizes == ["4"] * 4 + ["8"] * 8  # auto on a CPU: at most 8 per stack, the 12 runs as 8 + 4
+    assert len({r.tags[T.STACK_ID] for r in stacked.values()}) == 2
+
+
+def test_a_study_with_stack_12_trains_the_grid_as_one_stack_of_trials_like_solo_trials(tmp_path, monkeypatch):
+    from aplab.cli.command import main
+
+    for name, stack in (("solo", "1"), ("stacked", "12")):
+        folder = tmp_path / name
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        assert main(["study", "--space", str(PAPER_GRID), "--study-name", "s", "--storage", "optuna.journal",
+                     "--tracking-uri", f"sqlite:///{folder / 'm.db'}", "--dataset", "digits", "--loss", "nce+rce", "--noise",
+                     "symmetric:0.6", "--stack", stack, *ONE_EPOCH]) == 0
+    stacked = {d: r for d, r in store_runs(tmp_path / "stacked" / "m.db").items() if r.tags.get("study.role") == "trial"}
+    solo = {d: r for d, r in store_runs(tmp_path / "solo" / "m.db").items() if r.tags.get("study.role") == "trial"}
+    assert_like_solo_runs(stacked, solo)
+    assert {r.tags[T.STACK_SIZE] for r in stacked.values()} == {"12"}
+    assert len({r.tags[T.STACK_ID] for r in stacked.values()}) == 1
+    assert all(r.tags["trial.state"] == "COMPLETE" for r in stacked.values())
+
+
+def test_stack_flag_values_are_checked_in_one_line(capsys):
+    from aplab.cli.command import main
+
+    assert main(["pipeline", "run", str(QUICKSTART), "--stack", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--stack" in err and "auto" in err
