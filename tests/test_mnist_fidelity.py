@@ -25,14 +25,14 @@ def optim(dataset: str, loss: str, fidelity: str, **extra):
     return resolve(from_flat({"data.name": dataset, "loss.name": loss, "loss.fidelity": fidelity, **extra})).optim
 
 
-@pytest.mark.parametrize("dataset", ["mnist"])
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
 @pytest.mark.parametrize("loss", ["ce", "gce", "sce", "nce+rce", "ngce+mae"])
 def test_code_fidelity_follows_the_authors_mnist_configs(dataset, loss):
     o = optim(dataset, loss, "code")
     assert {k: getattr(o, k) for k in AUTHORS_CODE} == AUTHORS_CODE
 
 
-@pytest.mark.parametrize("dataset", ["mnist"])
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
 def test_paper_fidelity_follows_the_papers_text(dataset):
     o = optim(dataset, "nce+rce", "paper")
     assert {k: getattr(o, k) for k in PAPER_TEXT} == PAPER_TEXT
