@@ -210,3 +210,24 @@ def test_one_epoch_of_cnn4_on_real_data_learns(real):
         predicted = torch.cat([model(normalise(real.test.images[i:i + 1000])).argmax(1) for i in range(0, 10000, 1000)])
     accuracy = (predicted.numpy() == real.test.labels).mean()
     assert accuracy > 0.7, accuracy
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+
+def test_the_pipeline_runs_table_2s_protocol_on_fashion_mnist():
+    from aplab.pipeline.spec import expand, load_pipeline, scaled
+
+    root = Path(__file__).resolve().parents[1] / "pipelines"
+    spec = load_pipeline(root / "fashion_mnist.yaml")
+    assert spec.loss_order == load_pipeline(root / "paper_table2_mnist.yaml").loss_order  # the MNIST column
+    assert set(spec.noise) == {"none", "symmetric:0.2", "symmetric:0.4", "symmetric:0.6", "symmetric:0.8",
+                               "pairflip:0.2", "pairflip:0.4"}
+    assert spec.seeds == (0, 1, 2) and spec.datasets == ("fashion_mnist",)
+    cells = expand(spec)
+    assert len(cells) == 9 * 7 * 3
+    nce_rce = next(c.config for c in cells if c.config.loss.name == "nce+rce")
+    o = nce_rce.optim
+    assert (nce_rce.model.name, o.epochs, o.batch_size, o.grad_clip, nce_rce.data.augment) == ("cnn4", 50, 128, 5.0, "none")
+    assert (o.weight_decay, o.nesterov, o.eta_min, nce_rce.loss.beta) == (1e-2, True, 1e-3, 10.0)
+    assert {c.config.data.name for c in expand(scaled(spec, "smoke"))} == {"digits"}
