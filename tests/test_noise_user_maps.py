@@ -40,6 +40,7 @@ def test_a_user_map_works_on_a_dataset_that_has_its_own_and_through_a_run_config
     ("asymmetric:0.4:map=0-6", "<source>><target>"),
     ("asymmetric:0.4:map=a>b", "<source>><target>"),
     ("asymmetric:0.4:map=", "<source>><target>"),
+    ("asymmetric:0.4:map=\u00b2>1", "<source>><target>"),
 ])
 def test_a_malformed_map_is_one_line_naming_the_pair(spec, fragment):
     with pytest.raises(ConfigError) as info:
@@ -78,3 +79,10 @@ def test_the_official_symmetric_sampler_runs_on_fashion_mnist():
     cfg = resolve(from_flat({"data.name": "fashion_mnist", "noise.spec": "symmetric:0.4", "noise.sampler": "official"}))
     result = noise.corrupt(CLEAN, cfg.noise.spec, num_classes=10, seed=0, dataset="fashion_mnist", sampler="official")
     assert result.rate == pytest.approx(0.4)  # int(int(0.4 * 200) / 10) = 8 per class, each to another class
+
+
+def test_aplab_noise_names_its_plot_without_the_maps_shell_characters(tmp_path, capsys):
+    from aplab.cli.command import main
+
+    assert main(["noise", "digits", "asymmetric:0.3:map=0>6,2>4", "--out", str(tmp_path)]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["transition-digits-asymmetric_0.3_map=0_6_2_4-s0.png"]

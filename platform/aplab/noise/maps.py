@@ -64,7 +64,7 @@ def parse_user_map(text: str, num_classes: int | None = None) -> dict[int, int]:
     mapping: dict[int, int] = {}
     for pair in body.split(","):
         source, sep, target = pair.partition(">")
-        if not sep or not source.strip().isdigit() or not target.strip().isdigit():
+        if not sep or not all(part.strip().isascii() and part.strip().isdigit() for part in (source, target)):
             raise ConfigError("noise map pair", pair, "<source>><target> with class indices, in " + USER_MAP_SYNTAX)
         a, b = int(source), int(target)
         if a == b:
