@@ -16,7 +16,9 @@ PINNED = {
     "digits_default": ({}, "7a27e3009fc03be5"),
     "cifar10_nce_rce_overrides": ({"data.name": "cifar10", "loss.name": "nce+rce", "noise.spec": "symmetric:0.4",
                                    "optim.epochs": 3, "loss.beta": 10.0, "runtime.seed": 7}, "ea5c51b0ab91c67e"),
-    "mnist_gce": ({"data.name": "mnist", "loss.name": "gce", "noise.spec": "symmetric:0.2"}, "5b3cfb7d924051b7"),
+    # re-pinned in issue 21: fidelity=code MNIST now trains as the authors' configs do (weight decay 1e-2,
+    # Nesterov, cosine floor 1e-3), so this config really changed (was 5b3cfb7d924051b7)
+    "mnist_gce": ({"data.name": "mnist", "loss.name": "gce", "noise.spec": "symmetric:0.2"}, "6247406268786183"),
     "cifar10_anl": ({"data.name": "cifar10", "loss.name": "anl-ce", "noise.spec": "symmetric:0.8"},
                     "aaa11f985a59f562"),
     "cifar10_asym": ({"data.name": "cifar10", "loss.name": "nce+agce", "noise.spec": "asymmetric:0.3"},

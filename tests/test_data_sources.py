@@ -54,7 +54,7 @@ def _data_dir_error(excinfo: pytest.ExceptionInfo, *fragments: str) -> None:
 
 
 def test_available_datasets():
-    assert available_datasets() == sorted(["digits", "mnist", "cifar10", "cifar100", "webvision_mini"])
+    assert available_datasets() == sorted(["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "webvision_mini"])
 
 
 def test_unknown_name_is_a_config_error_with_suggestion():

@@ -17,10 +17,10 @@ SCHEDULES: Registry[Callable[[Any, Any], Any]] = Registry("schedule")
 
 @SCHEDULES.register("cosine")
 def cosine(optimizer, optim):
-    """Cosine annealing from optim.lr to 0 over optim.epochs (the paper's schedule)."""
+    """Cosine annealing from optim.lr to optim.eta_min (unset: 0) over optim.epochs (the paper's schedule)."""
     from torch.optim.lr_scheduler import CosineAnnealingLR
 
-    return CosineAnnealingLR(optimizer, T_max=optim.epochs)
+    return CosineAnnealingLR(optimizer, T_max=optim.epochs, eta_min=optim.eta_min or 0.0)
 
 
 @SCHEDULES.register("exponential")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,8 @@ def cmd_noise(args: argparse.Namespace) -> int:
     if args.out is not None:
         from ..plotting.run import plot_matrix
 
-        name = f"transition-{summary['dataset']}-{summary['spec'].replace(':', '_')}-s{args.seed}.png"
+        spec = re.sub(r"[^A-Za-z0-9.=-]", "_", summary["spec"])  # a user map's '>' and ',' too
+        name = f"transition-{summary['dataset']}-{spec}-s{args.seed}.png"
         path = plot_matrix(noisy.transition, Path(args.out) / name,
                            f"{summary['dataset']} {summary['spec']}: realised T ({100 * noisy.rate:.1f}% wrong)",
                            "noisy label", "true class")

@@ -38,6 +38,8 @@ def resolve(config: RunConfig | ResolvedConfig) -> ResolvedConfig:
     o.nesterov = preset.nesterov if o.nesterov is None else o.nesterov
     o.batch_size = preset.batch_size if o.batch_size is None else o.batch_size
     o.schedule = preset.schedule if o.schedule is None else o.schedule
+    if o.eta_min is None and o.schedule == "cosine":
+        o.eta_min = preset.eta_min
     cfg.model.name = cfg.model.name or preset.model
     cfg.data.augment = cfg.data.augment or preset.augment
 
@@ -47,7 +49,19 @@ def resolve(config: RunConfig | ResolvedConfig) -> ResolvedConfig:
     model_factory(cfg.model.name)  # the one model-name rule: raises a ConfigError on model.name
     SCHEDULES.get(cfg.optim.schedule, field="optim.schedule")  # the schedules the engine can build
     check_settings(cfg)
+    _check_eta_min(cfg)
     return freeze(cfg)
+
+
+def _check_eta_min(cfg: RunConfig) -> None:
+    """optim.eta_min: unset, or a floor in [0, optim.lr] of the cosine schedule (the only one that has one)."""
+    o = cfg.optim
+    if o.eta_min is None:
+        return
+    if o.schedule != "cosine":
+        raise ConfigError("optim.eta_min", o.eta_min, f"unset: optim.schedule={o.schedule} has no floor")
+    if not 0 <= o.eta_min <= o.lr:
+        raise ConfigError("optim.eta_min", o.eta_min, f"a number in [0, optim.lr={o.lr}]")
 
 
 def _resolve_loss(cfg: RunConfig, preset) -> None:

@@ -84,6 +84,7 @@ class OptimConfig(_Freezable):
     batch_size: int | None = None
     grad_clip: float = 5.0
     schedule: str | None = None
+    eta_min: float | None = None  # the cosine schedule's floor (None: 0; the authors' MNIST configs 1e-3)
     lr_decay: float = 0.97  # the factor of the exponential and step schedules
     step_size: int | None = None  # epochs between decays of the step schedule (CIFAR-N: 0.1 at epoch 60)
 

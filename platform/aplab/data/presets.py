@@ -17,12 +17,16 @@ APL_PARTS = frozenset({"ce", "fl", "mae", "rce", "gce", "nce", "nfl", "ngce", "n
 
 def preset_for(dataset: str, fidelity: str, loss: str | None = None) -> DatasetPreset:
     """The dataset's preset under ``fidelity``; given ``loss``, with that loss's paper's training settings
-    (ANL: weight decay 0; the successors' CIFAR-100 model)."""
+    (ANL: weight decay 0; the successors' CIFAR-100 model; their own MNIST optimiser)."""
     preset = DATASETS.get(dataset, "data.name").preset
     if fidelity == "paper" and preset.paper:
         preset = replace(preset, **preset.paper)  # type: ignore[arg-type]
-    if loss in successor_losses() and preset.successor_model is not None:
-        preset = replace(preset, model=preset.successor_model)
+    elif fidelity == "code" and loss in preset.code_per_loss:
+        preset = replace(preset, **preset.code_per_loss[loss])  # type: ignore[arg-type]
+    if loss in successor_losses():
+        preset = replace(preset, **preset.successor_training)  # type: ignore[arg-type]
+        if preset.successor_model is not None:
+            preset = replace(preset, model=preset.successor_model)
     if loss in ANL_LOSSES:
         preset = replace(preset, weight_decay=0.0)
     return preset

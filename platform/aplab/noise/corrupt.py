@@ -15,6 +15,7 @@ from ..errors import ConfigError
 from ..keys import P_HUMAN_FILE, P_HUMAN_FILE_SHA256, P_HUMAN_LABELS
 from .human import HUMAN_SETS, human_set, load_human_labels
 from .kinds import NOISE_KINDS, NoiseContext
+from .maps import ASYMMETRIC_MAPS, MAP_ALIASES, USER_MAP_SYNTAX
 from .official import SAMPLER_FIELD, check_official, sample_official
 from .spec import LABEL_SET_KINDS, NoiseSpec, parse_spec
 
@@ -63,12 +64,19 @@ def check_config(spec: str, dataset: str, sampler: str | None = None, file: str 
         raise ConfigError(SAMPLER_FIELD, sampler, "unset (aplab's exact per-class counts) or 'official'")
     if sampler is not None:
         check_official(parsed.kind, dataset, parsed.map_name)
+    if parsed.kind == "asymmetric" and parsed.map_name is None and not has_map(dataset):
+        raise ConfigError("noise.spec", spec, f"a map for dataset {dataset!r}, which has none: {USER_MAP_SYNTAX}")
     if parsed.label_set is not None:
         human_set(parsed.label_set, dataset)
     elif file is not None:
         raise ConfigError("noise.file", file, "unset: only " + " and ".join(f"{k}:<set>" for k in LABEL_SET_KINDS)
                           + " read a label file")
     return str(parsed)
+
+
+def has_map(dataset: str | None) -> bool:
+    """Whether plain ``asymmetric:<rate>`` has a map for ``dataset`` (its own or an alias's)."""
+    return MAP_ALIASES.get(dataset or "", dataset) in ASYMMETRIC_MAPS
 
 
 def transition_matrix(clean: np.ndarray, noisy: np.ndarray, num_classes: int) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..registry import Registry
 from .human import HumanLabels
-from .maps import ASYMMETRIC_MAPS, MAP_ALIASES
+from .maps import ASYMMETRIC_MAPS, MAP_ALIASES, USER_MAP_SYNTAX, is_user_map, parse_user_map
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,14 @@ def symmetric_uniform(labels, rate, num_classes, rng, context):
 
 
 def resolve_map(num_classes: int, context: NoiseContext) -> dict[int, int]:
-    """The asymmetric map named by the spec, else the dataset's; errors list the datasets with one."""
+    """The user's map in the spec, the map it names, else the dataset's; errors list the datasets with one."""
+    if is_user_map(context.map_name):
+        return parse_user_map(context.map_name, num_classes)
     name = context.map_name or MAP_ALIASES.get(context.dataset or "", context.dataset)
     if name is None or name not in ASYMMETRIC_MAPS:
         field = "noise map" if context.map_name else "dataset"
-        raise ConfigError(field, name, "a dataset with an asymmetric map: one of " + ", ".join(
-            [*ASYMMETRIC_MAPS.names(), *MAP_ALIASES]))
+        raise ConfigError(field, name, "a dataset with an asymmetric map (" + ", ".join(
+            [*ASYMMETRIC_MAPS.names(), *MAP_ALIASES]) + "), or a map of your own: " + USER_MAP_SYNTAX)
     map_classes, mapping = ASYMMETRIC_MAPS.get(name)
     if map_classes != num_classes:
         raise ConfigError("num_classes", num_classes, f"{map_classes} for the {name!r} asymmetric map")

@@ -1,10 +1,18 @@
-"""Class-conditional (asymmetric) flip maps: source class -> target class, per dataset."""
+"""Class-conditional (asymmetric) flip maps: source class -> target class, per dataset, or the user's own.
+
+A map of one's own is written in the spec: ``asymmetric:0.4:map=0>6,2>4,5>7`` (source>target pairs).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..registry import Registry
+
+#: How a spec names a map of the user's own, and its syntax for error messages.
+USER_MAP_PREFIX = "map="
+USER_MAP_SYNTAX = "'asymmetric:<rate>:map=<source>><target>,...' such as 'asymmetric:0.4:map=0>6,2>4,5>7'"
 
 #: Fine -> coarse (superclass) index of the 100 CIFAR-100 classes, as in the dataset's own meta files.
 CIFAR100_COARSE = np.array([
@@ -42,3 +50,33 @@ ASYMMETRIC_MAPS.register("cifar100_superclass", (100, circular_within_groups(cif
 
 #: Datasets whose classes are those of a mapped dataset (the embedded digits are the digits 0-9).
 MAP_ALIASES = {"digits": "mnist"}
+
+
+def is_user_map(name: str | None) -> bool:
+    """Whether a spec's map part is a map of the user's own (``map=...``) rather than a registered name."""
+    return name is not None and name.startswith(USER_MAP_PREFIX)
+
+
+def parse_user_map(text: str, num_classes: int | None = None) -> dict[int, int]:
+    """``"map=0>6,2>4"`` -> {0: 6, 2: 4}: pairs of class indices, no class mapped to itself or twice, and
+    given ``num_classes``, every class in [0, num_classes); each problem one line naming the pair."""
+    body = text[len(USER_MAP_PREFIX):]
+    mapping: dict[int, int] = {}
+    for pair in body.split(","):
+        source, sep, target = pair.partition(">")
+        if not sep or not all(part.strip().isascii() and part.strip().isdigit() for part in (source, target)):
+            raise ConfigError("noise map pair", pair, "<source>><target> with class indices, in " + USER_MAP_SYNTAX)
+        a, b = int(source), int(target)
+        if a == b:
+            raise ConfigError("noise map pair", pair, "a source and a different target (no class maps to itself)")
+        if a in mapping:
+            raise ConfigError("noise map pair", pair, f"each source once (class {a} is already mapped to {mapping[a]})")
+        if num_classes is not None and max(a, b) >= num_classes:
+            raise ConfigError("noise map pair", pair, f"class indices in [0, {num_classes}) for this dataset")
+        mapping[a] = b
+    return mapping
+
+
+def user_map_name(mapping: dict[int, int]) -> str:
+    """The canonical spec part of a user map: pairs sorted by source."""
+    return USER_MAP_PREFIX + ",".join(f"{a}>{b}" for a, b in sorted(mapping.items()))

@@ -1,4 +1,5 @@
-"""Parse noise specs: ``"symmetric:0.4"``, ``"asymmetric:0.4:cifar100_superclass"``, ``"human:aggre"``, ``"human_like:worst"``."""
+"""Parse noise specs: ``"symmetric:0.4"``, ``"asymmetric:0.4:cifar100_superclass"``, ``"asymmetric:0.4:map=0>6,2>4"``,
+``"human:aggre"``, ``"human_like:worst"``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..registry import did_you_mean
 from .human import HUMAN_SETS
+from .maps import is_user_map, parse_user_map, user_map_name
 
 #: Kinds that take a human label set (CIFAR-N) instead of a rate: the rate is realised from the file.
 LABEL_SET_KINDS = ("human", "human_like")
@@ -57,6 +59,8 @@ def parse_spec(spec: str | NoiseSpec, kinds: list[str]) -> NoiseSpec:
     map_name = parts[2] if len(parts) == 3 else None
     if map_name is not None and kind != "asymmetric":
         raise ConfigError("noise", spec, "a map name only after 'asymmetric:<rate>:'")
+    if is_user_map(map_name):
+        map_name = user_map_name(parse_user_map(map_name))  # syntax checked here, class range with the dataset
     return NoiseSpec(kind, rate, map_name)
 
 

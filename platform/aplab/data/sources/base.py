@@ -112,6 +112,11 @@ def data_dir_error(data_dir: Path, expected: str, problem: str) -> ConfigError:
     return ConfigError(DATA_DIR_FIELD, str(data_dir), f"expected {expected}; {problem}")
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one line, its type and its message's whitespace (torchvision's newlines) collapsed."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
 def missing_files(paths: Sequence[Path]) -> list[Path]:
     """The paths that are not files, in order."""
     return [p for p in paths if not p.is_file()]
