@@ -72,7 +72,7 @@ _term("ce", "active", False, "cross entropy, -log p_y", "standard",
 _term("fl", "active", False, "focal loss, -(1-p_y)^gamma log p_y", "Lin et al., ICCV 2017",
       lambda k, f, gamma: terms.Focal(gamma), gamma=0.5)
 _term("mae", "passive", True, "mean absolute error, 1-p_y (code) or 2(1-p_y) (paper)", "Ghosh et al., AAAI 2017",
-      lambda k, f: terms.MeanAbsoluteError(f))
+      lambda k, f, doubled=False: terms.MeanAbsoluteError("paper" if doubled else f))  # doubled: 2(1-p_y)
 _term("rce", "passive", True, "reverse cross entropy, -A(1-p_y); A=ln 1e-4 (code) or -4 (paper)", WANG,
       lambda k, f: terms.ReverseCrossEntropy(f))
 _term("gce", "active", False, "generalized cross entropy, (1-p_y^q)/q", ZHANG,
@@ -150,7 +150,7 @@ NLNL_INFO = LossInfo(
 def combination_info(first: TermDef, second: TermDef) -> LossInfo:
     """Metadata of alpha*first + beta*second: an APL loss, a successor's pair, or an ablation (AAL, PPL)."""
     a, b = first.info, second.info
-    kinds = {a.kind, b.kind}
+    kinds = {*a.kind.split("+"), *b.kind.split("+")}  # a part may itself be active+passive (JS, GLS)
     kind = "active+passive" if kinds == {"active", "passive"} else f"{a.kind}+{b.kind}"
     name = f"{a.name}+{b.name}"
     return LossInfo(
