@@ -10,6 +10,7 @@ per sample to 1e-9, and where nothing is detached the gradients also match finit
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -381,3 +382,44 @@ def test_settings_are_the_official_configs_per_dataset_and_noise():
     dflt = resolved(data_name="cifar10", loss_name="ece+mae", noise_spec="symmetric:0.4", loss_alpha=0.5)
     assert dflt.alpha == 0.5 and dflt.beta == 5.0  # what a config sets wins over the settings
     assert resolved(data_name="digits", loss_name="js", noise_spec="symmetric:0.4").pi == 0.5  # none published
+
+
+# ----------------------------------------------------------------------------- the zoo pipeline
+
+ZOO = Path(__file__).resolve().parents[1] / "pipelines" / "zoo_cifar10.yaml"
+
+
+def test_the_zoo_pipeline_resolves_each_cell_with_the_official_settings_of_its_noise():
+    from aplab.pipeline.spec import expand, load_pipeline
+
+    spec = load_pipeline(ZOO)
+    assert set(spec.noise) == {"symmetric:0.4", "symmetric:0.8", "asymmetric:0.4"} and spec.seeds == (0, 1, 2)
+    baselines = {"ce", "gce", "sce", "nce+rce", "anl-ce"}
+    recent = {"ece+mae", "efl+mae", "lc-ce", "tce", "poly1", "gls", "ce+sr", "gce+sr", "bitempered", "js", "ldr-kl"}
+    assert set(spec.loss_order) == baselines | recent
+    cells = {(c.config.loss.name, c.config.noise.spec, c.config.runtime.seed): c.config.loss for c in expand(spec)}
+    assert len(cells) == 16 * 3 * 3
+    ece = cells[("ece+mae", "asymmetric:0.4", 0)]
+    assert (ece.alpha, ece.beta, ece.m) == (0.02, 5.0, 1e3)
+    assert cells[("ece+mae", "symmetric:0.8", 1)].m == 1e5
+    assert cells[("lc-ce", "symmetric:0.4", 0)].tau == 1.0
+    assert cells[("lc-ce", "symmetric:0.8", 0)].tau == pytest.approx(1 / 1.5)
+    assert cells[("lc-ce", "asymmetric:0.4", 0)].tau == pytest.approx(1 / 2.5)
+    assert [cells[("js", n, 2)].pi for n in ("symmetric:0.4", "symmetric:0.8", "asymmetric:0.4")] == [0.7, 0.9, 0.3]
+    sr = cells[("gce+sr", "symmetric:0.8", 0)]
+    assert (sr.tau, sr.p, sr.lamb, sr.rho, sr.freq, sr.q) == (0.5, 0.1, 1.2, 1.03, 1, 0.01)
+    assert cells[("gls", "symmetric:0.8", 0)].smooth_rate == -0.2
+    assert cells[("ldr-kl", "symmetric:0.8", 0)].lamb == 10.0
+
+
+@pytest.mark.slow
+def test_one_cell_of_the_zoo_pipeline_trains_at_smoke_scale(tmp_path, monkeypatch):
+    from aplab.cli.command import main
+
+    monkeypatch.chdir(tmp_path)
+    text = ZOO.read_text()
+    one = text.split("  loss:\n")[0] + "  loss: [ce+sr]\n  seed: [0]\n"
+    one = one.replace("noise: [symmetric:0.4, symmetric:0.8, asymmetric:0.4]", "noise: [symmetric:0.8]")
+    path = tmp_path / "one.yaml"
+    path.write_text(one)
+    assert main(["pipeline", "run", str(path), "--scale", "smoke", "--tracking-uri", "memory://", "--no-progress"]) == 0
