@@ -342,7 +342,7 @@ def test_parameters_defaults_and_bad_values():
                                 ("tce", {"order": 0}, "order"), ("tce", {"order": 1.5}, "order"),
                                 ("lc-ce", {"tau": 0.0}, "tau"), ("gls", {"smooth_rate": 1.5}, "smooth_rate"),
                                 ("ce+sr", {"freq": 0}, "freq"), ("ldr-kl", {"lamb": 0.0}, "lamb"),
-                                ("lc-lc-ce", {}, "name"), ("lc-nec", {}, "name")]:
+                                ("lc-lc-ce", {}, "name"), ("lc-nec", {}, "name"), ("lc-ce+sr", {}, "name")]:
         with pytest.raises(ValueError, match=rf"^{field}="):
             losses.build(name, K, **kwargs)
 
@@ -354,9 +354,11 @@ def test_logit_clip_passes_the_engine_hooks_to_the_loss_it_wraps():
     anl = losses.build("lc-anl-ce", K, delta=1e-3)
     l1 = sum(float(p.detach().abs().sum()) for p in model.parameters())
     assert anl.penalty(model).item() == pytest.approx(1e-3 * l1, rel=1e-12)
-    sr = losses.build("lc-ce+sr", K, rho=2.0, freq=1)
-    sr.on_epoch_start(3, 10)
-    assert sr.inner.weight == pytest.approx(1.2 * 8)
+    staged = losses.build("lc-nlnl", K, fidelity="paper")
+    staged.on_epoch_start(9, 10)
+    assert staged.inner.stage == "selpl"
+    staged.observe_labels(torch.tensor([0, 0, 1]))
+    assert staged.inner.class_weights[1].item() == 2.0
 
 
 def test_settings_are_the_official_configs_per_dataset_and_noise():

@@ -75,6 +75,9 @@ def _parse(name: str) -> Parsed:
         rest = name[len(recent_zoo.CLIP_PREFIX):]
         if rest.startswith(recent_zoo.CLIP_PREFIX):
             raise ConfigError("name", name, "'lc-<loss>' around a loss that is not itself clipped")
+        if rest in recent_zoo.SPECIAL:  # they normalise the logits: a clip before that changes nothing
+            raise ConfigError("name", name, "'lc-<loss>' around a loss other than " + ", ".join(recent_zoo.SPECIAL)
+                              + " (they normalise the logits, so clipping them first changes nothing)")
         inner = _parse(rest)
         return Parsed([*inner.parts, recent_zoo.CLIP_PART], {}, recent_zoo.clip_info(inner.info), inner=inner)
     if name in recent_zoo.SPECIAL:

@@ -13,27 +13,12 @@ from torch import nn
 from . import recent, terms
 from .base import Loss, LossInfo, Probabilities, check_inputs, float_logits, reduce
 from .bitempered import BiTemperedLogistic
-from .zoo import COMPOSITES, COUNT, NON_NEGATIVE, POSITIVE, RULES, TERMS, UNIT_Q, CompositeDef, Rule, TermDef, _number
+from .zoo import COMPOSITES, POSITIVE, RULES, UNIT_Q, CompositeDef, Rule, TermDef, _term
 
 EPS = "Wang et al., NeurIPS 2024 (cswjl/eps-softmax)"
 LC = "Wei et al., ICML 2023 (hongxin001/LogitClip)"
 SR = "Zhou et al., ICCV 2021 (hitcszx/lnl_sr)"
 JS = "Englesson & Azizpour, NeurIPS 2021 (ErikEnglesson/GJS)"
-
-OPEN_UNIT = Rule(lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)")
-T1 = Rule(lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1] (t1 < 1 bounds the loss)")
-T2 = Rule(lambda v: _number(v) and 1 <= v <= 4, "a number in [1, 4] (the fixed-point normalisation needs t2 >= 1)")
-AT_MOST_ONE = Rule(lambda v: _number(v) and v <= 1, "a finite number <= 1 (negative: negative label smoothing)")
-POLY_EPS = Rule(lambda v: _number(v) and v >= -1, "a finite number >= -1 (below -1 the loss is not >= 0 near p_y = 0)")
-GROWTH = Rule(lambda v: _number(v) and v >= 1, "a finite number >= 1 (lambda grows by this factor)")
-RULES.update(m=NON_NEGATIVE, tau=POSITIVE, t1=T1, t2=T2, order=COUNT, epsilon=POLY_EPS, smooth_rate=AT_MOST_ONE,
-             pi=OPEN_UNIT, rho=GROWTH, freq=COUNT, margin=NON_NEGATIVE)
-
-
-def _term(name: str, kind: str, robust: bool, summary: str, reference: str, make, rules=None, **defaults) -> None:
-    info = LossInfo(name=name, kind=kind, robust=robust, summary=summary, reference=reference)  # type: ignore[arg-type]
-    TERMS.register(name, TermDef(info=info, make=make, defaults=defaults, rules=rules or {}))
-
 
 _term("ece", "active", True, "epsilon-softmax CE, -log((p_y + m 1[y=argmax p])/(m+1)), clamped at 1e-8", EPS,
       lambda k, f, m: recent.EpsilonCrossEntropy(m), m=1e5)
@@ -119,6 +104,7 @@ CLIP_PREFIX = "lc-"
 LISTED_CLIPS = ("lc-ce",)
 #: hongxin001/LogitClip adds 1e-7 to the norm.
 CLIP_NORM_OFFSET = 1e-7
+#: The parameter LogitClip adds to the loss it wraps, with its rule (never made: a wrapper, not a term).
 CLIP_PART = TermDef(info=LossInfo("lc", "active", True, "LogitClip", LC), make=lambda *a: None,
                     defaults={"tau": 1.0})
 
