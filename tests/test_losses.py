@@ -268,7 +268,7 @@ def test_metadata_marks_active_passive_robust_and_ablations():
                                        "anl-ce", "anl-fl", "anl-ce-er",
                                        # since APL (tests/test_losses_recent.py)
                                        "ece", "efl", "ece+mae", "efl+mae", "tce", "poly1", "gls", "js", "bitempered",
-                                       "ldr-kl", "ce+sr", "gce+sr"}
+                                       "ldr-kl", "ce+sr", "gce+sr", "amse", "jal-ce", "jal-fl"}
 
 
 def test_docs_loss_table_is_generated_from_the_metadata():

@@ -98,14 +98,29 @@ def ref_gce(z, y, q):
     return (1 - p_label(z, y).clamp(1e-7, 1) ** q) / q
 
 
+def ref_amse(z, y, a=30.0):  # joint-asymmetric-loss AMSELoss: mean over the N x K entries
+    return ((softmax(z) - a * F.one_hot(y, z.shape[1]).double()) ** 2).mean(1)
+
+
+def ref_nfl(z, y, gamma=0.5):  # NormalizedFocalLoss: the normaliser and (1 - p_t)^gamma from .data
+    lp = torch.log_softmax(z, 1)
+    normaliser = (-(1 - lp.detach().exp()) ** gamma * lp).sum(1)
+    lpt = lp[torch.arange(len(y)), y]
+    return -((1 - lpt.detach().exp()) ** gamma) * lpt / normaliser
+
+
 def ref_clip(z, tau):  # LogitClipping.train_batch, lp = 2
     norms = torch.norm(z, p=2, dim=-1, keepdim=True) + 1e-7
     return torch.where((norms > tau).expand(-1, z.shape[-1]), z / norms * (1 / tau), z)
 
 
-def ref_nce_rce(z, y):
+def ref_nce(z, y):
     lp = torch.log_softmax(z, 1)
-    nce = lp[torch.arange(len(y)), y] / lp.sum(1)
+    return lp[torch.arange(len(y)), y] / lp.sum(1)
+
+
+def ref_nce_rce(z, y):
+    nce = ref_nce(z, y)
     rce = -math.log(1e-4) * (softmax(z).clamp(1e-7, 1) * (1 - F.one_hot(y, z.shape[1]).double())).sum(1)
     return nce + rce
 
@@ -134,6 +149,11 @@ CASES = {
     ("ce+sr", ()): ref_sr,
     ("ce+sr", (("tau", 0.1), ("p", 0.01), ("lamb", 10.0))): lambda z, y: ref_sr(z, y, 0.1, 0.01, 10.0),
     ("gce+sr", ()): lambda z, y: ref_sr(z, y, base=lambda o, t: ref_gce(o, t, 0.01)),
+    ("amse", ()): ref_amse,
+    ("amse", (("a", 5.0),)): lambda z, y: ref_amse(z, y, 5.0),
+    ("jal-ce", (("alpha", 5.0), ("beta", 1.0), ("a", 20.0), ("delta", 5e-6))):
+        lambda z, y: 5 * ref_nce(z, y) + ref_amse(z, y, 20.0),
+    ("jal-fl", (("alpha", 1.0), ("beta", 1.0), ("a", 30.0))): lambda z, y: ref_nfl(z, y) + ref_amse(z, y, 30.0),
     ("lc-ce", ()): lambda z, y: ce(ref_clip(z, 1.0), y),
     ("lc-ce", (("tau", 0.4),)): lambda z, y: ce(ref_clip(z, 0.4), y),
     ("lc-ce", (("tau", 9.0),)): lambda z, y: ce(ref_clip(z, 9.0), y),
@@ -168,7 +188,8 @@ def test_values_and_gradients_equal_the_official_formulas_per_sample_in_float64(
 
 @pytest.mark.parametrize("name, params", [("ece", {"m": 10.0}), ("tce", {"order": 3}), ("poly1", {}), ("gls", {}),
                                           ("js", {}), ("ldr-kl", {}), ("ce+sr", {}), ("gce+sr", {"q": 0.5}),
-                                          ("lc-ce", {"tau": 2.0}), ("ece+mae", {"m": 10.0})])
+                                          ("lc-ce", {"tau": 2.0}), ("ece+mae", {"m": 10.0}), ("amse", {}),
+                                          ("jal-ce", {})])
 def test_gradients_match_finite_differences_where_nothing_is_detached(name, params):
     z = torch.randn(6, K, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
     y = torch.randint(0, K, (6,), generator=torch.Generator().manual_seed(2))
@@ -287,7 +308,7 @@ def test_bitempered_is_stable_in_float32():
 
 
 @pytest.mark.parametrize("name", ["ece", "efl", "ece+mae", "efl+mae", "tce", "poly1", "gls", "js", "bitempered",
-                                  "ldr-kl", "ce+sr", "gce+sr", "lc-ce", "lc-nce+rce"])
+                                  "ldr-kl", "ce+sr", "gce+sr", "lc-ce", "lc-nce+rce", "amse", "jal-ce", "jal-fl"])
 def test_gradients_are_finite_at_extreme_logits_in_float32_and_bf16_autocast(name):
     z = (torch.randint(-1, 2, (128, K), generator=torch.Generator().manual_seed(8)) * 100.0).float()
     z = z + torch.randn(128, K, generator=torch.Generator().manual_seed(9))
@@ -318,6 +339,8 @@ KINDS = {
     ("ce+sr", ()): (False, True),  # normalised logits: every term bounded
     ("gce+sr", ()): (False, True),
     ("lc-ce", ()): (False, True),  # Wei et al.: LogitClip bounds CE
+    ("amse", ()): (False, True),  # asymmetric, not symmetric; a squared error of probabilities
+    ("jal-ce", ()): (False, True),
 }
 
 
@@ -384,6 +407,11 @@ def test_settings_are_the_official_configs_per_dataset_and_noise():
     dflt = resolved(data_name="cifar10", loss_name="ece+mae", noise_spec="symmetric:0.4", loss_alpha=0.5)
     assert dflt.alpha == 0.5 and dflt.beta == 5.0  # what a config sets wins over the settings
     assert resolved(data_name="digits", loss_name="js", noise_spec="symmetric:0.4").pi == 0.5  # none published
+    jal = resolve(from_flat({"data.name": "cifar10", "loss.name": "jal-ce", "noise.spec": "symmetric:0.8"}))
+    assert (jal.loss.alpha, jal.loss.beta, jal.loss.a, jal.loss.delta) == (1.0, 1.0, 30.0, 5e-5)
+    assert jal.optim.weight_decay == 0.0  # get_weight_decay_config: an L1 penalty instead of weight decay
+    jal100 = resolved(data_name="cifar100", loss_name="jal-fl", noise_spec="asymmetric:0.4")
+    assert (jal100.alpha, jal100.beta, jal100.a, jal100.delta, jal100.gamma) == (5.0, 1.0, 20.0, 5e-6, 0.5)
 
 
 # ----------------------------------------------------------------------------- the zoo pipeline
@@ -397,10 +425,11 @@ def test_the_zoo_pipeline_resolves_each_cell_with_the_official_settings_of_its_n
     spec = load_pipeline(ZOO)
     assert set(spec.noise) == {"symmetric:0.4", "symmetric:0.8", "asymmetric:0.4"} and spec.seeds == (0, 1, 2)
     baselines = {"ce", "gce", "sce", "nce+rce", "anl-ce"}
-    recent = {"ece+mae", "efl+mae", "lc-ce", "tce", "poly1", "gls", "ce+sr", "gce+sr", "bitempered", "js", "ldr-kl"}
+    recent = {"ece+mae", "efl+mae", "lc-ce", "tce", "poly1", "gls", "ce+sr", "gce+sr", "bitempered", "js", "ldr-kl",
+              "jal-ce"}
     assert set(spec.loss_order) == baselines | recent
     cells = {(c.config.loss.name, c.config.noise.spec, c.config.runtime.seed): c.config.loss for c in expand(spec)}
-    assert len(cells) == 16 * 3 * 3
+    assert len(cells) == 17 * 3 * 3
     ece = cells[("ece+mae", "asymmetric:0.4", 0)]
     assert (ece.alpha, ece.beta, ece.m) == (0.02, 5.0, 1e3)
     assert cells[("ece+mae", "symmetric:0.8", 1)].m == 1e5
@@ -412,6 +441,7 @@ def test_the_zoo_pipeline_resolves_each_cell_with_the_official_settings_of_its_n
     assert (sr.tau, sr.p, sr.lamb, sr.rho, sr.freq, sr.q) == (0.5, 0.1, 1.2, 1.03, 1, 0.01)
     assert cells[("gls", "symmetric:0.8", 0)].smooth_rate == -0.2
     assert cells[("ldr-kl", "symmetric:0.8", 0)].lamb == 10.0
+    assert cells[("jal-ce", "asymmetric:0.4", 0)].delta == 5e-5
 
 
 @pytest.mark.slow
@@ -425,3 +455,13 @@ def test_one_cell_of_the_zoo_pipeline_trains_at_smoke_scale(tmp_path, monkeypatc
     path = tmp_path / "one.yaml"
     path.write_text(one)
     assert main(["pipeline", "run", str(path), "--scale", "smoke", "--tracking-uri", "memory://", "--no-progress"]) == 0
+
+
+def test_jal_adds_delta_times_the_l1_norm_of_all_parameters_as_its_official_training_loop():
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)).double()
+    l1 = sum(float(p.detach().abs().sum()) for p in model.parameters())  # main.py: sum(p.abs().sum())
+    for name in ("jal-ce", "jal-fl"):
+        assert losses.build(name, K, delta=5e-5).penalty(model).item() == pytest.approx(5e-5 * l1, rel=1e-12)
+        assert losses.build(name, K).penalty(model) is None  # delta 0: no penalty

@@ -122,6 +122,17 @@ class LabelDistributionRobustKL:
 
 
 @dataclass(frozen=True)
+class AsymmetricMeanSquare:
+    """AMSE = (1/K) sum_k (p_k - a 1[k = y])^2: the official AMSELoss takes the mean over classes too."""
+
+    a: float
+
+    def __call__(self, probs: Probabilities) -> torch.Tensor:
+        target = torch.zeros_like(probs.p).scatter(1, probs.index, self.a)
+        return (probs.p - target).pow(2).mean(dim=1)
+
+
+@dataclass(frozen=True)
 class SparsePenalty:
     """sum_k clamp(p_k, 1e-7, 1)^p, the p-norm of sparse regularisation (hitcszx/lnl_sr norm.py)."""
 

@@ -19,6 +19,7 @@ EPS = "Wang et al., NeurIPS 2024 (cswjl/eps-softmax)"
 LC = "Wei et al., ICML 2023 (hongxin001/LogitClip)"
 SR = "Zhou et al., ICCV 2021 (hitcszx/lnl_sr)"
 JS = "Englesson & Azizpour, NeurIPS 2021 (ErikEnglesson/GJS)"
+JAL = "Wang et al., Joint Asymmetric Loss (cswjl/joint-asymmetric-loss)"
 
 _term("ece", "active", True, "epsilon-softmax CE, -log((p_y + m 1[y=argmax p])/(m+1)), clamped at 1e-8", EPS,
       lambda k, f, m: recent.EpsilonCrossEntropy(m), m=1e5)
@@ -39,6 +40,14 @@ _term("bitempered", "active+passive", False, "bi-tempered logistic loss, t1 (bou
 _term("ldr-kl", "passive", True, "LDR-KL, lamb log mean_k exp((margin 1[k!=y] + s_k - s_y)/lamb), s normalised softplus",
       "Zhu et al., ICML 2023 (LDRLoss_V1)", lambda k, f, margin, lamb: recent.LabelDistributionRobustKL(margin, lamb),
       rules={"lamb": POSITIVE}, margin=0.1, lamb=10.0)
+
+_term("amse", "passive", True, "asymmetric MSE, (1/K) sum_k (p_k - a 1[k=y])^2", JAL,
+      lambda k, f, a: recent.AsymmetricMeanSquare(a), a=30.0)
+
+for _name, _active in (("jal-ce", "nce"), ("jal-fl", "nfl")):
+    COMPOSITES[_name] = CompositeDef(
+        LossInfo(_name, "active+passive", True, f"alpha*{_active.upper()} + beta*AMSE + delta*||theta||_1", JAL),
+        (_active, "amse"), {"alpha": 1.0, "beta": 1.0, "delta": 0.0})
 
 for _name, _active in (("ece+mae", "ece"), ("efl+mae", "efl")):
     COMPOSITES[_name] = CompositeDef(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 EPS_LOSSES = ("ece+mae", "efl+mae")
 SR_LOSSES = ("ce+sr", "gce+sr")
+JAL_LOSSES = ("jal-ce", "jal-fl")
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ SETTINGS: tuple[Setting, ...] = (
     _sr("cifar10", ("gce+sr",), 0.5, 0.1, 1.2, 1.03, 1, q=0.01),
     _sr("cifar100", ("ce+sr",), 0.5, 0.01, 10.0, 1.02, 1),
     _sr("cifar100", ("gce+sr",), 0.5, 0.01, 10.0, 1.02, 1, q=0.001),
+    # cswjl/joint-asymmetric-loss config.py (*_CONFIG NCEandAMSE / NFLandAMSE) and get_weight_decay_config (delta)
+    Setting(JAL_LOSSES, "cifar10", "*", None, {"alpha": 1.0, "beta": 1.0, "a": 30.0, "delta": 5e-5}),
+    Setting(JAL_LOSSES, "cifar100", "*", None, {"alpha": 5.0, "beta": 1.0, "a": 20.0, "delta": 5e-6}),
     # LDRLoss_V1(threshold=0.1, Lambda) in cswjl/eps-softmax config.py
     Setting(("ldr-kl",), "mnist", "*", None, {"margin": 0.1, "lamb": 10.0}),
     Setting(("ldr-kl",), "cifar10", "*", None, {"margin": 0.1, "lamb": 10.0}),
