@@ -328,6 +328,7 @@ KINDS = {
     ("ece", ()): (False, True),  # bounded through the 1e-8 clamp: at most -log 1e-8
     ("efl", ()): (False, True),
     ("ece+mae", ()): (False, True),
+    ("efl+mae", ()): (False, True),
     ("tce", ()): (False, True),  # Feng et al.: bounded for a finite order, by sum_k 1/k
     ("tce", (("order", 1),)): (True, True),  # order 1 is MAE
     ("poly1", ()): (False, False),  # CE plus a bounded term
@@ -341,6 +342,7 @@ KINDS = {
     ("lc-ce", ()): (False, True),  # Wei et al.: LogitClip bounds CE
     ("amse", ()): (False, True),  # asymmetric, not symmetric; a squared error of probabilities
     ("jal-ce", ()): (False, True),
+    ("jal-fl", ()): (False, True),
 }
 
 
