@@ -141,6 +141,8 @@ CASES = {
     ("poly1", (("epsilon", -1.0),)): lambda z, y: ref_poly1(z, y, -1.0),
     ("gls", ()): ref_gls,
     ("gls", (("smooth_rate", -2.0),)): lambda z, y: ref_gls(z, y, -2.0),
+    ("ce+gls", (("alpha", 0.5), ("beta", 2.0), ("smooth_rate", -0.4))):  # loss_gls with wa = 0.5, wb = 2
+        lambda z, y: (0.5 + 2.0 * 1.4) * ce(z, y) + 2.0 * -0.4 * -torch.log_softmax(z, 1).mean(1),
     ("js", ()): ref_js,
     ("js", (("pi", 0.9),)): lambda z, y: ref_js(z, y, 0.9),
     ("js", (("pi", 0.1),)): lambda z, y: ref_js(z, y, 0.1),
