@@ -210,6 +210,7 @@ def test_each_loss_parameter_is_declared_once_in_loss_config():
     from aplab.losses.zoo import RULES
     from aplab.pipeline.spec import LOSS_KEYS
 
-    assert LOSS_PARAMS == ("alpha", "beta", "gamma", "q", "ln_neg", "a", "p", "delta", "lamb", "min_prob", "scale")
+    assert LOSS_PARAMS == ("alpha", "beta", "gamma", "q", "ln_neg", "a", "p", "delta", "lamb", "min_prob", "scale",
+                           "m", "tau", "t1", "t2", "order", "epsilon", "smooth_rate", "pi", "rho", "freq", "margin")
     assert LOSS_KEYS == ("name", *LOSS_PARAMS, "fidelity") == tuple(f.name for f in dataclasses.fields(LossConfig))
     assert set(LOSS_PARAMS) <= set(RULES)  # every parameter a config can set has a rule in the loss zoo

@@ -265,7 +265,10 @@ def test_metadata_marks_active_passive_robust_and_ablations():
     assert losses.info("mae+rce").ablation and losses.info("mae+rce").kind == "passive+passive"
     assert set(losses.available()) == {"ce", "fl", "mae", "rce", "gce", "sce", "nce", "nfl", "ngce", "nmae",
                                        "nrce", "nlnl", "nnce", "nnfl", "agce", "aul", "ael", "anorm",
-                                       "anl-ce", "anl-fl", "anl-ce-er"}
+                                       "anl-ce", "anl-fl", "anl-ce-er",
+                                       # since APL (tests/test_losses_recent.py)
+                                       "ece", "efl", "ece+mae", "efl+mae", "tce", "poly1", "gls", "js", "bitempered",
+                                       "ldr-kl", "ce+sr", "gce+sr", "amse", "jal-ce", "jal-fl"}
 
 
 def test_docs_loss_table_is_generated_from_the_metadata():

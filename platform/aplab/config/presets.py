@@ -43,6 +43,8 @@ class DatasetPreset:
 
 #: Losses of Active Negative Loss (Ye et al., NeurIPS 2023): their configs set weight decay 0.
 ANL_LOSSES = ("anl-ce", "anl-fl", "anl-ce-er")
+#: Losses whose official configs replace weight decay by an L1 penalty (ANL; the Joint Asymmetric Loss).
+L1_PENALTY_LOSSES = (*ANL_LOSSES, "jal-ce", "jal-fl")
 
 
 def anl_settings(alpha: float, beta: float, delta: float, lamb: float | None = None) -> dict[str, dict[str, float]]:

@@ -76,7 +76,8 @@ def _resolve_loss(cfg: RunConfig, preset) -> None:
         probe = losses.build(cfg.loss.name, PROBE_CLASSES, fidelity=cfg.loss.fidelity, **loss_kwargs(cfg))
     except ConfigError as err:
         raise ConfigError(f"loss.{err.field}", err.value, err.allowed) from None
-    defaults = loss_params(preset, cfg.loss.name)
+    defaults = {**loss_params(preset, cfg.loss.name),
+                **losses.settings.settings(cfg.loss.name, cfg.data.name, cfg.noise.spec)}  # per-noise settings
     for key in LOSS_PARAMS:
         if getattr(cfg.loss, key) is None and key in probe.params:
             setattr(cfg.loss, key, defaults.get(key, probe.params[key]))

@@ -67,6 +67,18 @@ class LossConfig(_Freezable):
     lamb: float | None = loss_param()
     min_prob: float | None = loss_param()
     scale: float | None = loss_param()  # a single loss multiplied by this
+    # the losses since APL (docs/losses.md, "Losses since APL")
+    m: float | None = loss_param()  # epsilon-softmax's m = 1/epsilon
+    tau: float | None = loss_param()  # LogitClip's threshold; sparse regularisation's temperature
+    t1: float | None = loss_param()  # bi-tempered loss
+    t2: float | None = loss_param()
+    order: int | None = loss_param()  # Taylor CE
+    epsilon: float | None = loss_param()  # Poly-1
+    smooth_rate: float | None = loss_param()  # generalised label smoothing
+    pi: float | None = loss_param()  # JS
+    rho: float | None = loss_param()  # sparse regularisation's lamb growth, every freq epochs
+    freq: int | None = loss_param()
+    margin: float | None = loss_param()  # LDR-KL
     fidelity: str = "code"
 
 

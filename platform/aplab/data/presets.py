@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..config.presets import ANL_LOSSES, DatasetPreset
+from ..config.presets import L1_PENALTY_LOSSES, DatasetPreset
 from .sources import DATASETS
 
 #: The losses of Ma et al.'s experiments whose weights come from the preset's APL (alpha, beta).
@@ -17,7 +17,7 @@ APL_PARTS = frozenset({"ce", "fl", "mae", "rce", "gce", "nce", "nfl", "ngce", "n
 
 def preset_for(dataset: str, fidelity: str, loss: str | None = None) -> DatasetPreset:
     """The dataset's preset under ``fidelity``; given ``loss``, with that loss's paper's training settings
-    (ANL: weight decay 0; the successors' CIFAR-100 model; their own MNIST optimiser)."""
+    (ANL, JAL: weight decay 0; the successors' CIFAR-100 model; their own MNIST optimiser)."""
     preset = DATASETS.get(dataset, "data.name").preset
     if fidelity == "paper" and preset.paper:
         preset = replace(preset, **preset.paper)  # type: ignore[arg-type]
@@ -27,7 +27,7 @@ def preset_for(dataset: str, fidelity: str, loss: str | None = None) -> DatasetP
         preset = replace(preset, **preset.successor_training)  # type: ignore[arg-type]
         if preset.successor_model is not None:
             preset = replace(preset, model=preset.successor_model)
-    if loss in ANL_LOSSES:
+    if loss in L1_PENALTY_LOSSES:
         preset = replace(preset, weight_decay=0.0)
     return preset
 

@@ -8,9 +8,10 @@ Every built loss has the engine hooks of :class:`LossHooks` (``on_epoch_start``,
 
 from __future__ import annotations
 
+from . import settings
 from .api import RobustLoss, available, build, info, loss_table, parameters
 from .base import FIDELITIES, Loss, LossHooks, LossInfo
 from .nlnl import NLNLLoss
 
 __all__ = ["FIDELITIES", "Loss", "LossHooks", "LossInfo", "NLNLLoss", "RobustLoss", "available", "build", "info",
-           "loss_table", "parameters"]
+           "loss_table", "parameters", "settings"]

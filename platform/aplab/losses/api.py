@@ -9,7 +9,7 @@ from torch import nn
 
 from ..errors import ConfigError, one_of
 from ..registry import did_you_mean
-from . import nlnl
+from . import nlnl, recent_zoo
 from .base import FIDELITIES, Loss, LossInfo, Probabilities, Term, check_inputs, float_logits, reduce
 from .zoo import (COMPOSITES, NLNL_INFO, RULES, SUCCESSOR_COMBINATIONS, TERMS, CompositeDef, Rule, TermDef,
                   combination_info)
@@ -62,6 +62,8 @@ class Parsed:
     info: LossInfo
     composite: CompositeDef | None = None
     staged: bool = False  # NLNL
+    special: recent_zoo.SpecialDef | None = None  # a loss with its own class (sparse regularisation)
+    inner: Parsed | None = None  # what LogitClip (``lc-<loss>``) wraps
 
 
 def _parse(name: str) -> Parsed:
@@ -69,6 +71,18 @@ def _parse(name: str) -> Parsed:
         raise ConfigError("name", name, "a loss name such as 'ce' or 'nce+rce'")
     if name == "nlnl":
         return Parsed([], dict(nlnl.DEFAULTS), NLNL_INFO, staged=True)
+    if name.startswith(recent_zoo.CLIP_PREFIX):
+        rest = name[len(recent_zoo.CLIP_PREFIX):]
+        if rest.startswith(recent_zoo.CLIP_PREFIX):
+            raise ConfigError("name", name, "'lc-<loss>' around a loss that is not itself clipped")
+        if rest in recent_zoo.SPECIAL:  # they normalise the logits: a clip before that changes nothing
+            raise ConfigError("name", name, "'lc-<loss>' around a loss other than " + ", ".join(recent_zoo.SPECIAL)
+                              + " (they normalise the logits, so clipping them first changes nothing)")
+        inner = _parse(rest)
+        return Parsed([*inner.parts, recent_zoo.CLIP_PART], {}, recent_zoo.clip_info(inner.info), inner=inner)
+    if name in recent_zoo.SPECIAL:
+        special = recent_zoo.SPECIAL[name]
+        return Parsed([special], {}, special.info, special=special)  # type: ignore[list-item]
     if name in COMPOSITES:
         composite = COMPOSITES[name]
         return Parsed([TERMS.get(p) for p in composite.parts], dict(composite.defaults), composite.info, composite)
@@ -100,6 +114,8 @@ def parameters(name: str, fidelity: str = "code") -> dict[str, float]:
 
 def _accepted(parsed: Parsed, fidelity: str) -> dict[str, float]:
     """The parameters of a parsed loss, with their defaults (NLNL's stage boundaries follow the fidelity)."""
+    if parsed.inner is not None:
+        return {**_accepted(parsed.inner, fidelity), **recent_zoo.CLIP_PART.defaults}
     if parsed.staged:
         return {**parsed.own, **nlnl.SCHEDULES[fidelity]}
     accepted: dict[str, float] = {}
@@ -117,7 +133,8 @@ def _validate(key: str, value: object, parts: list[TermDef]) -> float:
 
 
 def build(name: str, num_classes: int, *, reduction: str = "mean", fidelity: str = "code", **params: object) -> Loss:
-    """Build a loss by name: a base name (``available()``), ``"<first>+<second>"``, a composite or ``"nlnl"``.
+    """Build a loss by name: a base name (``available()``), ``"<first>+<second>"``, a composite, ``"nlnl"``,
+    or ``"lc-<any of these>"`` (LogitClip around it, parameter ``tau``).
 
     Parameters: ``alpha``/``beta`` (weights), ``delta`` (ANL's L1 weight), ``lamb`` (ANL-CE-ER), ``gamma``,
     ``q``, ``a``, ``p``, ``min_prob``, ``scale`` (single losses); ``parameters(name)`` lists a loss's own.
@@ -139,6 +156,17 @@ def build(name: str, num_classes: int, *, reduction: str = "mean", fidelity: str
     optional = {"scale"} - set(params)
     resolved = {k: _validate(k, v, parsed.parts) for k, v in {**accepted, **params}.items() if k not in optional}
     recorded: dict[str, object] = {"fidelity": fidelity, **resolved}
+    return _make(parsed, num_classes, reduction, fidelity, resolved, recorded)
+
+
+def _make(parsed: Parsed, num_classes: int, reduction: str, fidelity: str, resolved: dict[str, float],
+          recorded: dict[str, object]) -> Loss:
+    """The loss a parsed name and its validated parameters describe."""
+    if parsed.inner is not None:
+        inner = _make(parsed.inner, num_classes, reduction, fidelity, resolved, recorded)
+        return recent_zoo.LogitClipped(parsed.info, inner, recorded)
+    if parsed.special is not None:
+        return parsed.special.make(parsed.info, num_classes, reduction, recorded)
     if parsed.staged:
         return nlnl.NLNLLoss(parsed.info, num_classes, reduction, recorded)
     options = parsed.composite.part_options if parsed.composite else {}
@@ -155,7 +183,7 @@ def build(name: str, num_classes: int, *, reduction: str = "mean", fidelity: str
 
 def available() -> list[str]:
     """The registered names (other combinations ``"<first>+<second>"`` are built on demand)."""
-    return sorted([*TERMS.names(), *COMPOSITES, "nlnl"])
+    return sorted([*TERMS.names(), *COMPOSITES, *recent_zoo.SPECIAL, "nlnl"])
 
 
 #: The combinations of the paper's experiments (APL losses and the section-5 ablations).
@@ -171,7 +199,7 @@ def loss_table() -> str:
     """The Markdown table of losses in docs/losses.md, generated from the metadata."""
     rows = ["| name | kind | provably robust | ablation | definition | reference |",
             "|---|---|---|---|---|---|"]
-    for name in [*available(), *PAPER_COMBINATIONS, *SUCCESSOR_COMBINATIONS]:
+    for name in [*available(), *PAPER_COMBINATIONS, *SUCCESSOR_COMBINATIONS, *recent_zoo.LISTED_CLIPS]:
         meta = info(name)
         rows.append(f"| `{name}` | {meta.kind} | {'yes' if meta.robust else 'no'} | "
                     f"{'yes' if meta.ablation else ''} | {meta.summary} | {meta.reference} |")

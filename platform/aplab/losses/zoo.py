@@ -38,11 +38,21 @@ PROBABILITY_FLOOR = Rule(lambda v: _number(v) and 0 < v < 0.5, "a number in (0, 
 FRACTION = Rule(lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]")
 COUNT = Rule(lambda v: not isinstance(v, bool) and isinstance(v, int) and v >= 1, "an integer >= 1", int)
 
+# the losses since APL (recent_zoo.py)
+OPEN_UNIT = Rule(lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)")
+T1 = Rule(lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1] (t1 < 1 bounds the loss)")
+T2 = Rule(lambda v: _number(v) and 1 <= v <= 4, "a number in [1, 4] (the fixed-point normalisation needs t2 >= 1)")
+AT_MOST_ONE = Rule(lambda v: _number(v) and v <= 1, "a finite number <= 1 (negative: negative label smoothing)")
+POLY_EPS = Rule(lambda v: _number(v) and v >= -1, "a finite number >= -1 (below -1 the loss is not >= 0 near p_y = 0)")
+GROWTH = Rule(lambda v: _number(v) and v >= 1, "a finite number >= 1 (lambda grows by this factor)")
+
 #: Rules by parameter name; a term overrides one where its formula needs another range.
 RULES: dict[str, Rule] = {
     "alpha": POSITIVE, "beta": POSITIVE, "scale": POSITIVE, "delta": NON_NEGATIVE, "lamb": NON_NEGATIVE,
     "gamma": NON_NEGATIVE, "q": UNIT_Q, "a": POSITIVE, "p": POSITIVE, "min_prob": PROBABILITY_FLOOR,
     "ln_neg": COUNT, "nl_until": FRACTION, "selnl_until": FRACTION, "pl_threshold": FRACTION,
+    "m": NON_NEGATIVE, "tau": POSITIVE, "t1": T1, "t2": T2, "order": COUNT, "epsilon": POLY_EPS,
+    "smooth_rate": AT_MOST_ONE, "pi": OPEN_UNIT, "rho": GROWTH, "freq": COUNT, "margin": NON_NEGATIVE,
 }
 
 
@@ -72,7 +82,7 @@ _term("ce", "active", False, "cross entropy, -log p_y", "standard",
 _term("fl", "active", False, "focal loss, -(1-p_y)^gamma log p_y", "Lin et al., ICCV 2017",
       lambda k, f, gamma: terms.Focal(gamma), gamma=0.5)
 _term("mae", "passive", True, "mean absolute error, 1-p_y (code) or 2(1-p_y) (paper)", "Ghosh et al., AAAI 2017",
-      lambda k, f: terms.MeanAbsoluteError(f))
+      lambda k, f, doubled=False: terms.MeanAbsoluteError("paper" if doubled else f))  # doubled: 2(1-p_y)
 _term("rce", "passive", True, "reverse cross entropy, -A(1-p_y); A=ln 1e-4 (code) or -4 (paper)", WANG,
       lambda k, f: terms.ReverseCrossEntropy(f))
 _term("gce", "active", False, "generalized cross entropy, (1-p_y^q)/q", ZHANG,
@@ -150,7 +160,7 @@ NLNL_INFO = LossInfo(
 def combination_info(first: TermDef, second: TermDef) -> LossInfo:
     """Metadata of alpha*first + beta*second: an APL loss, a successor's pair, or an ablation (AAL, PPL)."""
     a, b = first.info, second.info
-    kinds = {a.kind, b.kind}
+    kinds = {*a.kind.split("+"), *b.kind.split("+")}  # a part may itself be active+passive (JS, GLS)
     kind = "active+passive" if kinds == {"active", "passive"} else f"{a.kind}+{b.kind}"
     name = f"{a.name}+{b.name}"
     return LossInfo(
