@@ -235,3 +235,71 @@ def test_stack_flag_values_are_checked_in_one_line(capsys):
     assert main(["pipeline", "run", str(QUICKSTART), "--stack", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--stack" in err and "auto" in err
+
+
+# ----------------------------------------------------------------------------- SIGKILL
+
+#: A stack of three digits runs in a child process that SIGKILLs itself (when KILL_AT is set) once every member
+#: has checkpointed that epoch: the kill lands at one known point, and the same script then resumes the stack.
+STACK_SCRIPT = """
+import json, os, signal, sys
+from aplab.config import RunConfig, apply
+from aplab.train import train_stack
+
+workdir, uri, experiment = sys.argv[1:4]
+kill_at = int(os.environ.get("KILL_AT", "0"))
+members = [("ce", 0, "symmetric:0.6"), ("nce+rce", 1, "symmetric:0.4"), ("gce", 2, "asymmetric:0.4")]
+cfgs = []
+for loss, seed, noise in members:
+    cfg = RunConfig()
+    for key, value in {"data.name": "digits", "model.name": "cnn4", "loss.name": loss, "runtime.seed": seed,
+                       "noise.spec": noise, "optim.epochs": 4, "runtime.device": "cpu", "tracking.uri": uri,
+                       "tracking.workdir": workdir, "tracking.experiment": experiment,
+                       "tracking.system_metrics": False, "tracking.log_model": False}.items():
+        apply(cfg, key, value)
+    cfgs.append(cfg)
+
+def hook(slot):
+    def on_epoch(epoch, metrics):
+        if epoch == kill_at and slot == len(members) - 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return on_epoch
+
+outcomes = train_stack(cfgs, progress=False, on_epoch=[hook(s) for s in range(len(members))])
+print(json.dumps([o.history for o in outcomes]))
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_stack_resumes_every_member_bit_identical_to_an_uninterrupted_stack(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from aplab.tracking import make_tracker
+    from tests.helpers import aplab_env
+
+    script = tmp_path / "stack.py"
+    script.write_text(STACK_SCRIPT)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    def run(experiment: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(script), str(tmp_path / "runs"), uri, experiment], cwd=tmp_path,
+                              env=aplab_env(**env), capture_output=True, text=True, timeout=900)
+
+    killed = run("aplab", KILL_AT="2")
+    assert killed.returncode == -9, killed.stderr
+    resumed = run("aplab")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr.count("at epoch 3") == 3, resumed.stderr  # "resuming <run> at epoch 3", each member
+    straight = run("straight")
+    assert straight.returncode == 0, straight.stderr
+    for after_kill, uninterrupted in zip(json.loads(resumed.stdout), json.loads(straight.stdout)):
+        assert [row["epoch"] for row in after_kill] == [1, 2, 3, 4]
+        assert without_timing(after_kill) == without_timing(uninterrupted)  # bit for bit
+    tracker = make_tracker(uri)
+    runs = tracker.find_runs("aplab")
+    assert len(runs) == 3 and all(r.status == "FINISHED" for r in runs)  # the killed runs, resumed
+    for run_record in runs:
+        steps = sorted(step for step, _ in tracker.metric_history(run_record.run_id, M.TRAIN_LOSS))
+        assert steps == [1, 2, 3, 4]  # every epoch logged once
