@@ -242,10 +242,11 @@ def test_stack_flag_values_are_checked_in_one_line(capsys):
 #: A stack of three digits runs in a child process that SIGKILLs itself (when KILL_AT is set) once every member
 #: has checkpointed that epoch: the kill lands at one known point, and the same script then resumes the stack.
 STACK_SCRIPT = """
-import json, os, signal, sys
+import json, logging, os, signal, sys
 from aplab.config import RunConfig, apply
 from aplab.train import train_stack
 
+logging.basicConfig(level=logging.INFO)
 workdir, uri, experiment = sys.argv[1:4]
 kill_at = int(os.environ.get("KILL_AT", "0"))
 members = [("ce", 0, "symmetric:0.6"), ("nce+rce", 1, "symmetric:0.4"), ("gce", 2, "asymmetric:0.4")]
