@@ -304,3 +304,14 @@ def test_a_killed_stack_resumes_every_member_bit_identical_to_an_uninterrupted_s
     for run_record in runs:
         steps = sorted(step for step, _ in tracker.metric_history(run_record.run_id, M.TRAIN_LOSS))
         assert steps == [1, 2, 3, 4]  # every epoch logged once
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_in_bf16_a_stack_trains_each_member_close_to_its_solo_run(member):
+    cuda = {"runtime.device": "cuda", "runtime.precision": "bf16"}
+    solos = [train(member("solo", **o, **cuda), tracker=MemoryTracker(), progress=False) for o in MIXED[:2]]
+    stacked = train_stack([member("stack", **o, **cuda) for o in MIXED[:2]], tracker=MemoryTracker(), progress=False)
+    for solo, result in zip(solos, stacked):
+        assert result.status == RunStatus.FINISHED
+        assert abs(solo.history[-1][M.TEST_ACC] - result.history[-1][M.TEST_ACC]) < 0.05
