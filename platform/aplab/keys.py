@@ -105,6 +105,7 @@ class T:
     BACKEND = "distributed.backend"  # nccl or gloo, for a distributed run
     SLURM_JOB_ID = "slurm.job_id"  # the Slurm job (an array's own id) that trained the run
     SLURM_TASK_ID = "slurm.task_id"  # its array task
+    THREADS = "runtime.threads_used"  # torch's intra-op threads the run computed with (where it last trained)
 
 
 #: Tags every training run carries: what a report groups by.
@@ -117,7 +118,8 @@ AXIS_FIELDS = ("data.name", "noise.spec", "loss.name", "runtime.seed")
 #: used by reports to tell variants apart. Every field of these sections is included.
 NON_RESULT_SECTIONS = ("tracking",)
 NON_RESULT_FIELDS = ("data.data_dir", "data.download", "runtime.device", "runtime.eval_batch_size",
-                     "runtime.compile", "runtime.nproc_per_node", "runtime.sync_bn", "runtime.decode")
+                     "runtime.compile", "runtime.nproc_per_node", "runtime.sync_bn", "runtime.decode",
+                     "runtime.threads")
 
 #: Params a run logs beside its config fields (facts of the realised data, not settings).
 P_REALISED_NOISE_RATE = "noise.realised_rate"

@@ -99,6 +99,7 @@ class RuntimeConfig(_Freezable):
     nproc_per_node: int = 1  # processes (GPUs) training this one run with DistributedDataParallel
     sync_bn: bool = True  # with nproc_per_node > 1: BatchNorm statistics of the global batch
     decode: str = "cpu"  # where WebVision's JPEGs are decoded: cpu (DataLoader workers) or gpu (nvJPEG)
+    threads: int | None = None  # torch's intra-op threads; None: the free cores this process may use
 
 
 @dataclass

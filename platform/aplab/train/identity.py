@@ -17,7 +17,8 @@ from .state import RunState
 def where_tags(runtime: Runtime, rank: Rank = SINGLE, backend: str | None = None) -> dict[str, str]:
     """Where and on how many processes the run trains: set at its start and again at each resume (a requeued
     Slurm task, another host or world size), so the tags say where it last trained."""
-    return {T.WORLD_SIZE: str(rank.world_size), **({T.BACKEND: backend} if backend else {}),
+    return {T.WORLD_SIZE: str(rank.world_size), T.THREADS: str(runtime.threads),
+            **({T.BACKEND: backend} if backend else {}),
             **placement_tags(runtime.device)}
 
 
