@@ -68,6 +68,7 @@ class LossConfig(_Freezable):
     min_prob: float | None = loss_param()
     scale: float | None = loss_param()  # a single loss multiplied by this
     fidelity: str = "code"
+    source_sha256: str | None = None  # a module:attr loss's source file, filled by resolve (part of the hash)
 
 
 #: loss.* fields passed to losses.build (a loss takes a subset; unset ones stay None and out of the hash)
