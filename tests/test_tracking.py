@@ -198,14 +198,14 @@ def test_importing_the_tracker_changes_no_environment_or_logger():
 
 @pytest.mark.parametrize("port", [-5, 0, 65536])
 def test_ui_refuses_a_port_that_is_not_one(port, tmp_path):
-    from aplab.tracking.mlflow_tracker import open_ui
+    from aplab.tracking.ui import open_ui
 
     with pytest.raises(ConfigError, match="port="):
         open_ui(f"sqlite:///{tmp_path / 'mlflow.db'}", port)
 
 
 def test_ui_refuses_a_port_in_use(tracker):
-    from aplab.tracking.mlflow_tracker import open_ui
+    from aplab.tracking.ui import open_ui
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -216,7 +216,7 @@ def test_ui_refuses_a_port_in_use(tracker):
 
 @pytest.mark.parametrize("uri", ["foo://bar", "http://127.0.0.1:9"])
 def test_ui_refuses_a_store_it_cannot_open(uri):
-    from aplab.tracking.mlflow_tracker import open_ui
+    from aplab.tracking.ui import open_ui
 
     with pytest.raises(TrackingUnavailable):
         open_ui(uri, 5000)
@@ -256,7 +256,7 @@ def test_ui_of_a_server_points_at_its_runs_page(capsys):
     import http.server
     import threading
 
-    from aplab.tracking.mlflow_tracker import open_ui
+    from aplab.tracking.ui import open_ui
 
     class Health(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - the stdlib's name
