@@ -24,6 +24,7 @@ class M:
     IMAGES_PER_SECOND = "time/images_per_s"
     # end-of-run summary
     TEST_ACC_LAST = "test/acc_last"  # the paper's protocol
+    TEST_ACC_CLASS = "test/acc_class"  # prefix: test/acc_class/<k>, class k's test accuracy at the last epoch
     TEST_ACC_BEST_VAL = "test/acc_best_val"  # test accuracy at the best validation epoch
     TEST_ACC_BEST = "test/acc_best"  # best epoch chosen on the test set: logged, never printed as a result
     BEST_TEST_EPOCH = "best_test_epoch"

@@ -34,6 +34,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = build_report(tracker, experiment, out, metric=args.metric, hashes=hashes, name=name,
                           paper_table=paper_table, order=order, figure_kinds=kinds, log=not args.no_log)
     if report.plain:
+        from ..report.render import plain_caption
+
+        print(plain_caption(args.metric, report.summary))
         print(report.plain)
     print(f"{len(report.runs)} finished runs of experiment {experiment} in {tracker.uri}")
     print(f"written to {out}: " + ", ".join(p.name for p in report.files))
