@@ -138,9 +138,9 @@ P_REPORT_CELLS = "report.cells"
 
 
 def run_label(cfg, readable: bool = False) -> str:
-    """A run's name from its axes, the one format: ``digits-ce-none-s0``, the run's name in the store
-    (``T.RUN_NAME`` when ``tracking.run_name`` is unset) and the end of a study's default name; ``readable``:
-    ``digits ce none seed 0``, how messages name a pipeline cell.
+    """A run's label from its axes: ``digits-ce-none-s0``, the end of a study's default name; ``readable``:
+    ``digits ce none seed 0``, how messages name a pipeline cell. (The run's name in the store, loss and seed
+    first so the UI's truncation keeps them, is ``train.identity.run_name``.)
 
     ``cfg`` is a RunConfig (not imported: the config package imports this module).
     """
