@@ -95,7 +95,7 @@ def test_has_run_raises_on_an_outage(monkeypatch):
 def test_log_model_makes_a_ready_logged_model_of_the_run(tracker):
     import mlflow.pytorch
 
-    run_id = tracker.start_run("e", None, {})
+    run_id = tracker.start_run("e", "nce+rce s0 sym0.6 digits", {})
     tracker.log_params(run_id, {"optim.lr": 0.1})
     model = small_model()
     tracker.log_model(run_id, model)
@@ -103,7 +103,7 @@ def test_log_model_makes_a_ready_logged_model_of_the_run(tracker):
     (output,) = run.outputs.model_outputs
     logged = tracker.client.get_logged_model(output.model_id)
     assert logged.source_run_id == run_id
-    assert logged.name == "model"
+    assert logged.name == "nce+rce s0 sym0_6 digits"  # the run's name, without the "." MLflow refuses
     assert str(logged.status) in ("READY", "LoggedModelStatus.READY")
     assert logged.params == {"optim.lr": "0.1"}
     loaded = mlflow.pytorch.load_model(logged.artifact_location)
