@@ -54,6 +54,8 @@ def test_an_explicit_count_wins_and_omp_num_threads_is_respected():
     assert choose_threads(3, ceiling=1, environ={"OMP_NUM_THREADS": "2"}, free=never).threads == 3
     choice = choose_threads(None, ceiling=64, environ={"OMP_NUM_THREADS": "2"}, free=never)
     assert (choice.threads, choice.reason) == (2, "OMP_NUM_THREADS")
+    # a pipeline worker's share (its ceiling) still holds under OMP_NUM_THREADS, as before threads were chosen
+    assert choose_threads(None, ceiling=1, environ={"OMP_NUM_THREADS": "4"}, free=never).threads == 1
 
 
 def test_threads_is_not_part_of_the_run_identity():

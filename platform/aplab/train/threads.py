@@ -77,13 +77,13 @@ class ThreadChoice:
 
 def choose_threads(requested: int | None, ceiling: int, environ: Mapping[str, str] = os.environ,
                    free: Callable[[set[int]], int] | None = None) -> ThreadChoice:
-    """``requested`` (runtime.threads / --threads) when set; OMP_NUM_THREADS when the user set it; else the free
-    cores of this process's allocation, at most ``ceiling`` (what torch had before aplab set it: its default,
-    or the share a pipeline worker or rank launcher gave this process), at least 1."""
+    """``requested`` (runtime.threads / --threads) when set; else at most ``ceiling`` (what torch had before aplab
+    set it: its default, or the share a pipeline worker or rank launcher gave this process): OMP_NUM_THREADS
+    when the user set it, else the free cores of this process's allocation, at least 1."""
     if requested is not None:
         return ThreadChoice(requested, "runtime.threads")
     if environ.get("OMP_NUM_THREADS", "").isdigit() and int(environ["OMP_NUM_THREADS"]) >= 1:
-        return ThreadChoice(int(environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS")
+        return ThreadChoice(max(1, min(ceiling, int(environ["OMP_NUM_THREADS"]))), "OMP_NUM_THREADS")
     allowed = allowed_cores(environ)
     cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
     idle = (free or sample_free_cores)(set(cores))
