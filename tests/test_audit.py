@@ -163,11 +163,12 @@ def test_the_command_rejects_bad_arguments_with_config_errors(user_module):
             args.handler(args)
 
 
-def test_the_probe_needs_a_registered_loss(user_module):
-    from aplab.audit.probe import probe
+def test_a_short_probe_says_it_cannot_show_memorisation():
+    from aplab.audit.probe import ProbeRow, render
 
-    with pytest.raises(ConfigError, match="^--probe="):
-        probe("my_losses:half_mae")
+    rows = [ProbeRow("ce", "symmetric:0.6", "FINISHED", 0.9, 0.1, "r1")]
+    assert "too few for CE to memorise" in render(rows, epochs=3)
+    assert "too few" not in render(rows, epochs=10)
 
 
 @pytest.mark.slow

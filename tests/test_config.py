@@ -212,5 +212,7 @@ def test_each_loss_parameter_is_declared_once_in_loss_config():
 
     assert LOSS_PARAMS == ("alpha", "beta", "gamma", "q", "ln_neg", "a", "p", "delta", "lamb", "min_prob", "scale",
                            "m", "tau", "t1", "t2", "order", "epsilon", "smooth_rate", "pi", "rho", "freq", "margin")
-    assert LOSS_KEYS == ("name", *LOSS_PARAMS, "fidelity") == tuple(f.name for f in dataclasses.fields(LossConfig))
+    # source_sha256: filled by resolve for a module:attr loss (its source file), refused set on a registered one
+    assert LOSS_KEYS == ("name", *LOSS_PARAMS, "fidelity", "source_sha256") == tuple(
+        f.name for f in dataclasses.fields(LossConfig))
     assert set(LOSS_PARAMS) <= set(RULES)  # every parameter a config can set has a rule in the loss zoo

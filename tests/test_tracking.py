@@ -95,7 +95,7 @@ def test_has_run_raises_on_an_outage(monkeypatch):
 def test_log_model_makes_a_ready_logged_model_of_the_run(tracker):
     import mlflow.pytorch
 
-    run_id = tracker.start_run("e", None, {})
+    run_id = tracker.start_run("e", "nce+rce s0 sym0.6 digits", {})
     tracker.log_params(run_id, {"optim.lr": 0.1})
     model = small_model()
     tracker.log_model(run_id, model)
@@ -103,7 +103,7 @@ def test_log_model_makes_a_ready_logged_model_of_the_run(tracker):
     (output,) = run.outputs.model_outputs
     logged = tracker.client.get_logged_model(output.model_id)
     assert logged.source_run_id == run_id
-    assert logged.name == "model"
+    assert logged.name == "nce+rce s0 sym0_6 digits"  # the run's name, without the "." MLflow refuses
     assert str(logged.status) in ("READY", "LoggedModelStatus.READY")
     assert logged.params == {"optim.lr": "0.1"}
     loaded = mlflow.pytorch.load_model(logged.artifact_location)
@@ -198,14 +198,14 @@ def test_importing_the_tracker_changes_no_environment_or_logger():
 
 @pytest.mark.parametrize("port", [-5, 0, 65536])
 def test_ui_refuses_a_port_that_is_not_one(port, tmp_path):
-    from aplab.tracking.mlflow_tracker import open_ui
+    from aplab.tracking.ui import open_ui
 
     with pytest.raises(ConfigError, match="port="):
         open_ui(f"sqlite:///{tmp_path / 'mlflow.db'}", port)
 
 
 def test_ui_refuses_a_port_in_use(tracker):
-    from aplab.tracking.mlflow_tracker import open_ui
+    from aplab.tracking.ui import open_ui
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -216,7 +216,7 @@ def test_ui_refuses_a_port_in_use(tracker):
 
 @pytest.mark.parametrize("uri", ["foo://bar", "http://127.0.0.1:9"])
 def test_ui_refuses_a_store_it_cannot_open(uri):
-    from aplab.tracking.mlflow_tracker import open_ui
+    from aplab.tracking.ui import open_ui
 
     with pytest.raises(TrackingUnavailable):
         open_ui(uri, 5000)
@@ -256,7 +256,7 @@ def test_ui_of_a_server_points_at_its_runs_page(capsys):
     import http.server
     import threading
 
-    from aplab.tracking.mlflow_tracker import open_ui
+    from aplab.tracking.ui import open_ui
 
     class Health(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - the stdlib's name

@@ -24,6 +24,7 @@ class M:
     IMAGES_PER_SECOND = "time/images_per_s"
     # end-of-run summary
     TEST_ACC_LAST = "test/acc_last"  # the paper's protocol
+    TEST_ACC_CLASS = "test/acc_class"  # prefix: test/acc_class/<k>, class k's test accuracy at the last epoch
     TEST_ACC_BEST_VAL = "test/acc_best_val"  # test accuracy at the best validation epoch
     TEST_ACC_BEST = "test/acc_best"  # best epoch chosen on the test set: logged, never printed as a result
     BEST_TEST_EPOCH = "best_test_epoch"
@@ -108,6 +109,7 @@ class T:
     BACKEND = "distributed.backend"  # nccl or gloo, for a distributed run
     SLURM_JOB_ID = "slurm.job_id"  # the Slurm job (an array's own id) that trained the run
     SLURM_TASK_ID = "slurm.task_id"  # its array task
+    THREADS = "runtime.threads_used"  # torch's intra-op threads the run computed with (where it last trained)
 
 
 #: Tags every training run carries: what a report groups by.
@@ -120,7 +122,8 @@ AXIS_FIELDS = ("data.name", "noise.spec", "loss.name", "runtime.seed")
 #: used by reports to tell variants apart. Every field of these sections is included.
 NON_RESULT_SECTIONS = ("tracking",)
 NON_RESULT_FIELDS = ("data.data_dir", "data.download", "runtime.device", "runtime.eval_batch_size",
-                     "runtime.compile", "runtime.nproc_per_node", "runtime.sync_bn", "runtime.decode")
+                     "runtime.compile", "runtime.nproc_per_node", "runtime.sync_bn", "runtime.decode",
+                     "runtime.threads")
 
 #: Params a run logs beside its config fields (facts of the realised data, not settings).
 P_REALISED_NOISE_RATE = "noise.realised_rate"
@@ -138,9 +141,9 @@ P_REPORT_CELLS = "report.cells"
 
 
 def run_label(cfg, readable: bool = False) -> str:
-    """A run's name from its axes, the one format: ``digits-ce-none-s0``, the run's name in the store
-    (``T.RUN_NAME`` when ``tracking.run_name`` is unset) and the end of a study's default name; ``readable``:
-    ``digits ce none seed 0``, how messages name a pipeline cell.
+    """A run's label from its axes: ``digits-ce-none-s0``, the end of a study's default name; ``readable``:
+    ``digits ce none seed 0``, how messages name a pipeline cell. (The run's name in the store, loss and seed
+    first so the UI's truncation keeps them, is ``train.identity.run_name``.)
 
     ``cfg`` is a RunConfig (not imported: the config package imports this module).
     """

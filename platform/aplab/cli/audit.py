@@ -39,12 +39,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.format == "json":
         found = report.to_dict()
         if rows is not None:
+            from ..audit.probe import short_probe_note
+
             found["probe"] = [row.to_dict() for row in rows]
+            found["probe_note"] = short_probe_note(args.epochs)
         print(json.dumps(found))
     else:
         from ..audit.probe import render
 
-        print(report.render() if rows is None else report.render() + "\n" + render(rows))
+        print(report.render() if rows is None else report.render() + "\n" + render(rows, args.epochs))
     return 0 if report.sound else 1  # a failed check never ends in success
 
 
@@ -68,7 +71,7 @@ def register(subparsers: Subcommands) -> None:
     audit.add_argument("--probe", action="store_true",
                        help="also train on the embedded digits, clean and at 60%% symmetric noise, beside CE "
                             "(tracked as MLflow runs in experiment aplab-audit-probe)")
-    audit.add_argument("--epochs", type=int, default=10, help="epochs of each probe run (default 10)")
+    audit.add_argument("--epochs", type=int, default=10, help="epochs of each probe run (default 10; fewer cannot show CE memorising)")
     audit.add_argument("--tracking-uri", help="MLflow tracking URI of the probe runs")
     audit.add_argument("--workdir", default="aplab_runs", help="folder of the probe runs' checkpoints")
     audit.set_defaults(handler=cmd_audit)

@@ -38,6 +38,7 @@ TRAIN_FLAGS: dict[str, tuple[str, type | None, str]] = {
     "workdir": ("tracking.workdir", str, "folder of run checkpoints and state (default aplab_runs)"),
     "precision": ("runtime.precision", str, "auto, fp32 or bf16"),
     "device": ("runtime.device", str, "auto, cpu, cuda or cuda:N"),
+    "threads": ("runtime.threads", int, "CPU threads per run (default: the free cores this process may use)"),
 }
 
 

@@ -15,6 +15,11 @@ from .flags import Subcommands
 from .pipeline import add_pipeline_arguments, pipeline_cells
 
 
+#: Printed under a smoke-scale report: its numbers check the machinery, they are not results.
+SMOKE_NOTE = ("note: --scale smoke shrinks the pipeline (digits, one seed, a few epochs): these numbers check that "
+              "it runs end to end; they are not findings and say nothing about the losses")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from ..report import FIGURE_KINDS, build_report
     from ..tracking import make_tracker
@@ -34,7 +39,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = build_report(tracker, experiment, out, metric=args.metric, hashes=hashes, name=name,
                           paper_table=paper_table, order=order, figure_kinds=kinds, log=not args.no_log)
     if report.plain:
+        from ..report.render import plain_caption
+
+        print(plain_caption(args.metric, report.summary))
         print(report.plain)
+    if getattr(args, "scale", "full") == "smoke":
+        print(SMOKE_NOTE)
     print(f"{len(report.runs)} finished runs of experiment {experiment} in {tracker.uri}")
     print(f"written to {out}: " + ", ".join(p.name for p in report.files))
     if report.run_id:

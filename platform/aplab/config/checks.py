@@ -38,6 +38,8 @@ def check_settings(cfg: RunConfig) -> None:
     _require(r.eval_batch_size >= 1, "runtime.eval_batch_size", r.eval_batch_size, "an integer >= 1")
     _require(r.seed >= 0, "runtime.seed", r.seed, "an integer >= 0")
     _require(r.nproc_per_node >= 1, "runtime.nproc_per_node", r.nproc_per_node, "an integer >= 1")
+    _require(r.threads is None or r.threads >= 1, "runtime.threads", r.threads,
+             "an integer >= 1, or unset (the free cores this process may use)")
     _require(r.decode in DECODERS, "runtime.decode", r.decode, one_of(DECODERS))
     _require(r.device == "auto" or r.device.split(":")[0] in ("cpu", "cuda", "mps"),
              "runtime.device", r.device, "auto, cpu, cuda, cuda:N or mps")

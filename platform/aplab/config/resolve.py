@@ -71,11 +71,16 @@ def _resolve_loss(cfg: RunConfig, preset) -> None:
     """
     from .. import losses
     from ..data.presets import loss_params
+    from ..losses import custom
 
     try:
         probe = losses.build(cfg.loss.name, PROBE_CLASSES, fidelity=cfg.loss.fidelity, **loss_kwargs(cfg))
     except ConfigError as err:
         raise ConfigError(f"loss.{err.field}", err.value, err.allowed) from None
+    if custom.is_custom(cfg.loss.name):  # the user's source is part of the run: an edited loss is a new run
+        cfg.loss.source_sha256 = custom.source_sha256(cfg.loss.name)
+    elif cfg.loss.source_sha256 is not None:
+        raise ConfigError("loss.source_sha256", cfg.loss.source_sha256, "unset: only a module:attr loss has a source")
     defaults = {**loss_params(preset, cfg.loss.name),
                 **losses.settings.settings(cfg.loss.name, cfg.data.name, cfg.noise.spec)}  # per-noise settings
     for key in LOSS_PARAMS:

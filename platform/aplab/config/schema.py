@@ -80,6 +80,7 @@ class LossConfig(_Freezable):
     freq: int | None = loss_param()
     margin: float | None = loss_param()  # LDR-KL
     fidelity: str = "code"
+    source_sha256: str | None = None  # a module:attr loss's source file, filled by resolve (part of the hash)
 
 
 #: loss.* fields passed to losses.build (a loss takes a subset; unset ones stay None and out of the hash)
@@ -112,6 +113,7 @@ class RuntimeConfig(_Freezable):
     nproc_per_node: int = 1  # processes (GPUs) training this one run with DistributedDataParallel
     sync_bn: bool = True  # with nproc_per_node > 1: BatchNorm statistics of the global batch
     decode: str = "cpu"  # where WebVision's JPEGs are decoded: cpu (DataLoader workers) or gpu (nvJPEG)
+    threads: int | None = None  # torch's intra-op threads; None: the free cores this process may use
 
 
 @dataclass

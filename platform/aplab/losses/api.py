@@ -9,7 +9,7 @@ from torch import nn
 
 from ..errors import ConfigError, one_of
 from ..registry import did_you_mean
-from . import nlnl, recent_zoo
+from . import custom, nlnl, recent_zoo
 from .base import FIDELITIES, Loss, LossInfo, Probabilities, Term, check_inputs, float_logits, reduce
 from .zoo import (COMPOSITES, NLNL_INFO, RULES, SUCCESSOR_COMBINATIONS, TERMS, CompositeDef, Rule, TermDef,
                   combination_info)
@@ -134,7 +134,8 @@ def _validate(key: str, value: object, parts: list[TermDef]) -> float:
 
 def build(name: str, num_classes: int, *, reduction: str = "mean", fidelity: str = "code", **params: object) -> Loss:
     """Build a loss by name: a base name (``available()``), ``"<first>+<second>"``, a composite, ``"nlnl"``,
-    or ``"lc-<any of these>"`` (LogitClip around it, parameter ``tau``).
+    ``"lc-<any of these>"`` (LogitClip around it, parameter ``tau``), or a user's ``"module:attr"`` (imported from
+    the working directory, ``custom``).
 
     Parameters: ``alpha``/``beta`` (weights), ``delta`` (ANL's L1 weight), ``lamb`` (ANL-CE-ER), ``gamma``,
     ``q``, ``a``, ``p``, ``min_prob``, ``scale`` (single losses); ``parameters(name)`` lists a loss's own.
@@ -148,6 +149,8 @@ def build(name: str, num_classes: int, *, reduction: str = "mean", fidelity: str
         raise ConfigError("reduction", reduction, one_of(REDUCTIONS))
     if fidelity not in FIDELITIES:
         raise ConfigError("fidelity", fidelity, one_of(FIDELITIES))
+    if custom.is_custom(name):  # the user's module:attr (losses/custom.py)
+        return custom.build_custom(name, num_classes, reduction, fidelity, params)
     parsed = _parse(name)
     accepted = _accepted(parsed, fidelity)
     unexpected = sorted(set(params) - set(accepted))
@@ -191,8 +194,8 @@ PAPER_COMBINATIONS = ("nce+rce", "nce+mae", "nfl+rce", "nfl+mae", "ngce+rce", "n
 
 
 def info(name: str) -> LossInfo:
-    """Metadata of any buildable loss name."""
-    return _parse(name).info
+    """Metadata of any buildable loss name (a ``module:attr`` loss: what its name says, nothing claimed)."""
+    return custom.custom_info(name) if custom.is_custom(name) else _parse(name).info
 
 
 def loss_table() -> str:

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-#: Resolution of saved raster figures: sharp on a screen and cheap to render (PDFs are vector).
-DPI = 100
+#: Resolution of saved raster figures: sharp on a high-density screen and in a slide (PDFs are vector).
+DPI = 150
 
 
 def new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, layout: str | None = "constrained",

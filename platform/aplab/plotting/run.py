@@ -19,33 +19,37 @@ ACCURACY_LINES = ((M.TRAIN_ACC_NOISY, "train, against its noisy labels", COLOURS
                   (M.TRAIN_ACC_CLEAN, "train, against the true labels", COLOURS["train_clean"]),
                   (M.VAL_ACC, "validation (its labels)", COLOURS["val"]),
                   (M.TEST_ACC, "test (clean labels)", COLOURS["test"]))
-LOSS_LINES = ((M.TRAIN_LOSS, "train (the run's loss)", COLOURS["train"]),
-              (M.VAL_LOSS, "validation (cross-entropy)", COLOURS["val"]),
-              (M.TEST_LOSS, "test (cross-entropy)", COLOURS["test"]))
+#: The run's own loss (NCE+RCE with beta=100 is ~100x cross-entropy) gets its own panel; the held-out losses
+#: are cross-entropy, comparable across runs, on another.
+TRAIN_LOSS_LINES = ((M.TRAIN_LOSS, "train (the run's loss)", COLOURS["train"]),)
+HELD_OUT_LOSS_LINES = ((M.VAL_LOSS, "validation", COLOURS["val"]),
+                       (M.TEST_LOSS, "test", COLOURS["test"]))
+MEMORISATION_LINES = ((M.TRAIN_MEMORISED, "predicts its wrong label", "tab:red"),
+                      (M.TRAIN_CORRECTED, "predicts its true label", "tab:green"))
+#: (title, y label, lines, x100) of each panel, left to right.
+PANELS = (("accuracy", "accuracy (%)", ACCURACY_LINES, True),
+          ("training loss", "the run's loss", TRAIN_LOSS_LINES, False),
+          ("held-out loss", "cross-entropy", HELD_OUT_LOSS_LINES, False),
+          ("memorisation of flipped labels", "% of flipped samples", MEMORISATION_LINES, True))
 
 
 def plot_curves(history: list[dict[str, float]], path: Path, title: str = "") -> Path:
-    """Accuracy (train noisy/clean, val, test), loss, and the memorisation of flipped labels per epoch."""
+    """Accuracy (train noisy/clean, val, test), the run's loss, the held-out cross-entropy and the
+    memorisation of flipped labels per epoch: a panel and a y axis each, legends under the panels."""
     from matplotlib.ticker import MaxNLocator
 
     epochs = [row["epoch"] for row in history]
-    fig, axes = new_figure((12, 3.6), 1, 3, layout=None)
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.14, top=0.83 if title else 0.9, wspace=0.25)
-    for key, label, colour in ACCURACY_LINES:
-        if key in history[0]:
-            axes[0].plot(epochs, [100 * row[key] for row in history], label=label, color=colour)
-    axes[0].set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for key, label, colour in LOSS_LINES:
-        if key in history[0]:
-            axes[1].plot(epochs, [row[key] for row in history], label=label, color=colour)
-    axes[1].set(xlabel="epoch", ylabel="loss", title="loss")
-    axes[2].plot(epochs, [100 * row[M.TRAIN_MEMORISED] for row in history], label="predicts its wrong label")
-    axes[2].plot(epochs, [100 * row[M.TRAIN_CORRECTED] for row in history], label="predicts its true label")
-    axes[2].set(xlabel="epoch", ylabel="% of flipped samples", title="memorisation of flipped labels")
-    for ax in axes:
+    fig, axes = new_figure((15, 4.2), 1, len(PANELS), layout=None)
+    fig.subplots_adjust(left=0.045, right=0.985, bottom=0.26, top=0.84 if title else 0.9, wspace=0.28)
+    for ax, (name, ylabel, lines, percent) in zip(axes, PANELS):
+        for key, label, colour in lines:
+            if key in history[0]:
+                ax.plot(epochs, [(100 if percent else 1) * row[key] for row in history], label=label, color=colour)
+        ax.set(xlabel="epoch", ylabel=ylabel, title=name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_lines():  # under the panel, never over its curves
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)[0]

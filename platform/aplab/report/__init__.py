@@ -39,6 +39,7 @@ class Report:
     markdown: str = ""
     plain: str = ""
     run_id: str | None = None
+    classes: pd.DataFrame | None = None  # per run: its worst class and the classes it never predicts right
 
     def figures(self) -> list[Path]:
         return [p for p in self.files if p.suffix == ".png"]
@@ -51,6 +52,7 @@ def build_report(tracker: Tracker, experiment: str, out: str | Path, metric: str
     """Tables and figures of the finished runs of ``experiment`` (only config hashes in ``hashes`` if
     given) and the alpha x beta grids of its studies; a ConfigError when there is nothing to report."""
     from . import figures
+    from .classes import class_markdown, class_table, zero_class_lines
     from .dynamics import dynamics, dynamics_markdown, load_histories
     from .render import to_latex, to_markdown, to_plain
     from .tables import METRICS, runs_frame, sort_runs, summarise
@@ -78,7 +80,10 @@ def build_report(tracker: Tracker, experiment: str, out: str | Path, metric: str
         if summary.empty:
             raise ConfigError("--metric", metric, f"a metric the runs have ({METRICS.get(metric).key} is missing)")
         report.markdown = to_markdown(summary, metric)
-        report.plain = to_plain(summary)
+        report.classes = class_table(frame, records)
+        zero = zero_class_lines(report.classes)
+        report.plain = to_plain(summary) + ("Classes a run never predicts right (test accuracy 0% at its last "
+                                            "epoch; per_class.md):\n" + "\n".join(zero) + "\n" if zero else "")
         stem = out / f"table_{metric}"
         summary.to_csv(stem.with_suffix(".csv"), index=False, float_format="%.4f")
         stem.with_suffix(".md").write_text(report.markdown)
@@ -88,6 +93,10 @@ def build_report(tracker: Tracker, experiment: str, out: str | Path, metric: str
         (out / "dynamics.md").write_text(dynamics_markdown(dyn))
         report.files += [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]
         report.files += [out / "runs.csv", out / "dynamics.csv", out / "dynamics.md"]
+        if not report.classes.empty:
+            (out / "per_class.md").write_text(class_markdown(report.classes))
+            report.classes.to_csv(out / "per_class.csv", index=False, float_format="%.2f")
+            report.files += [out / "per_class.md", out / "per_class.csv"]
         if "curves" in figure_kinds:
             report.files += figures.curves(frame, histories, M.TEST_ACC, "test accuracy (%)", out, "curves")
         if "memorisation" in figure_kinds:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..keys import M, T
 from ..plotting.figure import new_figure, plot_grid_heatmap, save_figure
+from ..plotting.palette import style
 from ..status import RunStatus
 from ..tracking import RunRecord
 from .render import column_label, method_label
@@ -37,11 +38,22 @@ def _formats(stem: Path) -> list[Path]:
     return [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
 
 
-def _colours(methods: Sequence[str]) -> dict[str, tuple]:
-    from matplotlib import colormaps
+#: Markers on a curve: about this many per line, each line's shifted so coinciding curves show both.
+MARKS_PER_LINE = 8
+BAND_LABEL = "shaded: ±1 sample std over seeds"
 
-    cmap = colormaps["tab10" if len(methods) <= 10 else "tab20"]
-    return {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
+
+def _marks(epochs: int, position: int) -> tuple[int, int]:
+    """``markevery`` of the ``position``-th line: a marker every few epochs, offset per line."""
+    every = max(1, epochs // MARKS_PER_LINE)
+    return (position * max(1, every // 4)) % every, every
+
+
+def _legend_below(fig, handles: list, labels: list[str], columns: int = 1) -> None:
+    """One legend for the whole figure, under its panels (the same losses in each): never over a curve;
+    two entries per panel column in a row, so it is never wider than the figure."""
+    fig.legend(handles, labels, loc="outside lower center", ncol=max(1, min(len(labels), 2 * columns)), fontsize=8,
+               frameon=False)
 
 
 def mean_band(series: list[list[tuple[int, float]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -63,16 +75,18 @@ def curves(frame: pd.DataFrame, histories: Histories, key: str, ylabel: str, out
     mean over seeds with a ±1 std band."""
     from matplotlib.ticker import MaxNLocator
 
+    from matplotlib.patches import Patch
+
     paths: list[Path] = []
     methods = list(dict.fromkeys(frame["method"]))
-    colours = _colours(methods)
     for dataset, block in frame.groupby("dataset", sort=False):
         panels = [p for p in _panels(block) if not (skip_clean and p[0] == "clean")]
         if not panels:
             continue
         cols = min(len(panels), 3)
         rows = math.ceil(len(panels) / cols)
-        fig, axes = new_figure((5 * cols, 3.8 * rows), rows, cols, squeeze=False)
+        fig, axes = new_figure((5 * cols, 3.8 * rows + 0.8), rows, cols, squeeze=False)
+        legend: dict[str, object] = {}
         for ax, (kind, rate) in zip(axes.flat, panels):
             here = block[(block["noise_kind"] == kind) & (block["noise_rate"] == rate)]
             for method, runs in here.groupby("method", sort=False):
@@ -80,15 +94,19 @@ def curves(frame: pd.DataFrame, histories: Histories, key: str, ylabel: str, out
                 if not series:
                     continue
                 epochs, mean, std = mean_band(series)
-                ax.plot(epochs, 100 * mean, color=colours[method], label=f"{method_label(method)} (n={len(series)})")
-                ax.fill_between(epochs, 100 * (mean - std), 100 * (mean + std), color=colours[method], alpha=0.2,
+                look = style(method)
+                (line,) = ax.plot(epochs, 100 * mean, **look.line(), markersize=4,
+                                  markevery=_marks(len(epochs), methods.index(method)))
+                ax.fill_between(epochs, 100 * (mean - std), 100 * (mean + std), color=look.colour, alpha=0.15,
                                 linewidth=0)
+                legend.setdefault(f"{method_label(method)} (n={len(series)})", line)
             ax.set(title=f"{dataset}, {column_label(kind, rate)}", xlabel="epoch", ylabel=ylabel)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
         for ax in list(axes.flat)[len(panels):]:
             ax.set_visible(False)
+        band = Patch(facecolor="grey", alpha=0.3, label=BAND_LABEL)
+        _legend_below(fig, [*legend.values(), band], [*legend, BAND_LABEL], cols)
         paths += save_figure(fig, _formats(out / f"{name}_{_slug(dataset)}"))
     return paths
 
@@ -97,26 +115,29 @@ def accuracy_vs_noise(summary: pd.DataFrame, out: Path, ylabel: str) -> list[Pat
     """Per dataset and noise kind with at least two rates: our mean ± std against the rate (the clean
     column is rate 0), the paper's numbers as dashed open markers in the same colour."""
     paths: list[Path] = []
-    colours = _colours(list(dict.fromkeys(summary["method"])))
     for dataset, block in summary.groupby("dataset", sort=False):
         clean = block[block["noise_kind"] == "clean"]
         for kind in [k for k in dict.fromkeys(block["noise_kind"]) if k != "clean"]:
             here = pd.concat([clean, block[block["noise_kind"] == kind]])
             if here["noise_rate"].nunique() < 2:
                 continue
-            fig, ax = new_figure((6.5, 4.5))
+            fig, ax = new_figure((6.5, 5.3))
+            handles, labels = [], []
             for method, rows in here.groupby("method", sort=False):
                 rows = rows.sort_values("noise_rate")
-                ax.errorbar(rows["noise_rate"], rows["mean"], yerr=rows["std"].fillna(0), marker="o", capsize=3,
-                            color=colours[method], label=method_label(method))
+                look = style(method)
+                drawn = ax.errorbar(rows["noise_rate"], rows["mean"], yerr=rows["std"].fillna(0), capsize=3,
+                                    **look.line())
+                handles.append(drawn)
+                labels.append(method_label(method))
                 paper = rows.dropna(subset=["paper_mean"])
                 if not paper.empty:
-                    ax.plot(paper["noise_rate"], paper["paper_mean"], linestyle="--", marker="o", fillstyle="none",
-                            color=colours[method], alpha=0.7)
-            note = " (dashed, open: the paper)" if here["paper_mean"].notna().any() else ""
-            ax.set(title=f"{dataset}, {kind} noise{note}", xlabel="noise rate η", ylabel=ylabel)
+                    ax.plot(paper["noise_rate"], paper["paper_mean"], linestyle="none", marker=look.marker,
+                            fillstyle="none", color=look.colour, alpha=0.7, markersize=8)
+            note = " (open markers: the paper)" if here["paper_mean"].notna().any() else ""
+            ax.set(title=f"{dataset}, {kind} noise{note}", xlabel="noise rate η", ylabel=f"{ylabel} (±1 std)")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+            _legend_below(fig, handles, labels)
             paths += save_figure(fig, _formats(out / f"accuracy_vs_noise_{_slug(dataset)}_{_slug(kind)}"))
     return paths
 

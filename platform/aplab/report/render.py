@@ -76,8 +76,21 @@ def caption(metric: str, summary: pd.DataFrame) -> str:
     seeds = sorted(set(summary["n"])) if not summary.empty else []
     n = "/".join(str(s) for s in seeds)
     title = METRICS.get(metric).title
-    return (f"{title[0].upper()}{title[1:]}: mean ± sample std over {n} seed(s); in brackets the paper's mean and "
-            "our difference (points); best in each column bold, second underlined.")
+    paper = "in brackets the paper's mean and our difference (points); " if _has_paper(summary) else ""
+    return (f"{title[0].upper()}{title[1:]}: mean ± sample std over {n} seed(s); {paper}best in each column bold, "
+            "second underlined.")
+
+
+def _has_paper(summary: pd.DataFrame) -> bool:
+    return "paper_mean" in summary and bool(summary["paper_mean"].notna().any())
+
+
+def plain_caption(metric: str, summary: pd.DataFrame) -> str:
+    """The heading of the terminal table: what its numbers are, and its marks (brackets only when shown)."""
+    seeds = "/".join(str(s) for s in sorted(set(summary["n"]))) if not summary.empty else "0"
+    title = METRICS.get(metric).title
+    paper = "; (paper's mean, our difference) beside each" if _has_paper(summary) else ""
+    return f"{title[0].upper()}{title[1:]}, mean ± sample std over {seeds} seed(s); * best in each column{paper}:"
 
 
 def to_markdown(summary: pd.DataFrame, metric: str = "last") -> str:

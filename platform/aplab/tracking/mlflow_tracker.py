@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import getpass
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +31,7 @@ from mlflow.entities import (
 )
 from mlflow.exceptions import MlflowException
 
-from ..errors import ConfigError, TrackingUnavailable
+from ..errors import TrackingUnavailable
 from ..keys import T
 from ..status import RunStatus
 from ..version import git_commit
@@ -153,8 +151,9 @@ class MlflowTracker:
         self.client.log_inputs(run_id, [DatasetInput(entity, [InputTag(T.DATASET_CONTEXT, dataset.context)])])
 
     def log_model(self, run_id, model, name="model"):
-        """The model as an MLflow LoggedModel of the run: its params, and the last value of each of its
-        metrics (log it after the final metrics), shown under the run's outputs.
+        """The model as an MLflow LoggedModel of the run, named after the run (``logged_model_name``): its
+        params, and the last value of each of its metrics (log it after the final metrics), shown under the
+        run's outputs.
 
         ``mlflow.pytorch.log_model`` would need the global tracking URI, so the same steps go through
         this client: create the LoggedModel, save the flavour with explicit requirements (MLflow's
@@ -164,7 +163,8 @@ class MlflowTracker:
         import mlflow.pytorch
 
         run = self.client.get_run(run_id)
-        logged = self.client.create_logged_model(run.info.experiment_id, name=name, source_run_id=run_id,
+        logged = self.client.create_logged_model(run.info.experiment_id, name=logged_model_name(run.info.run_name, name),
+                                                 source_run_id=run_id,
                                                  params=dict(run.data.params), model_type="pytorch")
         try:
             with tempfile.TemporaryDirectory() as folder:
@@ -250,22 +250,14 @@ def _user() -> str:
 
 #: Where the UI shows runs: MLflow 3.17's UI opens every experiment on its GenAI overview unless the
 #: browser chose "Model training" once (localStorage) or the address says so; this address does.
-UI_PAGE = "/#/experiments?workflowType=machine_learning"
+#: Characters MLflow refuses in a LoggedModel's name (mlflow.utils.validation), replaced by "_".
+MODEL_NAME_FORBIDDEN = "/:.%\"'"
 
 
-def open_ui(uri: str, port: int) -> int:
-    """Run the MLflow UI on the same store (blocks until stopped); a server already has its own UI."""
-    if not 1 <= port <= 65535:
-        raise ConfigError("port", port, "an integer from 1 to 65535")
-    MlflowTracker(uri).check()
-    if is_remote(uri):
-        print(f"the tracking server serves its own UI: open {uri.rstrip('/')}{UI_PAGE}")
-        return 0
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            raise ConfigError("port", port, "a free port (this one is in use): pass another --port") from None
-    print(f"MLflow UI of {uri}: open http://127.0.0.1:{port}{UI_PAGE} (Ctrl-C stops it)", flush=True)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--port", str(port)]
-    return subprocess.call(command)
+def logged_model_name(run_name: str | None, name: str = "model") -> str:
+    """The LoggedModel's name: the run's (``nce+rce s0 sym0_6 digits``), so the models page tells runs apart;
+    ``name`` when the run has none."""
+    text = run_name or name
+    for char in MODEL_NAME_FORBIDDEN:
+        text = text.replace(char, "_")
+    return text

@@ -45,6 +45,13 @@ def run_summary(history: list[dict[str, float]]) -> dict[str, float]:
     return summary
 
 
+def class_accuracies(matrix: np.ndarray) -> dict[str, float]:
+    """``{test/acc_class/<k>: accuracy}`` from the last epoch's test confusion matrix (rows: true class), so a
+    report can tell a run that never predicts some class (its accuracy there 0) from the store alone."""
+    sizes = matrix.sum(axis=1)
+    return {f"{M.TEST_ACC_CLASS}/{k}": float(matrix[k, k] / sizes[k]) for k in range(len(sizes)) if sizes[k]}
+
+
 def finalise(ctx: RunContext, engine: Engine, recorder: RunRecorder, matrix) -> None:
     """The end of training: summary, files and model first, FINISHED last, then the checkpoint goes."""
     from ..plotting.run import plot_curves, plot_matrix  # matplotlib only when a figure is drawn
@@ -52,6 +59,8 @@ def finalise(ctx: RunContext, engine: Engine, recorder: RunRecorder, matrix) -> 
     history = recorder.state.history
     folder = ctx.run_dir / ARTIFACTS
     recorder.state.summary = run_summary(history)
+    if matrix is not None:
+        recorder.state.summary.update(class_accuracies(matrix.cpu().numpy()))
     with open(folder / "metrics.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(history[0]))
         writer.writeheader()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..config import RunConfig
 from ..distributed import SINGLE, Rank
-from ..keys import P_REALISED_NOISE_RATE, P_TRAIN_SIZE, P_VAL_SIZE, T, run_label
+from ..keys import P_REALISED_NOISE_RATE, P_TRAIN_SIZE, P_VAL_SIZE, T
 from ..placement import placement_tags
 from ..tracking import DatasetRecord
 from ..version import code_version
@@ -14,10 +14,24 @@ from .runtime import Runtime
 from .state import RunState
 
 
+#: Short noise kinds in run names: MLflow's run lists cut names at about 20 characters.
+NOISE_SHORT = {"none": "clean", "symmetric": "sym", "symmetric_uniform": "symu", "asymmetric": "asym",
+               "pairflip": "pair", "instance": "inst", "human": "", "human_like": "hlike"}
+
+
+def run_name(cfg: RunConfig) -> str:
+    """A run's name in the store when ``tracking.run_name`` is unset: the loss and the seed first, so both survive
+    the UI's truncation, then the noise and the dataset: ``nce+rce s0 sym0.6 digits``."""
+    kind, _, rest = cfg.noise.spec.partition(":")
+    noise = NOISE_SHORT.get(kind, kind) + rest.replace(":", "-")
+    return f"{cfg.loss.name} s{cfg.runtime.seed} {noise} {cfg.data.name}"
+
+
 def where_tags(runtime: Runtime, rank: Rank = SINGLE, backend: str | None = None) -> dict[str, str]:
     """Where and on how many processes the run trains: set at its start and again at each resume (a requeued
     Slurm task, another host or world size), so the tags say where it last trained."""
-    return {T.WORLD_SIZE: str(rank.world_size), **({T.BACKEND: backend} if backend else {}),
+    return {T.WORLD_SIZE: str(rank.world_size), T.THREADS: str(runtime.threads),
+            **({T.BACKEND: backend} if backend else {}),
             **placement_tags(runtime.device)}
 
 
@@ -53,7 +67,7 @@ def fresh_state(ctx: RunContext, data: PreparedData, runtime: Runtime, parent_ru
     tags = {**run_tags(cfg, ctx.digest, runtime, ctx.rank, ctx.backend), **extra_tags}
     return RunState(
         config_hash=ctx.digest, tracking_uri=ctx.uri, experiment=cfg.tracking.experiment,
-        run_name=cfg.tracking.run_name or run_label(cfg), parent_run_id=parent_run_id, tags=tags,
+        run_name=cfg.tracking.run_name or run_name(cfg), parent_run_id=parent_run_id, tags=tags,
         params={**cfg.flat(), P_REALISED_NOISE_RATE: data.noisy.rate, **data.noisy.provenance,
                 P_TRAIN_SIZE: len(data.train_idx), P_VAL_SIZE: len(data.val_idx)},
         datasets=[record.__dict__ for record in dataset_records(cfg, data)],

@@ -1,4 +1,4 @@
-"""Where and how a run computes: device, precision (bf16 autocast), memory format, seeding."""
+"""Where and how a run computes: device, precision (bf16 autocast), memory format, CPU threads, seeding."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ..config import RuntimeConfig
 from ..distributed import SINGLE, Rank, rank_seed
 from ..data.gpu_decode import check_decode
 from ..errors import ConfigError
+from .threads import choose_threads
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class Runtime:
     device: torch.device
     precision: str  # "fp32", "bf16" (autocast) or "fp64" (the model and its inputs in float64)
     channels_last: bool
+    threads: int = 1  # torch's intra-op threads for this run (set by select_runtime)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -33,9 +35,27 @@ class Runtime:
         return contextlib.nullcontext()
 
 
-def select_runtime(cfg: RuntimeConfig, rank: Rank = SINGLE) -> Runtime:
+#: torch's intra-op threads before the first run of this process set them: the most ``auto`` gives a run
+_THREAD_CEILING: list[int] = []
+
+
+def use_threads(cfg: RuntimeConfig, rank: Rank = SINGLE) -> int:
+    """Set torch's intra-op threads for the run starting in this process (process-global, so only when a run
+    starts, never on import): ``runtime.threads`` when set, else the free cores of its allocation (``threads``)
+    at most what torch had before (a pipeline worker's or a rank's share); a rank keeps its launcher's share."""
+    if not _THREAD_CEILING:
+        _THREAD_CEILING.append(torch.get_num_threads())
+    if rank.distributed and cfg.threads is None:
+        return torch.get_num_threads()
+    choice = choose_threads(cfg.threads, _THREAD_CEILING[0])
+    torch.set_num_threads(choice.threads)
+    return choice.threads
+
+
+def select_runtime(cfg: RuntimeConfig, rank: Rank = SINGLE, set_threads: bool = True) -> Runtime:
     """Resolve "auto": CUDA when present with bf16 and channels_last, else CPU in fp32. A rank of a
-    distributed run on CUDA trains on ``cuda:<local rank>``."""
+    distributed run on CUDA trains on ``cuda:<local rank>``. Called when a run starts, it sets the run's
+    CPU threads (``use_threads``) unless ``set_threads`` is False (a check before any run)."""
     if cfg.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
@@ -47,7 +67,8 @@ def select_runtime(cfg: RuntimeConfig, rank: Rank = SINGLE) -> Runtime:
     check_decode(cfg.decode, device)
     precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
-    return Runtime(device, precision, channels_last)
+    threads = use_threads(cfg, rank) if set_threads else torch.get_num_threads()
+    return Runtime(device, precision, channels_last, threads)
 
 
 def seed_everything(seed: int) -> None:
