@@ -17,7 +17,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 def register(commands: Subcommands) -> None:
     """Add ``aplab quickstart``."""
     parser = commands.add_parser("quickstart", help="CE vs NCE+RCE under heavy noise on the embedded digits",
-                                 description="Train CE, GCE, SCE and NCE+RCE under 60%% symmetric noise on the "
+                                 description="Train CE, GCE, SCE and NCE+RCE under 60% symmetric noise on the "
                                              "embedded digits (3 seeds, nothing downloaded), resumably, then print "
                                              "the table and write the plots.")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or "
@@ -27,7 +27,7 @@ def register(commands: Subcommands) -> None:
                                                                 "(default aplab_runs)")
     parser.add_argument("--out", default="aplab_out/quickstart",
                         help="folder of the table and plots (default aplab_out/quickstart)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="runs trained at once, one process each (default 1; each run's threads are then "
-                             "the free cores it may use)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="runs trained at once, one process each (default: on a CPU one per core this "
+                             "process may use, the fastest there; with a GPU 1, training the runs as stacks)")
     parser.set_defaults(handler=cmd_quickstart)

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..tracking import make_tracker
+from ..processes import cores_share
 from .runner import run_pipeline
 from .spec import expand, load_pipeline
+from .stacks import SOLO, StackRequest, parse_stack
 
 #: The packaged copy of pipelines/quickstart.yaml (tests keep the two equal).
 QUICKSTART = Path(__file__).with_name("quickstart.yaml")
@@ -39,7 +41,18 @@ class QuickstartOptions:
     experiment: str | None = None  # default: the pipeline's own
     workdir: str = "aplab_runs"
     out: str = "aplab_out/quickstart"
-    workers: int = 1
+    workers: int | None = None  # None: fastest_layout()
+
+
+def fastest_layout(runs: int) -> tuple[int, StackRequest]:
+    """Workers and stacking that train the quickstart fastest (benchmarks/RESULTS.md, "Stacked training"): on a
+    GPU one worker training the runs as stacks; on a CPU one single-threaded worker per core, unstacked (the
+    CPU's convolutions are compute-bound: fusing runs saves per-step overhead that is small there)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return 1, parse_stack("auto")
+    return max(1, min(runs, cores_share(1))), SOLO
 
 
 def run_quickstart(args: QuickstartOptions) -> int:
@@ -52,7 +65,9 @@ def run_quickstart(args: QuickstartOptions) -> int:
     cells = expand(spec, experiment=experiment, tracking_uri=tracker.uri, workdir=args.workdir)
     print(f"aplab quickstart: {spec.description}; {len(cells)} runs "
           f"({', '.join(spec.loss_order)} x seeds {', '.join(map(str, spec.seeds))}, {cells[0].config.optim.epochs} epochs)")
-    result = run_pipeline(cells, spec.name, tracker=tracker, workers=args.workers, description=spec.description)
+    workers, stack = fastest_layout(len(cells))
+    result = run_pipeline(cells, spec.name, tracker=tracker, workers=args.workers or workers,
+                          description=spec.description, stack=stack)
     print(result.summary_line())
     report = build_report(tracker, experiment, args.out, hashes={c.digest for c in cells}, name=spec.name,
                           order=spec.loss_order, figure_kinds=("curves", "memorisation"))
