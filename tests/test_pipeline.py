@@ -380,3 +380,16 @@ def test_the_docs_describe_the_shipped_quickstart_and_what_each_metric_reads():
     text = " ".join(docs.split())  # the docs wrap lines
     for name, metric in METRICS.items():
         assert f"`--metric {name}` reads `{metric.key}`" in text, name
+
+
+def test_off_a_terminal_a_pipeline_prints_one_line_per_finished_run(tmp_path, capsys, monkeypatch):
+    """Piped or in CI there is no progress bar: each finished run says so in one line, as it finishes."""
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, "name: lines\nexperiment: lines\nmatrix:\n  dataset: [digits]\n  loss: [ce, gce]\n"
+                           "  noise: [symmetric:0.4]\n  seed: [0]\noverrides:\n  optim.epochs: 1\n"
+                           "  tracking.log_model: false\n  tracking.system_metrics: false\n")
+    assert main(["pipeline", "run", str(path), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if " FINISHED " in line]
+    assert len(lines) == 2
+    assert lines[0].startswith("[aplab] 1/2 FINISHED ") and lines[1].startswith("[aplab] 2/2 FINISHED ")
+    assert all("test/acc " in line for line in lines)

@@ -227,6 +227,7 @@ def test_three_workers_run_the_paper_grid_once_each_under_one_parent_run(tmp_pat
     assert len(trials) == 12 and all(t.state == TrialState.COMPLETE for t in trials)
     assert {point(t) for t in trials} == PAPER_POINTS
     assert all(ATTR_OWNER in t.user_attrs for t in trials)  # each ran in a worker that recorded itself
+    assert load_study(tmp_path).metric_names == ["val/acc"]  # optuna-dashboard names the objective
     tracker = make_tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
     parents = tracker.find_runs("aplab", {T.STUDY_ROLE: "study"})
     assert len(parents) == 1 and parents[0].status == "FINISHED"

@@ -286,3 +286,14 @@ def test_short_http_retries_keep_what_the_user_set(monkeypatch):
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
     assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "1"
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30"
+
+
+def test_logging_a_model_leaves_no_root_log_handler_behind(tmp_path):
+    """MLflow's pytorch flavour calls logging.basicConfig when imported: aplab's lines would print twice."""
+    import subprocess
+    import sys
+
+    script = ("import logging; from aplab.tracking.mlflow_tracker import import_mlflow_pytorch; "
+              "import_mlflow_pytorch(); print(len(logging.getLogger().handlers), logging.getLogger().level)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.split() == ["0", str(30)]  # no handler, WARNING: as Python starts

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..keys import T
+from ..keys import M, T
 from ..processes import cores_share, die_with_parent
 from ..workers.gpus import check_workers, use_only_gpu
 from ..workers.slurm import use_slurm
@@ -74,14 +74,23 @@ class _Progress:
         self.epochs = {c.index: c.config.optim.epochs for c in cells}
         self.done: dict[int, float] = {c.index: 0.0 for c in cells}
         self.failed = 0
+        self.finished_runs = 0
         self.bar = tqdm(total=len(cells), desc=name, bar_format=self.FORMAT, disable=None if enabled else True, file=stream,
                         dynamic_ncols=True)
+        self.lines = enabled and self.bar.disable  # no terminal (a pipe, CI, a log file): a line per finished run
+        self.stream = stream
 
     def epoch(self, index: int, epoch: int) -> None:
         self._advance(index, min(epoch / self.epochs[index], 0.99))
 
     def finished(self, outcome: CellOutcome) -> None:
         self._advance(outcome.cell.index, 1.0)
+        self.finished_runs += 1
+        if self.lines and outcome.status not in NOT_DONE:
+            acc = outcome.summary.get(M.TEST_ACC_LAST)
+            result = f": test/acc {100 * acc:.2f}%" if acc is not None else ""
+            print(f"[aplab] {self.finished_runs}/{len(self.done)} {outcome.status} {outcome.cell.label}{result} "
+                  f"({outcome.seconds:.0f} s)", file=self.stream, flush=True)
         if outcome.status in NOT_DONE:
             self.failed += 1
             self.bar.write(f"[aplab] {outcome.status} {outcome.cell.label} (config {outcome.cell.digest}): "

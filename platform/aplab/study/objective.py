@@ -28,6 +28,9 @@ ROLE_STUDY, ROLE_TRIAL, ROLE_REFIT = "study", "trial", "refit"  # values of T.ST
 
 History = list[dict[str, float]]
 
+#: What a trial's value is (Optuna's name of the objective): validation accuracy, never test accuracy.
+OBJECTIVE_METRIC = M.VAL_ACC
+
 #: How a trial's per-epoch metrics become its value; only validation accuracy is ever read.
 OBJECTIVES: Registry[Callable[[History], float]] = Registry("--objective")
 OBJECTIVES.register("last", lambda history: float(history[-1][M.VAL_ACC]))
@@ -126,6 +129,8 @@ def prepare_trial(trial, ctx: TrialContext) -> PreparedTrial:
     params = {spec.name: spec.suggest(trial) for spec in ctx.space.params}
     cfg = resolve(trial_config(ctx, params, trial.number))
     run_dir = ctx.study_dir / f"trial-{trial.number:04d}-{config_hash(cfg)}"
+    log.info("trial %d starts: %s", trial.number, ", ".join(
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()))
     return PreparedTrial(trial, cfg, run_dir, EpochReporter(trial, ctx.objective), {ATTR_RUN_DIR: str(run_dir)})
 
 

@@ -60,3 +60,16 @@ def tell_unless_finished(study, trial, value: float | None, state: str) -> bool:
 
 
 __all__ = ["FIXED_PARAMS", "enqueued_params", "is_finished", "tell_unless_finished", "use_sampler"]
+
+
+def name_objective(study, name: str) -> None:
+    """Name the study's one objective (optuna-dashboard then says ``val/acc``, not "Objective 0").
+    ``Study.set_metric_names`` is public but marked experimental (a warning each call): that warning is
+    silenced here, for this call only."""
+    import warnings
+
+    if study.metric_names == [name]:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study.set_metric_names([name])

@@ -20,7 +20,8 @@ from ..keys import T, run_label
 from ..status import RunStatus, TrialStatus
 from ..tracking import Tracker, default_uri, make_tracker
 from ..workers.gpus import check_workers
-from .objective import OBJECTIVES, TrialContext, child_run_id, end_child
+from .objective import OBJECTIVE_METRIC, OBJECTIVES, TrialContext, child_run_id, end_child
+from .optuna_adapter import name_objective
 from .parent import ensure_parent_run
 from .queue import STALE_AFTER_S, enqueue_grid, fail_for_retry, stale_trials
 from .space import SearchSpace, check_against_config
@@ -167,6 +168,7 @@ def prepare_study(options: StudyOptions, tracker: Tracker | None = None,
     with storage_lock(storage_url, name):
         study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
                                     sampler=space.make_sampler(), pruner=space.make_pruner())
+        name_objective(study, OBJECTIVE_METRIC)
         _check_identity(study, dict(zip(STUDY_ATTRS, (config_hash(resolved), space.digest(), options.objective))))
         parent = ensure_parent_run(study, context, tracker, storage_url, n_trials, options.space_path, resolved)
         context = replace(context, parent_run_id=parent)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import getpass
+import logging
 import sys
 import tempfile
 import time
@@ -160,8 +161,7 @@ class MlflowTracker:
         requirement inference costs seconds), upload, mark it READY, and link it to the run. Pickled:
         loading it needs aplab importable (the models are aplab's classes).
         """
-        import mlflow.pytorch
-
+        pytorch_flavour = import_mlflow_pytorch()
         run = self.client.get_run(run_id)
         logged = self.client.create_logged_model(run.info.experiment_id, name=logged_model_name(run.info.run_name, name),
                                                  source_run_id=run_id,
@@ -169,7 +169,7 @@ class MlflowTracker:
         try:
             with tempfile.TemporaryDirectory() as folder:
                 local = Path(folder) / name
-                mlflow.pytorch.save_model(model, str(local), pip_requirements=[f"torch=={version('torch')}"],
+                pytorch_flavour.save_model(model, str(local), pip_requirements=[f"torch=={version('torch')}"],
                                           serialization_format="pickle")  # "pt2" needs an input example
                 self.client.log_model_artifacts(logged.model_id, str(local))
         except BaseException:
@@ -261,3 +261,17 @@ def logged_model_name(run_name: str | None, name: str = "model") -> str:
     for char in MODEL_NAME_FORBIDDEN:
         text = text.replace(char, "_")
     return text
+
+
+def import_mlflow_pytorch():
+    """``mlflow.pytorch``, without the root log handler its import installs (MLflow 3's Lightning autologging
+    module calls ``logging.basicConfig`` at import): left there, every aplab line would print twice, the
+    second time as ``INFO:aplab....``. The root logger's handlers and level are put back as they were."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    import mlflow.pytorch
+
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+    return mlflow.pytorch
