@@ -162,7 +162,8 @@ def test_a_cell_whose_task_ends_while_a_submission_looks_is_not_sent_again(tmp_p
     monkeypatch.setattr(store, "find_runs", find_runs)
     monkeypatch.setattr("aplab.workers.slurm.active_tasks", squeue)
     monkeypatch.setattr(pipeline_slurm, "make_executor", lambda folder, options, name: None)
-    monkeypatch.setattr(pipeline_slurm, "submit_array", lambda executor, task, cells: sent.extend(cells) or ["6"])
+    monkeypatch.setattr(pipeline_slurm, "submit_array",  # each item is a job: its cells (one, or a stack)
+                        lambda executor, task, jobs: sent.extend(c for job in jobs for c in job) or ["6"] * len(jobs))
     submission = pipeline_slurm.submit_pipeline([idle, racing], "race", store, SlurmOptions(gpus_per_run=0))
     assert sent == [idle] and submission.cells == [idle]  # the racing cell is not sent twice ...
     assert submission.finished == 1 and submission.held == {}  # ... it is FINISHED
@@ -224,6 +225,24 @@ def test_a_pipeline_on_slurm_trains_every_cell_once_then_sends_nothing(slurm_clu
     assert "nothing to submit (4 of 4 cells finished)" in again.stdout
     status = aplab(tmp_path, "pipeline", "status", str(QUICKSTART), "--scale", "smoke")
     assert "4 cells: 4 finished, 0 running, 0 failed, 0 pending" in status.stdout, status.stdout + status.stderr
+
+
+@pytest.mark.slow
+def test_a_stacked_pipeline_on_slurm_sends_one_task_per_stack(slurm_cluster, tmp_path):
+    done = aplab(tmp_path, "pipeline", "run", str(QUICKSTART), "--scale", "smoke", "--stack", "2", *CPU_TASKS,
+                 "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4 runs: 4 trained now, 0 already finished, 0 failed" in done.stdout
+    tracker = make_tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = tracker.find_runs("aplab-quickstart-smoke")
+    assert len(runs) == 4 and all(r.status == "FINISHED" for r in runs)
+    tasks = {}
+    for run in runs:  # two stacks of two: each stack's members share one array task
+        tasks.setdefault(run.tags[T.SLURM_TASK_ID], set()).add(run.tags[T.STACK_ID])
+    assert len(tasks) == 2 and all(len(ids) == 1 for ids in tasks.values())
+    assert all(steps(tracker, r.run_id) == [1, 2, 3] for r in runs)
+    again = aplab(tmp_path, "pipeline", "run", str(QUICKSTART), "--scale", "smoke", "--stack", "2", *CPU_TASKS)
+    assert "nothing to submit (4 of 4 cells finished)" in again.stdout, again.stdout + again.stderr
 
 
 EPOCHS = 6  # with batches of 8, an epoch of the digits takes seconds: time to see one end and stop the task

@@ -315,3 +315,21 @@ def test_on_cuda_in_bf16_a_stack_trains_each_member_close_to_its_solo_run(member
     for solo, result in zip(solos, stacked):
         assert result.status == RunStatus.FINISHED
         assert abs(solo.history[-1][M.TEST_ACC] - result.history[-1][M.TEST_ACC]) < 0.05
+
+
+def test_cells_are_stacked_by_what_they_share_and_nlnl_or_a_resnet_trains_alone(tmp_path):
+    from aplab.pipeline.spec import expand, load_pipeline
+    from aplab.pipeline.stacks import parse_stack, stack_jobs
+
+    spec = tmp_path / "p.yaml"
+    spec.write_text("name: p\nexperiment: p\nmatrix:\n  dataset: [digits]\n  loss: [ce, nlnl, gce, sce, mae]\n"
+                    "  noise: [symmetric:0.4]\n  seed: [0]\n")
+    cells = expand(load_pipeline(spec))
+    jobs = stack_jobs(cells, parse_stack("2"), "cpu")
+    assert [[c.config.loss.name for c in job] for job in jobs] == [["ce", "gce"], ["nlnl"], ["sce", "mae"]]
+    assert [[c.config.loss.name for c in job] for job in stack_jobs(cells, parse_stack("1"), "cpu")] == [
+        ["ce"], ["nlnl"], ["gce"], ["sce"], ["mae"]]
+    resnet = tmp_path / "r.yaml"
+    resnet.write_text("name: r\nexperiment: r\nmatrix:\n  dataset: [digits]\n  loss: [ce, gce]\n"
+                      "  noise: [symmetric:0.4]\n  seed: [0]\noverrides:\n  model.name: resnet18\n")
+    assert [len(job) for job in stack_jobs(expand(load_pipeline(resnet)), parse_stack("auto"), "cuda")] == [1, 1]

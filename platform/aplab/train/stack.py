@@ -54,6 +54,24 @@ def stack_id(digests: Sequence[str]) -> str:
     return hashlib.sha256(",".join(sorted(digests)).encode()).hexdigest()[:12]
 
 
+def why_solo(cfg: RunConfig) -> ConfigError | None:
+    """Why a resolved config cannot be a member of a stack (the one-line error), None when it can."""
+    from ..models import can_stack
+
+    if cfg.runtime.nproc_per_node != 1:
+        return ConfigError("runtime.nproc_per_node", cfg.runtime.nproc_per_node, "1 in a stack (one device)")
+    if cfg.runtime.compile:
+        return ConfigError("runtime.compile", True, "false in a stack (its fused model is not compiled)")
+    if not can_stack(cfg.model.name):
+        return ConfigError("model.name", cfg.model.name, "cnn4 or cnn8 in a stack (models whose layers fuse): "
+                           "train it solo")
+    if losses.info(cfg.loss.name).kind == "multi-stage":
+        return ConfigError("loss.name", cfg.loss.name, "a loss other than NLNL in a stack (NLNL draws its "
+                           "complementary labels from torch's global generator, which members would share): "
+                           "train it solo")
+    return None
+
+
 def check_stack(cfgs: Sequence[RunConfig]) -> None:
     """Resolved configs that can train as one stack, or a ConfigError naming the first field that cannot."""
     if not cfgs:
@@ -65,14 +83,9 @@ def check_stack(cfgs: Sequence[RunConfig]) -> None:
             if flat[name] != first[name]:
                 raise ConfigError(name, f"{first[name]} and {flat[name]} in one stack",
                                   "one value for every member of a stack (shared: " + ", ".join(SHARED) + ")")
-        if cfg.runtime.nproc_per_node != 1:
-            raise ConfigError("runtime.nproc_per_node", cfg.runtime.nproc_per_node, "1 in a stack (one device)")
-        if cfg.runtime.compile:
-            raise ConfigError("runtime.compile", True, "false in a stack (its fused model is not compiled)")
-        if losses.info(cfg.loss.name).kind == "multi-stage":
-            raise ConfigError("loss.name", cfg.loss.name, "a loss other than NLNL in a stack (NLNL draws its "
-                              "complementary labels from torch's global generator, which members would share): "
-                              "train it solo")
+        refusal = why_solo(cfg)
+        if refusal is not None:
+            raise refusal
     digests = [config_hash(cfg) for cfg in cfgs]
     twice = next((d for i, d in enumerate(digests) if d in digests[:i]), None)
     if twice is not None:
@@ -81,11 +94,8 @@ def check_stack(cfgs: Sequence[RunConfig]) -> None:
 
 def stack_key(cfg: RunConfig) -> tuple | None:
     """What a resolved config shares with the members of its stack (configs with equal keys can stack), or
-    None when it trains solo: a model that cannot be fused, NLNL, a distributed or compiled run."""
-    from ..models import can_stack
-
-    if (cfg.runtime.nproc_per_node != 1 or cfg.runtime.compile or not can_stack(cfg.model.name)
-            or losses.info(cfg.loss.name).kind == "multi-stage"):
+    None when it trains solo (``why_solo``)."""
+    if why_solo(cfg) is not None:
         return None
     flat = cfg.flat()
     return tuple(flat[name] for name in SHARED)
