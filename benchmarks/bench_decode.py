@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_runs_per_gpu import machine  # noqa: E402  (the machine line every benchmark here prints)
 
 from aplab.data.files import evaluation_transform, file_loader, iterate, webvision_train  # noqa: E402
-from aplab.data.gpu_decode import DeviceDecodedFiles, EvaluationOnDevice, WebVisionTrainOnDevice  # noqa: E402
-from aplab.data.sources import IMAGENET_STATS  # noqa: E402
+from aplab.data.device_transforms import EvaluationOnDevice, WebVisionTrainOnDevice  # noqa: E402
+from aplab.data.gpu_decode import DeviceDecodedFiles  # noqa: E402
+from aplab.data.sources.webvision_mini import IMAGENET_STATS  # noqa: E402
 
 SIZE = 224
 
