@@ -195,10 +195,10 @@ def assert_like_solo_runs(stacked: dict, solo: dict) -> None:
         assert run.tags[T.LOSS] == other.tags[T.LOSS] and run.tags[T.SEED] == other.tags[T.SEED]
 
 
-def test_pipeline_run_stack_auto_trains_the_quickstart_as_stacks_of_runs_a_solo_run_would_make(tmp_path, monkeypatch):
+def test_pipeline_run_stack_8_trains_the_quickstart_as_stacks_of_runs_a_solo_run_would_make(tmp_path, monkeypatch):
     from aplab.cli.command import main
 
-    for name, stack in (("solo", "1"), ("stacked", "auto")):
+    for name, stack in (("solo", "auto"), ("stacked", "8")):  # auto on a CPU: each run alone (it does not pay)
         folder = tmp_path / name
         folder.mkdir()
         monkeypatch.chdir(folder)
@@ -207,7 +207,7 @@ def test_pipeline_run_stack_auto_trains_the_quickstart_as_stacks_of_runs_a_solo_
     stacked, solo = store_runs(tmp_path / "stacked" / "m.db"), store_runs(tmp_path / "solo" / "m.db")
     assert_like_solo_runs(stacked, solo)
     sizes = sorted(r.tags[T.STACK_SIZE] for r in stacked.values())
-    assert sizes == ["4"] * 4 + ["8"] * 8  # auto on a CPU: at most 8 per stack, the 12 runs as 8 + 4
+    assert sizes == ["4"] * 4 + ["8"] * 8  # at most 8 per stack: the 12 runs as 8 + 4
     assert len({r.tags[T.STACK_ID] for r in stacked.values()}) == 2
 
 
@@ -333,3 +333,5 @@ def test_cells_are_stacked_by_what_they_share_and_nlnl_or_a_resnet_trains_alone(
     resnet.write_text("name: r\nexperiment: r\nmatrix:\n  dataset: [digits]\n  loss: [ce, gce]\n"
                       "  noise: [symmetric:0.4]\n  seed: [0]\noverrides:\n  model.name: resnet18\n")
     assert [len(job) for job in stack_jobs(expand(load_pipeline(resnet)), parse_stack("auto"), "cuda")] == [1, 1]
+    assert [len(job) for job in stack_jobs(cells, parse_stack("auto"), "cuda")] == [4, 1]  # ce gce sce mae; nlnl
+    assert [len(job) for job in stack_jobs(cells, parse_stack("auto"), "cpu")] == [1] * 5

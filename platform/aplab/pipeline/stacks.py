@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from .spec import Cell
 
-#: members of an ``auto`` stack at most, per device kind
-AUTO_CAP = {"cuda": 32, "cpu": 8}
+#: members of an ``auto`` stack at most, per device kind. On a CPU fusing does not pay (benchmarks/RESULTS.md,
+#: "Stacked training": its convolutions are compute-bound, and grouped ones are slower there at 28 px), so
+#: ``auto`` trains each run alone; ``--stack K`` still stacks on a CPU when asked.
+AUTO_CAP = {"cuda": 32, "cpu": 1}
 
 
 @dataclass(frozen=True)
