@@ -25,3 +25,19 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def logit_batches(classes: int):
+    """The float64 logits the loss tests compare on: random, extreme (+-40) and confident (+-30) rows, with
+    labels, including confident rows whose label is the wrong class."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    random = torch.randn(64, classes, generator=g, dtype=torch.float64) * 3
+    extreme = (torch.randint(-1, 2, (64, classes), generator=g).double() * 40
+               + torch.randn(64, classes, generator=g).double())
+    labels = torch.randint(0, classes, (64,), generator=g)
+    confident = torch.full((8, classes), -30.0, dtype=torch.float64)
+    confident[torch.arange(8), torch.arange(8)] = 30.0
+    return [(random, labels), (extreme, labels), (confident, torch.arange(8)),
+            (confident, (torch.arange(8) + 1) % classes)]

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from aplab import losses
+from tests.helpers import logit_batches
 
 K = 10
 TOL = dict(rtol=1e-9, atol=1e-9)
@@ -166,13 +167,7 @@ IDS = [name + "".join(f"-{k}={v}" for k, v in params) for name, params in CASES]
 
 
 def batches():
-    g = torch.Generator().manual_seed(0)
-    random = torch.randn(64, K, generator=g, dtype=torch.float64) * 3
-    extreme = torch.randint(-1, 2, (64, K), generator=g).double() * 40 + torch.randn(64, K, generator=g).double()
-    labels = torch.randint(0, K, (64,), generator=g)
-    confident = torch.full((8, K), -30.0, dtype=torch.float64)
-    confident[torch.arange(8), torch.arange(8)] = 30.0
-    return [(random, labels), (extreme, labels), (confident, torch.arange(8)), (confident, (torch.arange(8) + 1) % K)]
+    return logit_batches(K)
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=IDS)
