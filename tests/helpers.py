@@ -41,3 +41,19 @@ def logit_batches(classes: int):
     confident[torch.arange(8), torch.arange(8)] = 30.0
     return [(random, labels), (extreme, labels), (confident, torch.arange(8)),
             (confident, (torch.arange(8) + 1) % classes)]
+
+
+def assert_loss_matches(loss, reference, classes: int, tol: dict, reduce: str = "sum") -> None:
+    """``loss`` (built with reduction "none") equals ``reference(z, y)`` on every ``logit_batches`` batch, in
+    value and in the gradient of the batch's ``reduce`` ("sum"; "mean" where a batch-level term couples
+    the samples)."""
+    import torch
+
+    for z, y in logit_batches(classes):
+        mine, theirs = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+        got = loss(mine, y)
+        want = reference(theirs, y).expand_as(got)
+        torch.testing.assert_close(got, want, **tol)
+        (g_mine,) = torch.autograd.grad(getattr(got, reduce)(), mine)
+        (g_theirs,) = torch.autograd.grad(getattr(want, reduce)(), theirs)
+        torch.testing.assert_close(g_mine, g_theirs, **tol)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from aplab import losses
-from tests.helpers import logit_batches
+from tests.helpers import assert_loss_matches, logit_batches
 
 K = 10
 TOL = dict(rtol=1e-9, atol=1e-9)
@@ -173,14 +173,7 @@ def batches():
 @pytest.mark.parametrize("case", list(CASES), ids=IDS)
 def test_values_and_gradients_equal_the_official_formulas_per_sample_in_float64(case):
     name, params = case
-    loss = losses.build(name, K, reduction="none", **dict(params))
-    for z, y in batches():
-        mine, theirs = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
-        got, want = loss(mine, y), CASES[case](theirs, y)
-        torch.testing.assert_close(got, want, **TOL)
-        (g_mine,) = torch.autograd.grad(got.sum(), mine)
-        (g_theirs,) = torch.autograd.grad(want.sum(), theirs)
-        torch.testing.assert_close(g_mine, g_theirs, **TOL)
+    assert_loss_matches(losses.build(name, K, reduction="none", **dict(params)), CASES[case], K, TOL)
 
 
 @pytest.mark.parametrize("name, params", [("ece", {"m": 10.0}), ("tce", {"order": 3}), ("poly1", {}), ("gls", {}),
