@@ -166,10 +166,6 @@ CASES = {
 IDS = [name + "".join(f"-{k}={v}" for k, v in params) for name, params in CASES]
 
 
-def batches():
-    return logit_batches(K)
-
-
 @pytest.mark.parametrize("case", list(CASES), ids=IDS)
 def test_values_and_gradients_equal_the_official_formulas_per_sample_in_float64(case):
     name, params = case
@@ -282,7 +278,7 @@ def test_bitempered_equals_the_official_fixed_point_and_its_gradient_is_the_exac
 
 
 def test_bitempered_with_both_temperatures_one_is_cross_entropy():
-    z, y = batches()[0]
+    z, y = logit_batches(K)[0]
     x = z.clone().requires_grad_(True)
     got = losses.build("bitempered", K, reduction="none", t1=1.0, t2=1.0)(x, y)
     torch.testing.assert_close(got, ce(z, y) + math.log(1 + 1e-10), **TOL)
@@ -291,7 +287,7 @@ def test_bitempered_with_both_temperatures_one_is_cross_entropy():
 
 
 def test_bitempered_is_stable_in_float32():
-    z64, y = batches()[0]
+    z64, y = logit_batches(K)[0]
     f32 = losses.build("bitempered", K, reduction="none", t1=0.8, t2=1.2)(z64.float(), y)
     f64 = losses.build("bitempered", K, reduction="none", t1=0.8, t2=1.2)(z64, y)
     torch.testing.assert_close(f32.double(), f64, rtol=1e-5, atol=1e-6)

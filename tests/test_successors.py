@@ -110,10 +110,6 @@ CASES = {
 IDS = [name + "".join(f"-{k}={v}" for k, v in params) for name, params in CASES]
 
 
-def batches():
-    return logit_batches(K)
-
-
 @pytest.mark.parametrize("case", list(CASES), ids=IDS)
 def test_values_and_gradients_equal_the_official_formulas_per_sample_in_float64(case):
     name, params = case
@@ -131,7 +127,7 @@ def test_gradients_match_finite_differences_where_nothing_is_detached(name):
 @pytest.mark.parametrize("name", ["nnce", "nnfl"])
 def test_negative_normalised_losses_sum_to_k_minus_one_over_labels(name):
     loss = losses.build(name, K, reduction="none")
-    for z, _ in batches():
+    for z, _ in logit_batches(K):
         per_label = torch.stack([loss(z, torch.full((len(z),), j)) for j in range(K)], dim=1)
         assert per_label.min() >= 0 and per_label.max() <= 1 + 1e-12
         torch.testing.assert_close(per_label.sum(1), torch.full((len(z),), K - 1.0, dtype=torch.float64))
