@@ -245,7 +245,7 @@ def test_a_stacked_pipeline_on_slurm_sends_one_task_per_stack(slurm_cluster, tmp
     assert "nothing to submit (4 of 4 cells finished)" in again.stdout, again.stdout + again.stderr
 
 
-EPOCHS = 6  # with batches of 8, an epoch of the digits takes seconds: time to see one end and stop the task
+EPOCHS = 15  # with batches of 8, an epoch of the digits takes about a second: time to see one end and stop the task
 TWO_CELLS = f"""
 name: two
 experiment: two
