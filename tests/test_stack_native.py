@@ -154,6 +154,8 @@ def test_aplab_study_on_postgres_nests_every_trial_under_one_parent(mlflow_serve
               "--workdir", str(tmp_path / "runs"), cwd=tmp_path)
     trials = optuna.load_study(study_name=name, storage=optuna_storage).get_trials()
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert [(t.number, t.state.name) for t in trials if t not in complete] == [], \
+        [t.user_attrs.get("aplab.retry_reason") for t in trials]  # no trial crashed and ran again
     assert len(complete) == 12
     assert len({(t.params["loss.alpha"], t.params["loss.beta"]) for t in complete}) == 12
     runs = mlflow_rest.search_runs([mlflow_rest.experiment_by_name(exp)["experiment_id"]])
@@ -161,6 +163,42 @@ def test_aplab_study_on_postgres_nests_every_trial_under_one_parent(mlflow_serve
     parents = [run_id for run_id, t in tags.items() if "mlflow.parentRunId" not in t]
     assert len(parents) == 1
     assert sum(t.get("mlflow.parentRunId") == parents[0] for t in tags.values()) == 12
+
+
+def _log_digits_dataset(uri: str, experiment: str, barrier, results) -> None:
+    """One of two processes that create a run, wait for each other, then log the same new dataset."""
+    from aplab.tracking.base import DatasetRecord
+    from aplab.tracking.mlflow_tracker import MlflowTracker
+
+    tracker = MlflowTracker(uri)
+    run_id = tracker.start_run(experiment, "same-dataset", {})
+    barrier.wait()
+    try:
+        tracker.log_dataset(run_id, DatasetRecord("digits/train", "d1g1t5", "sklearn:load_digits", 1437))
+        results.put((run_id, "ok"))
+    except Exception as err:  # noqa: BLE001 - reported to the test
+        results.put((run_id, f"{type(err).__name__}: {err}"[:300]))
+
+
+def test_two_processes_log_one_new_dataset_at_the_same_moment(mlflow_server, mlflow_rest):
+    """MLflow looks a dataset up, then inserts it: the second of two simultaneous writers hits the unique key
+    (a study's workers start their first trials together); aplab sends it again and both runs hold it."""
+    import multiprocessing
+
+    experiment = f"datasets-{uuid.uuid4().hex[:8]}"
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(2), context.Queue()
+    workers = [context.Process(target=_log_digits_dataset, args=(mlflow_server.url, experiment, barrier, results))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    outcomes = dict(results.get(timeout=120) for _ in workers)
+    for worker in workers:
+        worker.join()
+    assert list(outcomes.values()) == ["ok", "ok"]
+    for run_id in outcomes:
+        inputs = mlflow_rest.get_run(run_id)["inputs"]["dataset_inputs"]
+        assert [(i["dataset"]["name"], i["dataset"]["digest"]) for i in inputs] == [("digits/train", "d1g1t5")]
 
 
 EPOCH_LINE = re.compile(r"^(?:\[aplab\] )?epoch\s+(\d+)/\d+")

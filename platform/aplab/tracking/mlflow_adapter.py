@@ -25,6 +25,17 @@ def is_missing(err: MlflowException) -> bool:
     return err.error_code == RESOURCE_DOES_NOT_EXIST
 
 
+def is_duplicate_row(err: MlflowException) -> bool:
+    """Whether a SQL store refused a row another writer inserted first (a unique key), e.g. two processes
+    logging the same new dataset into one experiment: MLflow reads, then inserts, without a lock.
+
+    Internal: MLflow 3.17.2 passes the database's IntegrityError on as BAD_REQUEST with its text only, so the
+    text is read (PostgreSQL "duplicate key value", SQLite "UNIQUE constraint failed").
+    """
+    text = str(err.message)
+    return "duplicate key value" in text or "UNIQUE constraint failed" in text
+
+
 def default_artifacts() -> str:
     """Where MLflow puts the Default experiment's artifacts for a store created from here (``./mlruns/0``).
 
@@ -70,5 +81,5 @@ def system_metrics_monitor(run_id: str, tracking_uri: str, resume: bool) -> Any 
     return monitor
 
 
-__all__ = ["RESOURCE_DOES_NOT_EXIST", "adopt_default_experiment", "default_artifacts", "is_missing",
+__all__ = ["RESOURCE_DOES_NOT_EXIST", "adopt_default_experiment", "default_artifacts", "is_duplicate_row", "is_missing",
            "system_metrics_monitor"]

@@ -37,7 +37,7 @@ from ..keys import T
 from ..status import RunStatus
 from ..version import git_commit
 from .base import DatasetRecord, RunRecord
-from .mlflow_adapter import adopt_default_experiment, is_missing, system_metrics_monitor
+from .mlflow_adapter import adopt_default_experiment, is_duplicate_row, is_missing, system_metrics_monitor
 from .quiet import quiet_store_errors
 from .sqlite_store import prepare_store, sqlite_path
 
@@ -147,9 +147,17 @@ class MlflowTracker:
         self.client.log_artifact(run_id, str(path), artifact_path)
 
     def log_dataset(self, run_id, dataset: DatasetRecord):
+        """The dataset as an input of the run; sent again once when another process created the same dataset
+        in the experiment at the same moment (the second try finds its row)."""
         entity = Dataset(name=dataset.name, digest=dataset.digest, source_type="aplab", source=dataset.source,
                          profile=f'{{"num_rows": {dataset.num_rows}}}')
-        self.client.log_inputs(run_id, [DatasetInput(entity, [InputTag(T.DATASET_CONTEXT, dataset.context)])])
+        inputs = [DatasetInput(entity, [InputTag(T.DATASET_CONTEXT, dataset.context)])]
+        try:
+            self.client.log_inputs(run_id, inputs)
+        except MlflowException as err:
+            if not is_duplicate_row(err):
+                raise
+            self.client.log_inputs(run_id, inputs)
 
     def log_model(self, run_id, model, name="model"):
         """The model as an MLflow LoggedModel of the run, named after the run (``logged_model_name``): its
