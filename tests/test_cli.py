@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from aplab.cli.command import COMMANDS, build_parser
 
 CLI = Path(__file__).resolve().parents[1] / "platform" / "aplab" / "cli"
@@ -56,3 +58,23 @@ def test_a_closed_pipe_is_no_traceback() -> None:
     done = subprocess.run(f"{sys.executable} -m aplab losses | head -1", shell=True, capture_output=True, text=True)
     assert done.stdout.startswith("| name |")
     assert "Traceback" not in done.stderr
+
+
+def test_a_yaml_file_that_is_not_utf8_is_one_line_for_each_command(tmp_path, capsys, monkeypatch) -> None:
+    """A config, pipeline or search space saved in Latin-1 (a comment with "é") names the file and the byte."""
+    from aplab.cli.command import main
+
+    monkeypatch.chdir(tmp_path)
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("# caf\u00e9\noptim:\n  epochs: 1\n".encode("latin-1"))
+    for argv in (["train", "--config", str(latin1), "--tracking-uri", "memory://"],
+                 ["pipeline", "run", str(latin1), "--tracking-uri", "memory://", "--no-progress"],
+                 ["study", "--space", str(latin1), "--dataset", "digits", "--loss", "nce+rce",
+                  "--tracking-uri", "memory://"]):
+        with pytest.raises(SystemExit) as exited:
+            code = main(argv)
+            raise SystemExit(code)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exited.value.code == 2, argv
+        assert err == [f"aplab: error: config file='{latin1}' is not allowed: UTF-8 text (byte 5 is not)"], argv
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latin1.yaml"]  # nothing left behind
