@@ -452,3 +452,17 @@ def test_a_killed_run_resumes_under_another_spelling_of_the_same_sqlite_store(sm
     assert resumed_epochs == [3]  # trained on from the checkpoint
     runs = make_tracker(absolute).find_runs(cfg.tracking.experiment)
     assert [(r.run_id, r.status) for r in runs] == [(again.run_id, "FINISHED")]
+
+
+@pytest.mark.slow
+def test_a_compiled_run_trains_and_learns_like_an_eager_one(small_run):
+    """Issue 22: ``runtime.compile`` crashed on every model that has a length (``compiled or model`` asked
+    nn.Sequential for len()); compiled on the CPU (inductor, a C++ compiler) it now learns."""
+    tracker = MemoryTracker()
+    eager = train(small_run(**{"tracking.uri": "memory://", "optim.epochs": 3}), tracker=tracker, progress=False)
+    compiled = train(small_run(**{"tracking.uri": "memory://", "optim.epochs": 3, "runtime.compile": True,
+                                  "tracking.workdir": str(small_run().tracking.workdir) + "-compiled"}),
+                     tracker=tracker, progress=False)
+    assert compiled.status == RunStatus.FINISHED and compiled.run_id != eager.run_id
+    assert compiled.summary[M.TEST_ACC_LAST] > 0.6  # digits after 3 epochs (chance: 0.1)
+    assert abs(compiled.summary[M.TEST_ACC_LAST] - eager.summary[M.TEST_ACC_LAST]) < 0.05

@@ -46,7 +46,7 @@ class Engine:
                  num_classes: int, compiled: nn.Module | None = None, trainer: nn.Module | None = None,
                  rank: Rank = SINGLE):
         self.model = model
-        self.forward = compiled or model
+        self.forward = compiled if compiled is not None else model  # a Module with len() (Sequential) may be falsy
         self.trainer = trainer if trainer is not None else self.forward
         self.rank = rank
         self.loss_fn = loss_fn
