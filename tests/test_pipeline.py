@@ -393,3 +393,10 @@ def test_off_a_terminal_a_pipeline_prints_one_line_per_finished_run(tmp_path, ca
     assert len(lines) == 2
     assert lines[0].startswith("[aplab] 1/2 FINISHED ") and lines[1].startswith("[aplab] 2/2 FINISHED ")
     assert all("test/acc " in line for line in lines)
+
+
+def test_the_fashion_mnist_seed0_cells_are_cells_of_the_full_pipeline():
+    """The CPU results page's four runs are the full pipeline's runs (same config hashes), so it skips them."""
+    full = {c.digest for c in expand(load_pipeline(ROOT / "pipelines" / "fashion_mnist.yaml"))}
+    seed0 = [c.digest for c in expand(load_pipeline(ROOT / "pipelines" / "fashion_mnist_seed0.yaml"))]
+    assert len(seed0) == 4 and set(seed0) <= full
