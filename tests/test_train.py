@@ -364,6 +364,20 @@ def test_bad_input_exits_2_with_one_line_and_leaves_nothing_behind(tmp_path, cap
     assert not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.parametrize("workdir, message", [
+    ("", "tracking.workdir='' is not allowed: a folder path"),
+    ("notes.txt", "tracking.workdir='notes.txt' is not allowed: a folder (this is a file)"),
+])
+def test_a_workdir_that_cannot_be_a_folder_is_one_line(tmp_path, capsys, monkeypatch, workdir, message):
+    """Issue 22: ``--workdir`` naming a file (or nothing) was a NotADirectoryError traceback after setup."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("a file, not a folder\n")
+    code = main(["train", "--no-progress", "--dataset", "digits", "--epochs", "1", "--workdir", workdir])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == f"aplab: error: {message}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_malformed_yaml_config_exits_2(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("loss: {name: nce+rce\n")

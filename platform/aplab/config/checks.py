@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, one_of
@@ -44,3 +45,7 @@ def check_settings(cfg: RunConfig) -> None:
     _require(r.device == "auto" or r.device.split(":")[0] in ("cpu", "cuda", "mps"),
              "runtime.device", r.device, "auto, cpu, cuda, cuda:N or mps")
     _require(bool(cfg.tracking.experiment), "tracking.experiment", cfg.tracking.experiment, "a non-empty name")
+    workdir = str(cfg.tracking.workdir)
+    _require(bool(workdir.strip()), "tracking.workdir", workdir, "a folder path")
+    _require(not Path(workdir).exists() or Path(workdir).is_dir(), "tracking.workdir", workdir,
+             "a folder (this is a file)")
