@@ -150,7 +150,8 @@ def test_bad_pipeline_files_fail_before_anything_runs(case, tmp_path, capsys, mo
     assert not (tmp_path / "aplab_runs").exists()
 
 
-def test_missing_file_bad_scale_and_bad_set_exit_2(tmp_path, capsys):
+def test_missing_file_bad_scale_and_bad_set_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     good = write(tmp_path, "matrix:\n" + GOOD_MATRIX)
     assert main(["pipeline", "run", str(tmp_path / "absent.yaml"), "--tracking-uri", "memory://"]) == 2
     assert main(["pipeline", "run", str(good), "--scale", "tiny", "--tracking-uri", "memory://"]) == 2
@@ -158,6 +159,8 @@ def test_missing_file_bad_scale_and_bad_set_exit_2(tmp_path, capsys):
     assert main(["pipeline", "run", str(good), "--set", "optim.lrr=1", "--tracking-uri", "memory://"]) == 2
     assert main(["pipeline", "run", str(good), "--workers", "2", "--tracking-uri", "memory://"]) == 2
     assert "memory://" in capsys.readouterr().err
+    assert main(["pipeline", "run", str(good), "--experiment", "", "--tracking-uri", "memory://"]) == 2
+    assert "tracking.experiment='' is not allowed: a non-empty name" in capsys.readouterr().err  # was the file's
 
 
 HELP_WITHOUT_TORCH = """

@@ -211,7 +211,7 @@ def expand(spec: PipelineSpec, experiment: str | None = None, tracking_uri: str 
             for loss in spec.losses:
                 for seed in spec.seeds:
                     flat = {"data.name": dataset, "noise.spec": noise, **loss.fields(), "runtime.seed": seed,
-                            **spec.overrides, "tracking.experiment": experiment or spec.experiment}
+                            **spec.overrides, "tracking.experiment": spec.experiment if experiment is None else experiment}
                     if tracking_uri is not None:
                         flat["tracking.uri"] = tracking_uri
                     if workdir is not None:
