@@ -11,7 +11,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from ..errors import ConfigError
 from .mlflow_tracker import MlflowTracker, is_remote
@@ -21,6 +25,8 @@ from .sqlite_store import sqlite_path
 UI_PAGE = "/#/experiments?workflowType=machine_learning"
 #: Seconds the server has to stop on SIGTERM before it is killed.
 STOP_SECONDS = 10.0
+#: Seconds the server has to answer /health before ``aplab ui`` gives up (MLflow takes a few on a busy machine).
+START_SECONDS = 120.0
 
 
 def runs_page(base: str, experiment_id: str | None) -> str:
@@ -66,7 +72,8 @@ def open_ui(uri: str, port: int, experiment: str | None = None, log: Path | None
         print(f"the tracking server serves its own UI: open {page}")
         return 0
     with socket.socket() as probe:
-        try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: closed connections
+        try:                                                           # of a previous server do not count
             probe.bind(("127.0.0.1", port))
         except OSError:
             raise ConfigError("port", port, "a free port (this one is in use): pass another --port") from None
@@ -77,13 +84,25 @@ def open_ui(uri: str, port: int, experiment: str | None = None, log: Path | None
     with open(log, "ab") as output:
         server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                   start_new_session=True)
-    print(f"MLflow UI of {uri}: open {page}", flush=True)
-    print(f"server log: {log}  (Ctrl-C or SIGTERM stops the server)", flush=True)
-    return _serve(server)
+
+    def announce() -> None:  # only once the server answers: an address printed earlier is refused when opened
+        print(f"MLflow UI of {uri}: open {page}", flush=True)
+        print(f"server log: {log}  (Ctrl-C or SIGTERM stops the server)", flush=True)
+
+    return _serve(server, f"http://127.0.0.1:{port}/health", announce, log)
 
 
-def _serve(server: subprocess.Popen) -> int:
-    """Wait for the server; on SIGTERM or SIGINT stop its whole process group, then return 0."""
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as reply:
+            return reply.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _serve(server: subprocess.Popen, health: str, announce: Callable[[], None], log: Path) -> int:
+    """Wait for the server to answer ``health`` (then ``announce``) and to end; on SIGTERM or SIGINT stop its
+    whole process group, then return 0. A server that never answers is stopped: 1 and one line."""
     stopping: list[int] = []
 
     def stop(signum, frame) -> None:
@@ -91,11 +110,21 @@ def _serve(server: subprocess.Popen) -> int:
         _signal_group(server, signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    waited = 0.0
+    waited, started = 0.0, time.monotonic()
+    ready = False
     try:
         while True:
+            if not ready and not stopping:
+                ready = _answers(health)
+                if ready:
+                    announce()
+                elif time.monotonic() - started > START_SECONDS:
+                    print(f"aplab: error: the MLflow UI did not answer within {START_SECONDS:.0f} s; see {log}",
+                          file=sys.stderr, flush=True)
+                    _signal_group(server, signal.SIGTERM)
+                    stopping.append(0)
             try:
-                code = server.wait(timeout=1.0)
+                code = server.wait(timeout=1.0 if ready or stopping else 0.25)
                 break
             except subprocess.TimeoutExpired:  # still serving; asked to stop long enough ago: kill it
                 waited = waited + 1.0 if stopping else 0.0
@@ -105,6 +134,11 @@ def _serve(server: subprocess.Popen) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _signal_group(server, signal.SIGKILL)  # workers left behind by the server, if any
+    if 0 in stopping:  # it never answered
+        return 1
+    if not ready and not stopping:
+        print(f"aplab: error: the MLflow UI stopped before it answered (exit {code}); see {log}", file=sys.stderr)
+        return code or 1
     return 0 if stopping else code
 
 
