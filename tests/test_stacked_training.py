@@ -152,6 +152,29 @@ def test_a_run_started_solo_resumes_in_a_stack_to_its_solo_result(member):
         assert all(abs(a[k] - b[k]) <= 1e-9 for k in a), a["epoch"]
 
 
+def test_a_member_killed_after_its_last_checkpoint_finishes_in_a_stack_without_training_more(member):
+    """Issue 22.7 in a stack: a member whose every epoch is checkpointed is finished, not trained past its end."""
+    class Stop(Exception):
+        pass
+
+    def stop_after_last(epoch, metrics):
+        if epoch == 3:
+            raise Stop
+
+    straight = train(member("straight", **MIXED[2]), tracker=MemoryTracker(), progress=False)
+    with pytest.raises(Stop):
+        train(member(**MIXED[2]), tracker=MemoryTracker(), progress=False, on_epoch=stop_after_last)
+    trained: list[int] = []
+    outcomes = train_stack([member(**MIXED[0]), member(**MIXED[2])], tracker=MemoryTracker(), progress=False,
+                           on_epoch=[None, lambda epoch, metrics: trained.append(epoch)])
+    finished = outcomes[1]
+    assert trained == [] and finished.status == RunStatus.FINISHED
+    assert [row["epoch"] for row in finished.history] == [1, 2, 3]
+    assert finished.summary == straight.summary and f"{M.TEST_ACC_CLASS}/0" in finished.summary
+    assert (finished.run_dir / "artifacts" / "confusion.png").exists()
+    assert outcomes[0].status == RunStatus.FINISHED
+
+
 @pytest.mark.parametrize("override,field", [
     ({"optim.batch_size": 32}, "optim.batch_size"),
     ({"model.name": "cnn8"}, "model.name"),

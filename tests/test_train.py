@@ -451,6 +451,27 @@ def test_a_lost_checkpoint_fails_the_old_run_and_trains_a_new_one_with_each_epoc
     assert [step for step, _ in tracker.metric_history(first_id, "train/loss")] == [1, 2]
 
 
+def test_a_run_killed_after_its_last_checkpoint_finishes_on_rerun_with_every_artifact(small_run, tmp_path):
+    """Issue 22.7: the last epoch checkpointed, the kill came before finishing: the re-run trains nothing, and
+    finishes the run as an uninterrupted one would (confusion matrix, per-class accuracies, plots, status)."""
+    tracker = MemoryTracker()
+    cfg = small_run(**{"optim.epochs": 3})
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tracker=tracker, progress=False, on_epoch=interrupted_at(3))
+    (run_id,) = tracker.runs
+    trained = []
+    again = train(cfg, tracker=tracker, progress=False, on_epoch=lambda epoch, metrics: trained.append(epoch))
+    straight = train(small_run(**{"optim.epochs": 3, "tracking.workdir": str(tmp_path / "straight")}),
+                     tracker=MemoryTracker(), progress=False)
+    assert trained == [] and again.status == RunStatus.FINISHED and again.run_id == run_id
+    assert again.summary == straight.summary and f"{M.TEST_ACC_CLASS}/0" in again.summary
+    run = tracker.runs[run_id]
+    assert run.status == "FINISHED" and {"confusion.png", "curves.png", "metrics.csv"} <= set(run.artifacts)
+    assert (again.run_dir / "artifacts" / "confusion.png").exists()
+    assert not (again.run_dir / "checkpoint.pt").exists()
+    assert [step for step, _ in tracker.metric_history(run_id, M.TRAIN_LOSS)] == [1, 2, 3]
+
+
 def test_a_killed_run_resumes_under_another_spelling_of_the_same_sqlite_store(small_run, tmp_path, monkeypatch):
     """Issue 22.2: sqlite:///mlflow.db (relative) and sqlite:////<cwd>/mlflow.db are one store, one run."""
     from aplab.tracking import make_tracker

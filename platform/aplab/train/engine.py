@@ -96,6 +96,14 @@ class Engine:
             sums += evaluation_sums(logits, batch.labels, matrix)
         return sums, (matrix.view(self.num_classes, self.num_classes) if matrix is not None else None)
 
+    def confusion(self, test: DeviceBatches) -> torch.Tensor:
+        """The test confusion matrix of the model as it stands (summed over the ranks): what a run resumed
+        after its last epoch's checkpoint, killed before it finished, finishes with."""
+        matrix = self.evaluate(test, confusion=True)[1]
+        assert matrix is not None
+        all_sum(matrix, self.rank)
+        return matrix
+
     def epoch(self, train: DeviceBatches, val: DeviceBatches | None, test: DeviceBatches,
               epoch: int, epochs: int, confusion: bool = False) -> tuple[dict[str, float], torch.Tensor | None]:
         """Train one epoch and evaluate; the metrics dict costs exactly one host synchronisation."""

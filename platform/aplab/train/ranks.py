@@ -54,6 +54,9 @@ def follow(ctx: RunContext, runtime: Runtime, data: PreparedData) -> None:
     train, val, test = make_batches(data, ctx.cfg, runtime, ctx.rank)
     start = restore_training(ctx, engine, train, plan["checkpoint"])
     epochs = ctx.cfg.optim.epochs
+    if start > epochs:  # every epoch was trained; rank 0 finishes the run with the test confusion matrix
+        engine.confusion(test)
+        return None
     try:
         for epoch in range(start, epochs + 1):
             engine.epoch(train, val, test, epoch, epochs, confusion=epoch == epochs)

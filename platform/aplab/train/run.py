@@ -142,7 +142,7 @@ class TrainingRun:
 
     def open(self, claim: RunClaim, runtime: Runtime, data: PreparedData) -> OpenRun | RunResult:
         """Ready the run to train its next epoch (fresh, or resumed from its checkpoint), or its result when
-        it finished earlier (skipped)."""
+        it finished earlier (skipped) or trained its last epoch before a kill (finished now)."""
         ctx, cfg = self.ctx, self.ctx.cfg
         recorder = self._recorder_to_continue()
         if recorder is not None and recorder.state.status == RunStatus.FINISHED:
@@ -169,6 +169,9 @@ class TrainingRun:
             if ctx.tracker is not None and not recorder.ensure_run():
                 raise TrackingUnavailable(f"could not create a run in {ctx.uri}; see the warning above")
             recorder.save()
+        if start > cfg.optim.epochs:  # killed after its last epoch's checkpoint, before it finished: finish now
+            return self.finish(OpenRun(engine, train, val, test, recorder, claim, runtime, start),
+                               engine.confusion(test))
         monitor = start_system_metrics(cfg, ctx.tracker, recorder, resumed=start > 1)
         return OpenRun(engine, train, val, test, recorder, claim, runtime, start, monitor)
 
