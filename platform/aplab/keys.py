@@ -67,6 +67,7 @@ class T:
     STACK_ID = "stack.id"  # runs trained together as one fused model (train.stack): its id, size, this run's slot
     STACK_SIZE = "stack.size"
     STACK_SLOT = "stack.slot"
+    RUN_KEY = "aplab.run_key"  # a run folder's random key, in state.json before its tracked run exists: found again after a kill
     # MLflow's own
     RUN_NAME = "mlflow.runName"
     PARENT_RUN_ID = "mlflow.parentRunId"

@@ -122,7 +122,8 @@ class MemoryTracker:
 
     def log_dataset(self, run_id, dataset):
         self._guard()
-        self.runs[run_id].datasets.append(dataset)
+        if dataset not in self.runs[run_id].datasets:  # as MLflow: the same input twice is one input
+            self.runs[run_id].datasets.append(dataset)
 
     def set_tags(self, run_id, tags):
         self._guard()

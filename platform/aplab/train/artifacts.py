@@ -33,6 +33,16 @@ def write_start_artifacts(run_dir, cfg: RunConfig, data: PreparedData) -> None:
                 "noisy label", "true label")
 
 
+#: The end-of-run metrics (logged once, at the last epoch) besides the per-class accuracies.
+SUMMARY_METRICS = frozenset({M.TEST_ACC_LAST, M.TEST_ACC_BEST, M.BEST_TEST_EPOCH, M.TEST_ACC_BEST_VAL,
+                             M.VAL_ACC_BEST, M.BEST_VAL_EPOCH, M.VAL_ACC_LAST})
+
+
+def is_summary_metric(key: str) -> bool:
+    """Whether ``key`` is one of a run's end-of-run metrics (``run_summary``, ``class_accuracies``)."""
+    return key in SUMMARY_METRICS or key.startswith(f"{M.TEST_ACC_CLASS}/")
+
+
 def run_summary(history: list[dict[str, float]]) -> dict[str, float]:
     """The end-of-run numbers: last epoch, best validation epoch, and the best test epoch (logged only)."""
     top = max(history, key=lambda row: row[M.TEST_ACC])  # the "best epoch" many later papers report

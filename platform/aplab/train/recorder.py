@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
 from ..errors import RunFileCorrupt
-from ..keys import M
+from ..keys import M, T
 from ..tracking import DatasetRecord, Tracker
 from .checkpoint import read_json, write_json
 from .state import RunState
@@ -98,10 +99,17 @@ class RunRecorder:
         if self.tracker is None:
             return False
         state, tracker = self.state, self.tracker
+        key = state.tags.setdefault(T.RUN_KEY, uuid.uuid4().hex)
+        self.save()  # the key is on disk before the run exists: a kill after its creation cannot leave a zombie
 
         def create() -> None:
-            run_id = tracker.start_run(state.experiment, state.run_name, state.tags, state.parent_run_id)
-            tracker.log_params(run_id, state.params)
+            made = tracker.find_runs(state.experiment, {T.RUN_KEY: key})  # created before a kill, id never saved
+            run_id = made[0].run_id if made else tracker.start_run(state.experiment, state.run_name, state.tags,
+                                                                   state.parent_run_id)
+            if made:  # the epochs it received before the kill are not sent again
+                state.synced_step = max((step for step, _ in tracker.metric_history(run_id, SENTINEL_METRIC)),
+                                        default=0)
+            tracker.log_params(run_id, state.params)  # both idempotent: a run found again gets what it lacks
             for record in state.dataset_records:  # training, validation and test sets
                 tracker.log_dataset(run_id, DatasetRecord(**record))
             state.run_id = run_id

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ..config import RunConfig, config_hash
 from ..distributed import SINGLE, Rank
 from ..errors import TrackingUnavailable
-from ..keys import M
+from ..keys import M, T
 from ..status import RunStatus
 from ..tracking import Tracker, default_uri, same_store
 from .artifacts import finalise, write_start_artifacts
@@ -107,7 +107,7 @@ class TrainingRun:
         """The run folder's state when this run continues it: None for a new run (none yet, another store,
         or FAILED earlier: its FAILED status reaches the tracker first)."""
         ctx = self.ctx
-        recorder = load_recorder(ctx)
+        recorder = load_recorder(ctx, self.parent_run_id)
         if recorder is not None and not same_store(recorder.state.tracking_uri, ctx.uri):
             return None  # same config, another tracking store: a new run
         if recorder is not None and recorder.state.status == RunStatus.FAILED:
@@ -160,10 +160,13 @@ class TrainingRun:
         if checkpoint is not None and recorder is not None:
             start = resume(ctx, engine, train, checkpoint, recorder)
         else:
-            killed_before_first_epoch = recorder.run_id if recorder is not None else None
+            earlier = recorder.state if recorder is not None else None  # killed before its first epoch
             recorder = RunRecorder(ctx.run_dir, ctx.tracker, fresh_state(ctx, data, runtime, self.parent_run_id,
                                                                          self.extra_tags))
-            recorder.state.run_id = killed_before_first_epoch  # reuse its tracked run, if it made one
+            if earlier is not None:  # its tracked run (made, or perhaps made before the kill) is this run's
+                recorder.state.run_id = earlier.run_id
+                if T.RUN_KEY in earlier.tags:
+                    recorder.state.tags[T.RUN_KEY] = earlier.tags[T.RUN_KEY]
             write_start_artifacts(ctx.run_dir, cfg, data)
             start = restore_training(ctx, engine, train, None)
             if ctx.tracker is not None and not recorder.ensure_run():
