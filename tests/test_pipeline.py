@@ -352,6 +352,43 @@ def test_workers_run_cells_in_processes(tmp_path):
     assert len(runs) == 4 and {r.status for r in runs} == {"FINISHED"}
 
 
+KILLER_LOSS = """
+import os, signal, torch
+
+
+class Die(torch.nn.Module):
+    \"\"\"A loss whose first call SIGKILLs the worker process training it.\"\"\"
+
+    def __init__(self, num_classes):
+        super().__init__()
+
+    def forward(self, logits, targets):
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_pipeline_fails_only_its_cell_and_the_others_train_on(tmp_path, monkeypatch, capsys):
+    """Issue 22.6: one dead worker of --workers 2 failed every cell, those never started and the other worker's."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "killer.py").write_text(KILLER_LOSS)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    pipeline = write(tmp_path, "name: die\nexperiment: die\noverrides: {optim.epochs: 3}\nmatrix:\n"
+                     "  dataset: [digits]\n  noise: [symmetric:0.4]\n  loss: [killer:Die, ce]\n  seed: [0, 1, 2]\n")
+    code = main(["pipeline", "run", str(pipeline), "--tracking-uri", uri, "--workers", "2",
+                 "--workdir", str(tmp_path / "runs"), "--no-progress"])
+    out = capsys.readouterr()
+    assert code == 1
+    cells = expand(load_pipeline(pipeline), workdir=str(tmp_path / "runs"))
+    killed = {c.digest for c in cells if c.config.loss.name == "killer:Die"}
+    ce = {c.digest for c in cells if c.config.loss.name == "ce"}
+    assert _finished_per_hash(uri, "die") == Counter({digest: 1 for digest in ce})
+    said = out.out + out.err
+    died = [line for line in said.splitlines() if "its worker process died (killed by SIGKILL)" in line]
+    assert died and all("killer:Die" in line for line in died) and all(digest in said for digest in killed)
+    assert "3 trained now" in out.out and "3 failed" in out.out
+
+
 @pytest.mark.slow
 def test_quickstart_shows_ce_memorising_while_apl_keeps_its_accuracy(tmp_path, capsys, monkeypatch):
     """The quickstart's promise (about 1 minute with 2 workers on 2 CPU cores)."""

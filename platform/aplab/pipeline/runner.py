@@ -9,61 +9,24 @@ A failed cell is reported, never stops the others, and is tried again by the nex
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
-import queue as queue_module
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TextIO
 
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..keys import M, T
-from ..processes import cores_share, die_with_parent
-from ..workers.gpus import check_workers, use_only_gpu
-from ..workers.slurm import use_slurm
+from ..processes import cores_share
+from ..status import Outcome
 from ..tracking import Tracker, default_uri, make_tracker
+from ..workers.gpus import check_workers
 from .cells import NOT_DONE, CellOutcome, PipelineResult, experiment_description, finished_hashes, train_job
+from .pool import run_jobs
 from .spec import Cell
 from .stacks import SOLO, StackRequest, stack_jobs
-from ..status import Outcome
 
 logger = logging.getLogger(__name__)
-
-# ----------------------------------------------------------------------------- worker processes
-
-_TICKS: Any = None
-_TRACKERS: dict[str, Tracker] = {}
-
-
-def _init_worker(ticks: Any, threads: int, parent: int, gpu_slots: Any) -> None:
-    """Set up a spawned worker: its GPU (taken from ``gpu_slots``, before torch touches CUDA), threads, death."""
-    global _TICKS
-    _TICKS = ticks
-    die_with_parent(parent)
-    use_slurm()
-    if gpu_slots is not None:
-        use_only_gpu(gpu_slots.get())
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _run_in_worker(job: list[Cell], uri: str, tags: dict[str, str]) -> list[dict[str, Any]]:
-    if uri not in _TRACKERS:
-        _TRACKERS[uri] = make_tracker(uri)
-
-    def ticks(cell: Cell):
-        return lambda epoch, metrics: _TICKS.put((cell.index, epoch))
-
-    return train_job(job, _TRACKERS[uri], tags, ticks)
-
-
-# ----------------------------------------------------------------------------- the loop
-
 
 class _Progress:
     """A tqdm bar over runs that advances by fractions of a run as epochs finish (for a steady ETA)."""
@@ -164,39 +127,12 @@ def run_pipeline(cells: list[Cell], name: str, tracker: Tracker | None = None, t
 
 def _run_pool(jobs: list[list[Cell]], uri: str, tags: dict[str, str], workers: int, bar: _Progress,
               gpus: tuple[str, ...] = ()) -> dict[int, CellOutcome]:
-    context = multiprocessing.get_context("spawn")  # no fork after torch's threads started (or CUDA counted GPUs)
-    ticks = context.Queue()
-    gpu_slots = None
-    if gpus:  # each worker process takes one slot as it starts: K slots per GPU
-        gpu_slots = context.Queue()
-        for device in gpus:
-            gpu_slots.put(device)
-    threads = cores_share(workers)
     outcomes: dict[int, CellOutcome] = {}
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
-                             initializer=_init_worker, initargs=(ticks, threads, os.getpid(), gpu_slots)) as pool:
-        futures: dict[Future, list[Cell]] = {pool.submit(_run_in_worker, job, uri, tags): job for job in jobs}
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            _drain(ticks, bar)
-            for future in finished:
-                job = futures[future]
-                try:
-                    datas = future.result()
-                except BrokenProcessPool as err:
-                    datas = [{"status": Outcome.FAILED, "run_id": None, "summary": {}, "seconds": 0.0,
-                              "error": f"worker process died ({err}); re-run to resume it"} for _ in job]
-                for cell, data in zip(job, datas):
-                    outcomes[cell.index] = _outcome(cell, data)
-                    bar.finished(outcomes[cell.index])
+
+    def done(job: list[Cell], datas: list[dict[str, Any]]) -> None:
+        for cell, data in zip(job, datas):
+            outcomes[cell.index] = _outcome(cell, data)
+            bar.finished(outcomes[cell.index])
+
+    run_jobs(jobs, uri, tags, workers, cores_share(workers), gpus, bar.epoch, done)
     return outcomes
-
-
-def _drain(ticks: Any, bar: _Progress) -> None:
-    while True:
-        try:
-            index, epoch = ticks.get_nowait()
-        except queue_module.Empty:
-            return
-        bar.epoch(index, epoch)

@@ -43,7 +43,8 @@ def load_recorder(ctx: RunContext, parent_run_id: str | None = None) -> RunRecor
                                                                          ".corrupt)"))
         if recovered is not None:
             return recovered
-        guarded(lambda: fail_tracked_runs(ctx, f"{STATE_FILE} unreadable: {err}"))
+        reason = f"{STATE_FILE} unreadable: {err}"
+        guarded(lambda: fail_tracked_runs(ctx, reason))
         (ctx.run_dir / CHECKPOINT).unlink(missing_ok=True)  # its epochs are not trusted without their state
         raise failure from None
     if recorder is None and started_here(ctx.run_dir):
