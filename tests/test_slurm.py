@@ -109,6 +109,36 @@ def test_a_study_on_slurm_refuses_storage_other_hosts_cannot_share(tmp_path, cap
     assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlflow.db").exists()
 
 
+NO_CONTROLLER = """ClusterName=none
+SlurmctldHost=localhost(127.0.0.1)
+SlurmctldPort={port}
+AuthType=auth/munge
+NodeName=localhost CPUs=1 State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES
+"""
+
+
+@pytest.mark.parametrize("command", [
+    ["pipeline", "run", str(QUICKSTART), "--scale", "smoke", "--executor", "slurm"],
+    ["study", "--space", str(PAPER_GRID), "--executor", "slurm", "--dataset", "digits", "--loss", "nce+rce"],
+])
+def test_slurm_without_a_reachable_controller_is_one_line_and_leaves_nothing(command, tmp_path, capsys, monkeypatch):
+    """Issue 22: submitit's sbatch failed after the store, run folders and a study's parent run were made."""
+    from tests.helpers import free_port
+
+    conf = tmp_path / "conf" / "slurm.conf"
+    conf.parent.mkdir()
+    conf.write_text(NO_CONTROLLER.format(port=free_port()))  # Slurm's real commands, no controller behind them
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    code = main(command)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Slurm controller" in err and "scontrol ping" in err, err
+    assert list(work.iterdir()) == []
+
+
 def test_runs_in_a_slurm_task_are_tagged_with_its_job_and_task(monkeypatch):
     from aplab.workers.slurm import SlurmScheduler
 

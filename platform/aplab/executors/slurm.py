@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ..workers.slurm import follow, job_of, require_submitit
+from ..workers.slurm import follow, job_of, require_controller, require_submitit
 from .base import EXECUTORS, PipelineLaunch, WorkerRequest
 
 
@@ -21,6 +21,7 @@ class SlurmExecutor:
         from .slurm_pipeline import submit_pipeline, wait_for_pipeline
 
         request.slurm.check_fits(launch.widest_cell)
+        require_controller()  # no Slurm to send to: exit 2 before any file or store exists
         cells = launch.my_cells()
         if not cells:
             return None

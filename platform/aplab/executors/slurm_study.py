@@ -18,7 +18,7 @@ from ..study.space import SearchSpace
 from ..study.storage import database_of, default_storage, is_journal, redact
 from ..study.summary import update_parent
 from ..tracking import Tracker, default_uri, make_tracker, require_shared_store
-from ..workers.slurm import Requeueable, SlurmOptions, job_of, make_executor, require_submitit, submit_array, use_task_cpus
+from ..workers.slurm import Requeueable, SlurmOptions, job_of, make_executor, require_controller, require_submitit, submit_array, use_task_cpus
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ def submit_study(options: StudyOptions, slurm: SlurmOptions,
     storage_url = options.storage or default_storage(default_uri(resolved.tracking.uri), resolved.tracking.workdir)
     check_shared_storage(storage_url, default_uri(resolved.tracking.uri))
     require_submitit()
+    require_controller()  # no Slurm to send to: exit 2 before any store or parent run exists
     job, study, tracker = prepare_study(replace(options, storage=storage_url), checked=(space, resolved, n_trials))
     logs = job.context.study_dir / "slurm-logs"
     executor = make_executor(logs, slurm, f"aplab-study-{job.context.study_name}")

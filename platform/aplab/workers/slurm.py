@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -98,6 +99,26 @@ def require_submitit() -> None:
         import submitit  # noqa: F401
     except ImportError:
         raise SlurmUnavailable(f"--executor slurm needs submitit: {INSTALL_HINT}") from None
+
+
+PING_SECONDS = 60  # scontrol's own message timeout is 10 s by default; a slow controller still answers
+
+
+def require_controller() -> None:
+    """Fail in one line, before anything is written or submitted, when Slurm's commands are missing or no
+    controller answers ``scontrol ping`` (submitit's sbatch would fail later, with files and runs left behind)."""
+    scontrol = shutil.which("scontrol")
+    if scontrol is None or shutil.which("sbatch") is None:
+        raise SlurmUnavailable("--executor slurm needs Slurm's client commands (sbatch, scontrol) on PATH")
+    try:
+        done = subprocess.run([scontrol, "ping"], capture_output=True, text=True, timeout=PING_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise SlurmUnavailable(f"--executor slurm: no Slurm controller answered `scontrol ping` within "
+                               f"{PING_SECONDS} s") from None
+    if done.returncode != 0:
+        lines = [line.strip() for line in (done.stdout + "\n" + done.stderr).splitlines() if line.strip()]
+        said = next((line for line in lines if line.startswith("Slurmctld")), lines[-1] if lines else "no output")
+        raise SlurmUnavailable(f"--executor slurm needs a reachable Slurm controller; `scontrol ping` says: {said}")
 
 
 def make_executor(folder: Path, options: SlurmOptions, name: str):
