@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aplab.cli.command import COMMANDS, build_parser
+from aplab.cli.command import COMMANDS, build_parser, main
 
 CLI = Path(__file__).resolve().parents[1] / "platform" / "aplab" / "cli"
 
@@ -78,3 +78,21 @@ def test_a_yaml_file_that_is_not_utf8_is_one_line_for_each_command(tmp_path, cap
         assert exited.value.code == 2, argv
         assert err == [f"aplab: error: config file='{latin1}' is not allowed: UTF-8 text (byte 5 is not)"], argv
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latin1.yaml"]  # nothing left behind
+
+
+@pytest.mark.parametrize("command", [
+    ["study", "--space", "search_spaces/apl_paper_grid.yaml", "--dataset", "cifar10", "--loss", "nce+rce",
+     "--set", "data.download=false"],
+])
+def test_a_study_whose_dataset_is_missing_leaves_no_store_behind(command, tmp_path, capsys, monkeypatch):
+    """Issue 22: a study whose dataset is missing created mlflow.db, its optuna journal and a parent run."""
+
+    root = Path(__file__).resolve().parents[1]
+    command = [str(root / part) if part.startswith("search_spaces/") else part for part in command]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("APLAB_DATA", str(tmp_path / "no-data"))
+    assert main([*command, "--tracking-uri", f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"]
+                if command[0] == "report" else command) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("aplab: error:") and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

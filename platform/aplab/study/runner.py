@@ -14,7 +14,7 @@ from ..keys import M, T
 from ..tracking import Tracker
 from .objective import ROLE_REFIT
 from .parent import close_parent_run
-from .prepare import StudyJob, StudyOptions, prepare_study, recover_stale
+from .prepare import StudyJob, StudyOptions, check_options, prepare_study, recover_stale
 from .queue import is_done
 from .space import SearchSpace, apply_params
 from .storage import storage_lock
@@ -76,9 +76,19 @@ def run_study(options: StudyOptions, tracker: Tracker | None = None,
               checked: tuple[SearchSpace, RunConfig, int | None] | None = None) -> StudyReport:
     """The whole ``aplab study`` command: prepare, run the workers, summarise, refit (``checked``: see
     ``prepare_study``)."""
+    checked = checked or check_options(options)
+    require_dataset(checked[1])
     job, study, tracker = prepare_study(options, tracker, checked)
     dead = run_workers(job, options.workers, tracker, options.gpus)
     return finish_study(job, study, tracker, options, dead)
+
+
+def require_dataset(cfg: RunConfig) -> None:
+    """The trials' dataset is here (or downloads): a missing one is one line before the study, its storage
+    and its parent run exist, not a failure in every trial."""
+    from ..data import load_dataset
+
+    load_dataset(cfg.data.name, cfg.data.data_dir, download=cfg.data.download)
 
 
 def finish_study(job: StudyJob, study, tracker: Tracker, options: StudyOptions, dead: list[str]) -> StudyReport:
