@@ -90,8 +90,10 @@ def test_every_member_of_a_mixed_stack_trains_exactly_as_its_solo_run_in_float64
         workdir = "tracking.workdir"  # the one setting the test gives them apart
         assert {k: v for k, v in run.params.items() if k != workdir} == {
             k: v for k, v in solo_run.params.items() if k != workdir}
-        extra = {T.STACK_ID, T.STACK_SIZE, T.STACK_SLOT}
-        assert {k: v for k, v in run.tags.items() if k not in extra} == solo_run.tags
+        extra = {T.STACK_ID, T.STACK_SIZE, T.STACK_SLOT, T.RUN_KEY}  # the run key: each run folder's own, random
+        assert {k: v for k, v in run.tags.items() if k not in extra} == {
+            k: v for k, v in solo_run.tags.items() if k != T.RUN_KEY}
+        assert len(run.tags[T.RUN_KEY]) == len(solo_run.tags[T.RUN_KEY]) == 32
         assert run.tags[T.STACK_SIZE] == "4" and run.tags[T.STACK_SLOT] == str(slot)
         assert set(run.metrics) == set(solo_run.metrics)
         ids.add(run.tags[T.STACK_ID])
