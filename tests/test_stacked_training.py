@@ -38,11 +38,12 @@ def without_timing(history):
 
 @pytest.fixture
 def member(small_run):
-    """A digits cnn4 run of 3 epochs in float64 on the CPU, with the given overrides."""
+    """A digits cnn4 run of 3 epochs in float64 on the CPU on one thread (``auto`` counts the cores free at the
+    run's start, so a solo run and its stack could record different runtime.threads_used tags), with overrides."""
 
     def make(workdir: str = "runs", **overrides):
         cfg = small_run(**{"model.name": "cnn4", "optim.epochs": 3, "runtime.precision": "fp64",
-                           "runtime.device": "cpu", **overrides})
+                           "runtime.device": "cpu", "runtime.threads": 1, **overrides})
         cfg.tracking.workdir = cfg.tracking.workdir.replace("/runs", f"/{workdir}")
         return cfg
 
