@@ -275,14 +275,40 @@ def test_a_stacked_pipeline_on_slurm_sends_one_task_per_stack(slurm_cluster, tmp
     assert "nothing to submit (4 of 4 cells finished)" in again.stdout, again.stdout + again.stderr
 
 
-EPOCHS = 15  # with batches of 8, an epoch of the digits takes about a second: time to see one end and stop the task
+EPOCHS = 4
+#: The digits training split (1,149 images) is 144 batches of 8: the gated loss holds in epoch 2 until let go.
+HOLD_AFTER_STEPS = 200
+GATED_LOSS = '''
+"""Cross-entropy that, past HOLD_AFTER training steps, waits while the file HOLD exists: a test stops its
+task mid-run after its first checkpoint, whatever the machine's speed, then lets the resumed run through."""
+import os
+import time
+
+import torch.nn.functional as F
+from torch import nn
+
+HOLD, HOLD_AFTER = {hold!r}, {after}
+
+
+class Ce(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.steps = 0
+
+    def forward(self, logits, targets):
+        if logits.requires_grad:  # a training step (evaluation runs under no_grad)
+            self.steps += 1
+            while self.steps > HOLD_AFTER and os.path.exists(HOLD):
+                time.sleep(0.05)  # in the Slurm task: the test waits on Slurm's state, not on this
+        return F.cross_entropy(logits, targets, reduction="none")
+'''
 TWO_CELLS = f"""
 name: two
 experiment: two
 matrix:
   dataset: [digits]
   noise: [symmetric:0.4]
-  loss: [ce, gce]
+  loss: [gated_loss:Ce, gce]
   seed: [0]
 overrides:
   optim.epochs: {EPOCHS}
@@ -291,22 +317,42 @@ overrides:
 """
 
 
+def hold_the_gated_loss(folder: Path) -> Path:
+    """Write ``gated_loss.py`` into ``folder`` (the Slurm tasks' working directory) and its hold file."""
+    hold = folder / "hold"
+    hold.write_text("")
+    (folder / "gated_loss.py").write_text(GATED_LOSS.format(hold=str(hold), after=HOLD_AFTER_STEPS))
+    return hold
+
+
+def gated_cell(folder: Path, keys: list[str]) -> str:
+    """The key of the cell training with the gated loss, once its run folder's state names its loss."""
+    for key in keys:
+        state = folder / key / "state.json"
+        if state.exists() and json.loads(state.read_text())["params"]["loss.name"] == "gated_loss:Ce":
+            return key
+    return ""
+
+
 @pytest.mark.slow
 def test_a_cancelled_task_resumes_into_its_run_when_the_pipeline_is_sent_again(slurm_cluster, tmp_path):
     """Its claim is left as by a task lost with its node (another host's, heartbeat fresh): Slurm says the
     task is gone, so the next submission's task takes the claim over instead of failing on it."""
     pipeline = tmp_path / "two.yaml"
     pipeline.write_text(TWO_CELLS)
+    hold = hold_the_gated_loss(tmp_path)
     sent = aplab(tmp_path, "pipeline", "run", str(pipeline), *CPU_TASKS)
     assert sent.returncode == 0, sent.stdout + sent.stderr
     job = job_id_of(sent.stdout)
-    logs = tmp_path / "aplab_runs" / "two" / "slurm" / "logs"
-    record = json.loads((tmp_path / "aplab_runs" / "two" / "slurm" / "submissions.jsonl").read_text())
-    victim, task = record["keys"][0], record["tasks"][0]
+    folder = tmp_path / "aplab_runs" / "two"
+    logs = folder / "slurm" / "logs"
+    record = json.loads((folder / "slurm" / "submissions.jsonl").read_text())
     assert record["tasks"] == [f"{job}_0", f"{job}_1"]
-    state_file = tmp_path / "aplab_runs" / "two" / victim / "state.json"
+    victim = wait_until("the gated cell's run starts", lambda: gated_cell(folder, record["keys"]), logs=logs)
+    task = record["tasks"][record["keys"].index(victim)]
+    state_file = folder / victim / "state.json"
 
-    run_id = wait_until("task 0 finishes its first epoch", lambda: first_epoch_run_id(state_file), logs=logs)
+    run_id = wait_until("the gated cell finishes its first epoch", lambda: first_epoch_run_id(state_file), logs=logs)
     slurm_cluster.run("scancel", task)
     wait_until("Slurm holds no task of the first array", lambda: not active_tasks([job]))
     tracker = make_tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -316,6 +362,7 @@ def test_a_cancelled_task_resumes_into_its_run_when_the_pipeline_is_sent_again(s
     assert runs[other].status == "FINISHED"
     epochs_before = len(steps(tracker, run_id))
     assert 1 <= epochs_before < EPOCHS
+    hold.unlink()  # the resumed run trains through
     now = time.time()
     lost = {"host": "lost-node", "pid": 4242, "process_start": 1.0, "since": now, "heartbeat": now,
             "slurm_job": job, "slurm_task": "0"}
@@ -368,13 +415,14 @@ def test_two_slurm_workers_fill_the_paper_grid_with_no_point_twice(slurm_cluster
 
 
 ONE_CELL = TWO_CELLS.replace("name: two", "name: one").replace("experiment: two", "experiment: one").replace(
-    "loss: [ce, gce]", "loss: [ce]")
+    "loss: [gated_loss:Ce, gce]", "loss: [gated_loss:Ce]")
 
 
 @pytest.mark.slow
 def test_a_preempted_task_is_requeued_and_resumes_its_run(slurm_cluster, tmp_path):
     pipeline = tmp_path / "one.yaml"
     pipeline.write_text(ONE_CELL)
+    hold = hold_the_gated_loss(tmp_path)
     sent = aplab(tmp_path, "pipeline", "run", str(pipeline), *CPU_TASKS)
     assert sent.returncode == 0, sent.stdout + sent.stderr
     job = job_id_of(sent.stdout)
@@ -396,6 +444,7 @@ def test_a_preempted_task_is_requeued_and_resumes_its_run(slurm_cluster, tmp_pat
         return slurm_cluster.run("squeue", "--noheader", "--jobs", task, "--format=%T").strip() == "PENDING"
 
     wait_until("the requeued task waits in the queue", pending)
+    hold.unlink()  # the requeued task trains through
     slurm_cluster.run("scontrol", "update", f"JobId={task}", "StartTime=now")  # Slurm holds a requeued job 2 min
     wait_until("the requeued task ends", lambda: not active_tasks([job]))
     tracker = make_tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
