@@ -157,10 +157,12 @@ def test_the_command_prints_one_json_object_with_the_promised_fields(capsys):
 
 def test_the_command_rejects_bad_arguments_with_config_errors(user_module):
     for argv in (["audit", "nce", "--format", "yaml"], ["audit", "nce", "--classes", "1"],
-                 ["audit", "gce", "--set", "q=7"], ["audit", "my_losses:half_mae", "--set", "q=0.5"]):
+                 ["audit", "gce", "--set", "q=7"], ["audit", "my_losses:half_mae", "--set", "q=0.5"],
+                 ["audit", "my_losses:half_mae", "--kind", "sideways"]):
         args = parse(argv)
         with pytest.raises(ConfigError):
             args.handler(args)
+    assert main(["audit", "my_losses:half_mae", "--kind", "passive"]) == 0  # a kind it knows is taken
 
 
 def test_a_short_probe_says_it_cannot_show_memorisation():

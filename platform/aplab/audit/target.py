@@ -9,6 +9,7 @@ import torch
 
 from ..errors import ConfigError
 from ..losses import build, info
+from ..losses.base import LOSS_KINDS
 from ..losses.custom import CONTRACT, checked, is_custom, load_callable
 
 PerSample = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -27,6 +28,8 @@ class Target:
 def load(spec: str, classes: int, params: dict[str, object], fidelity: str, kind: str | None) -> Target:
     """A registered name (with ``params``) or ``module:attr`` (imported from the working directory, as
     training does: ``losses.custom``); errors are one ConfigError line."""
+    if kind is not None and kind not in LOSS_KINDS:
+        raise ConfigError("--kind", kind, f"one of {', '.join(LOSS_KINDS)}")
     if not is_custom(spec):
         loss = build(spec, classes, reduction="none", fidelity=fidelity, **params)
         return Target(loss, kind or info(spec).kind)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -25,12 +25,17 @@ PROB_FLOOR = 1e-7
 LOG_PROB_FLOOR = math.log(PROB_FLOOR)
 
 
+#: The kinds of loss (paper section 4, and the combinations and successors since).
+LossKind = Literal["active", "passive", "active+passive", "active+active", "passive+passive", "multi-stage"]
+LOSS_KINDS: tuple[str, ...] = get_args(LossKind)
+
+
 @dataclass(frozen=True)
 class LossInfo:
     """What a loss is: active or passive (paper section 4), provably robust, and where it comes from."""
 
     name: str
-    kind: Literal["active", "passive", "active+passive", "active+active", "passive+passive", "multi-stage"]
+    kind: LossKind
     robust: bool
     summary: str
     reference: str
