@@ -161,6 +161,11 @@ def test_missing_file_bad_scale_and_bad_set_exit_2(tmp_path, capsys, monkeypatch
     assert "memory://" in capsys.readouterr().err
     assert main(["pipeline", "run", str(good), "--experiment", "", "--tracking-uri", "memory://"]) == 2
     assert "tracking.experiment='' is not allowed: a non-empty name" in capsys.readouterr().err  # was the file's
+    for outside in ("../../x", "a/b", ".."):  # the experiment names a folder under the workdir: never outside it
+        assert main(["pipeline", "run", str(good), "--experiment", outside, "--tracking-uri", "memory://"]) == 2
+        assert f"tracking.experiment='{outside}' is not allowed" in capsys.readouterr().err
+    assert not (tmp_path.parent / "x").exists()  # aplab_runs/../../x
+    assert sorted(p.name for p in tmp_path.iterdir()) == [good.name]  # nothing made
 
 
 HELP_WITHOUT_TORCH = """

@@ -44,7 +44,10 @@ def check_settings(cfg: RunConfig) -> None:
     _require(r.decode in DECODERS, "runtime.decode", r.decode, one_of(DECODERS))
     _require(r.device == "auto" or r.device.split(":")[0] in ("cpu", "cuda", "mps"),
              "runtime.device", r.device, "auto, cpu, cuda, cuda:N or mps")
-    _require(bool(cfg.tracking.experiment), "tracking.experiment", cfg.tracking.experiment, "a non-empty name")
+    experiment = cfg.tracking.experiment
+    _require(bool(experiment.strip()) and experiment not in (".", "..") and not set("/\\\0") & set(experiment),
+             "tracking.experiment", experiment, "a non-empty name without / or \\, not . or .. (it names the run "
+             "folders' folder under tracking.workdir)")
     workdir = str(cfg.tracking.workdir)
     _require(bool(workdir.strip()), "tracking.workdir", workdir, "a folder path")
     _require(not Path(workdir).exists() or Path(workdir).is_dir(), "tracking.workdir", workdir,
