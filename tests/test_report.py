@@ -109,13 +109,22 @@ def test_metric_best_through_the_cli(tracker, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(aplab.tracking, "make_tracker", lambda uri=None: tracker)
     code = main(["report", "--experiment", EXP, "--metric", "best", "--no-figures", "--no-log",
-                 "--out", str(tmp_path)])
+                 "--out", str(tmp_path), "--tracking-uri", "memory://"])
     assert code == 0
     with open(tmp_path / "table_best.csv", newline="") as handle:
         rows = {(r["method"], r["noise_kind"]): float(r["mean"]) for r in csv.DictReader(handle)}
     assert rows[("nce+rce", "symmetric")] == pytest.approx(
         statistics.mean(100 * v for v in BEST[("nce+rce", "symmetric:0.4")]), abs=1e-4)
     assert (tmp_path / "table_best.md").read_text().startswith("_Best test accuracy (%) over epochs")
+
+
+def test_a_report_of_a_store_that_does_not_exist_is_one_line_and_makes_none(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["report", "--experiment", EXP, "--no-figures", "--no-log"]) == 2
+    err = capsys.readouterr().err
+    assert f"--tracking-uri='sqlite:///{tmp_path / 'mlflow.db'}' is not allowed: an existing store" in err
+    assert list(tmp_path.iterdir()) == []  # MLflow would have created mlflow.db and its lock
 
 
 def test_top_two_per_column_are_bold_and_underlined(tracker):

@@ -63,13 +63,13 @@ def _report(args: argparse.Namespace, uri: str, result) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """How many cells the tracking store has finished, running, failed and not started."""
-    from ..tracking import default_uri, make_tracker
+    from ..tracking import MemoryTracker, default_uri, make_tracker, store_exists
     from ..pipeline.progress import cell_states, count_states
     from ..status import CellState
 
     uri = default_uri(args.tracking_uri)
     spec, cells = pipeline_cells(args, uri)
-    tracker = make_tracker(uri)
+    tracker = make_tracker(uri) if store_exists(uri) else MemoryTracker()  # no store yet: nothing tracked, none made
     tracker.check()
     states = cell_states(tracker, cells)
     counts = count_states(states)

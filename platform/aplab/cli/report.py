@@ -22,7 +22,7 @@ SMOKE_NOTE = ("note: --scale smoke shrinks the pipeline (digits, one seed, a few
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ..report import FIGURE_KINDS, build_report
-    from ..tracking import make_tracker
+    from ..tracking import default_uri, make_tracker, store_exists
 
     if not args.file and not args.experiment:
         raise ConfigError("aplab report", "no FILE and no --experiment", "a pipeline FILE or --experiment NAME")
@@ -32,7 +32,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         spec, cells = pipeline_cells(args)
         experiment = cells[0].config.tracking.experiment
         hashes, name, paper_table, order = {c.digest for c in cells}, spec.name, spec.paper_table, spec.loss_order
-    tracker = make_tracker(args.tracking_uri)
+    uri = default_uri(args.tracking_uri)
+    if not store_exists(uri):  # reading must not leave an empty store behind
+        raise ConfigError("--tracking-uri", uri, "an existing store: that SQLite file does not exist (report reads "
+                                                 "the store training wrote to: its --tracking-uri or MLFLOW_TRACKING_URI)")
+    tracker = make_tracker(uri)
     tracker.check()  # an unreachable store is one line and exit 2, not a traceback
     out = Path(args.out or Path("aplab_out") / "report" / experiment)
     kinds = () if args.no_figures else FIGURE_KINDS

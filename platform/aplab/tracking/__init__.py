@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from .base import MEMORY_URI, DatasetRecord, MemoryTracker, RunRecord, Tracker
 
 __all__ = ["MEMORY_URI", "DatasetRecord", "MemoryTracker", "RunRecord", "Tracker", "default_uri", "is_in_process",
-           "make_tracker", "require_shared_store", "same_store", "store_key", "use_short_http_retries"]
+           "make_tracker", "require_shared_store", "same_store", "store_exists", "store_key", "use_short_http_retries"]
 
 #: MLflow's HTTP client settings for aplab's processes: an outage costs seconds per call, not minutes
 #: (MLflow's defaults are 7 retries and a 120 s timeout).
@@ -35,6 +35,14 @@ def make_tracker(uri: str | None = None) -> Tracker:
     from .mlflow_tracker import MlflowTracker
 
     return MlflowTracker(resolved)
+
+
+def store_exists(uri: str) -> bool:
+    """Whether a store is there to read without making one: a SQLite URI's file exists (MLflow creates a
+    missing one on first use, so a read-only command asks first); other stores are asked by ``check``."""
+    if not uri.startswith("sqlite:///"):
+        return True
+    return Path(uri.removeprefix("sqlite:///")).expanduser().is_file()
 
 
 def store_key(uri: str | None) -> str | None:
