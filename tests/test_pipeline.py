@@ -168,6 +168,26 @@ def test_missing_file_bad_scale_and_bad_set_exit_2(tmp_path, capsys, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == [good.name]  # nothing made
 
 
+def test_status_of_a_store_that_does_not_exist_yet_is_every_cell_pending_and_makes_none(tmp_path, capsys,
+                                                                                        monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    good = write(tmp_path, "matrix:\n" + GOOD_MATRIX.replace("seed: [0]", "seed: [0, 1]"))
+    assert main(["pipeline", "status", str(good)]) == 0
+    assert "2 cells: 0 finished, 0 running, 0 failed, 2 pending" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == [good]  # no mlflow.db, no lock
+
+
+def test_repeated_matrix_cells_are_trained_once_and_said_once(tmp_path, caplog):
+    good = write(tmp_path, "matrix:\n" + GOOD_MATRIX.replace("seed: [0]", "seed: [0, 1, 0, 1]"))
+    with caplog.at_level("INFO", logger="aplab"):
+        cells = expand(load_pipeline(good))
+    assert [c.config.runtime.seed for c in cells] == [0, 1]
+    said = [r.getMessage() for r in caplog.records if "repeat" in r.getMessage()]
+    assert len(said) == 1 and "2 matrix cells repeat another's config" in said[0]
+    assert "digits ce symmetric:0.4 seed 0" in said[0]
+
+
 HELP_WITHOUT_TORCH = """
 import sys
 from aplab.cli import main

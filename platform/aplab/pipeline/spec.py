@@ -7,6 +7,7 @@ runs, so a bad name anywhere fails at once with one ``ConfigError`` line that na
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -17,6 +18,8 @@ from ..errors import ConfigError
 from ..keys import AXIS_FIELDS, run_label
 from ..registry import Registry, did_you_mean
 from ..report.paper import TABLE_ORDER
+
+log = logging.getLogger(__name__)
 
 TOP_LEVEL_KEYS = ("name", "description", "experiment", "paper_table", "matrix", "overrides")
 MATRIX_AXES = ("dataset", "noise", "loss", "seed")
@@ -206,6 +209,7 @@ def expand(spec: PipelineSpec, experiment: str | None = None, tracking_uri: str 
     """
     cells: list[Cell] = []
     seen: set[str] = set()
+    repeats: list[str] = []
     for dataset in spec.datasets:
         for noise in spec.noise:
             for loss in spec.losses:
@@ -224,5 +228,11 @@ def expand(spec: PipelineSpec, experiment: str | None = None, tracking_uri: str 
                     if digest not in seen:
                         seen.add(digest)
                         cells.append(Cell(len(cells), cfg, digest))
+                    else:
+                        repeats.append(run_label(cfg, readable=True))
+    if repeats:
+        log.info("%s: %d matrix cell%s repeat%s another's config (the same config hash) and %s trained once: %s",
+                 spec.source, len(repeats), *(("s", "", "are") if len(repeats) > 1 else ("", "s", "is")),
+                 ", ".join(repeats[:3]) + (", ..." if len(repeats) > 3 else ""))
     return cells
 
