@@ -38,6 +38,17 @@ def test_train_help_lists_every_registered_dataset_model_and_loss() -> None:
         assert f" {name}," in text or f" {name} " in text, name
 
 
+@pytest.mark.parametrize("argv,processes", [
+    (["--nproc-per-node", "2"], 2),
+    (["--nproc-per-node", "2", "--set", "runtime.nproc_per_node=1"], 1),  # --set comes last and wins, as documented
+    (["--set", "runtime.nproc_per_node=3"], 3),
+])
+def test_flags_then_set_overrides_in_that_order(argv, processes) -> None:
+    from aplab.cli.flags import config_from_args
+
+    assert config_from_args(build_parser().parse_args(["train", *argv])).runtime.nproc_per_node == processes
+
+
 def test_parsing_flags_imports_no_torch() -> None:
     code = ("import sys; from aplab.cli.command import build_parser; "
             "build_parser().parse_args(['train', '--loss', 'nce+rce', '--dataset', 'mnist']); "

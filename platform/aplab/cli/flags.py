@@ -41,6 +41,9 @@ TRAIN_FLAGS: dict[str, tuple[str, type | None, str]] = {
     "threads": ("runtime.threads", int, "CPU threads per run (default: the free cores this process may use)"),
 }
 
+#: Flags of one command only (``aplab train``), applied like the others: before --set, which wins.
+COMMAND_FLAGS: dict[str, str] = {"nproc-per-node": "runtime.nproc_per_node"}
+
 
 def _datasets() -> str:
     from ..data import available_datasets
@@ -122,7 +125,7 @@ def add_config_arguments(parser: OneLineParser, list_registries: bool = False) -
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """--config file, then the flags, then --set overrides, in that order of precedence (last wins)."""
     cfg = from_dict(load_yaml(args.config)) if args.config else RunConfig()
-    for flag, (path, _, _) in TRAIN_FLAGS.items():
+    for flag, path in [*((flag, path) for flag, (path, _, _) in TRAIN_FLAGS.items()), *COMMAND_FLAGS.items()]:
         value = getattr(args, flag.replace("-", "_"), None)
         if value is not None:
             apply(cfg, path, value)

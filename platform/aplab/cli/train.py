@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import apply
 from ..errors import ConfigError
 from ..keys import M
 from .flags import Subcommands, add_config_arguments, config_from_args
@@ -14,9 +13,7 @@ SUMMARY_SHOWN = (M.TEST_ACC_LAST, M.TEST_ACC_BEST_VAL, M.BEST_VAL_EPOCH)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)  # a bad flag or file fails here, before torch is imported
-    if args.nproc_per_node is not None:
-        apply(cfg, "runtime.nproc_per_node", args.nproc_per_node)
+    cfg = config_from_args(args)  # a bad flag or file fails here, before torch is imported (--nproc-per-node too)
     if cfg.runtime.nproc_per_node < 1:  # before torch is imported (train's own check would come after)
         raise ConfigError("runtime.nproc_per_node", cfg.runtime.nproc_per_node, "an integer >= 1")
     from ..status import RunStatus
