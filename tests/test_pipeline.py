@@ -168,6 +168,39 @@ def test_missing_file_bad_scale_and_bad_set_exit_2(tmp_path, capsys, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == [good.name]  # nothing made
 
 
+def test_a_cell_another_process_trains_is_waited_for_then_found_finished_not_failed(tmp_path, monkeypatch, caplog):
+    """Two copies of one pipeline at once: the second trains what nobody trains, waits for the claim of the
+    cell the first holds, then finds it finished; nothing trains twice, nothing is called FAILED."""
+    import os
+
+    from aplab.pipeline import busy
+    from aplab.train import train
+    from aplab.train.claim import RunClaim
+
+    tracker = MemoryTracker()
+    spec = parse_pipeline({"name": "twice", "experiment": "twice", "matrix": {
+        "dataset": ["digits"], "noise": ["none"], "loss": ["ce", "gce"], "seed": [0]},
+        "overrides": {"optim.epochs": 1, "tracking.system_metrics": False, "tracking.log_model": False}})
+    cells = expand(spec, workdir=str(tmp_path / "runs"))
+    held = RunClaim(cells[0].run_dir)  # the other copy is training ce
+    held.acquire()
+    waits = []
+
+    def the_other_copy_finishes(seconds):
+        waits.append(seconds)
+        held.release()
+        train(cells[0].config, tracker, progress=False)
+
+    monkeypatch.setattr(busy, "pause", the_other_copy_finishes)
+    with caplog.at_level("INFO", logger="aplab"):
+        result = run_pipeline(cells, "twice", tracker=tracker, progress=False)
+    assert [o.status for o in result.outcomes] == ["SKIPPED", "FINISHED"] and not result.failed
+    assert len(waits) == 1 and len(tracker.runs) == 2  # ce trained once, by the other copy
+    said = [r.getMessage() for r in caplog.records if "waiting for" in r.getMessage()]
+    assert len(said) == 1 and "digits ce none seed 0" in said[0] and f"pid {os.getpid()}" in said[0]
+    assert "2 runs: 1 trained now, 1 already finished, 0 failed" in result.summary_line()
+
+
 def test_status_of_a_store_that_does_not_exist_yet_is_every_cell_pending_and_makes_none(tmp_path, capsys,
                                                                                         monkeypatch):
     monkeypatch.chdir(tmp_path)

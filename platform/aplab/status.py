@@ -53,19 +53,21 @@ class CellState(StrEnum):
 
 class Outcome(StrEnum):
     """How one ``aplab pipeline run`` left a cell: trained now (FINISHED), found FINISHED in the store (DONE),
-    found finished in its run folder by train() (SKIPPED), or not finished: FAILED, or KILLED (interrupted;
-    a re-run resumes it). FINISHED, SKIPPED, FAILED and KILLED are RunStatus's names."""
+    found finished in its run folder by train() (SKIPPED), or not finished: FAILED, KILLED (interrupted;
+    a re-run resumes it), or BUSY (another live process trains it: the pipeline waits for its claim, then
+    takes the cell up again). FINISHED, SKIPPED, FAILED and KILLED are RunStatus's names."""
 
     FINISHED = "FINISHED"
     DONE = "DONE"
     SKIPPED = "SKIPPED"
     FAILED = "FAILED"
     KILLED = "KILLED"
+    BUSY = "BUSY"
 
     @property
     def done(self) -> bool:
-        """Whether the cell has its results after this invocation (FAILED and KILLED are tried again)."""
-        return self not in (Outcome.FAILED, Outcome.KILLED)
+        """Whether the cell has its results after this invocation (FAILED, KILLED and BUSY are not done)."""
+        return self not in (Outcome.FAILED, Outcome.KILLED, Outcome.BUSY)
 
 
 class TrialStatus(StrEnum):

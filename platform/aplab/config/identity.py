@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
@@ -22,3 +23,8 @@ def config_hash(cfg: RunConfig) -> str:
     """A 16-hex-digit digest of the run's identity: same config and code version, same hash."""
     text = json.dumps(identity(cfg), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_folder(cfg: RunConfig, digest: str | None = None) -> Path:
+    """Where a run keeps its checkpoint, state and claim: ``<tracking.workdir>/<experiment>/<config hash>``."""
+    return Path(cfg.tracking.workdir) / cfg.tracking.experiment / (digest or config_hash(cfg))

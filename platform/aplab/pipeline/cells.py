@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import RunClaimed
 from ..keys import T
 from ..status import Outcome, RunStatus
 from ..tracking import Tracker
@@ -103,7 +104,9 @@ def result_data(result, seconds: float) -> dict[str, Any]:
 
 
 def failure_data(err: BaseException, seconds: float) -> dict[str, Any]:
-    return {"status": Outcome.FAILED, "run_id": None, "summary": {}, "error": f"{type(err).__name__}: {err}",
+    """A cell that did not train: BUSY where another live process holds its claim, else FAILED."""
+    status = Outcome.BUSY if isinstance(err, RunClaimed) else Outcome.FAILED
+    return {"status": status, "run_id": None, "summary": {}, "error": f"{type(err).__name__}: {err}",
             "seconds": seconds}
 
 

@@ -21,6 +21,7 @@ from ..processes import cores_share
 from ..status import Outcome
 from ..tracking import Tracker, default_uri, make_tracker
 from ..workers.gpus import check_workers
+from .busy import wait_for_free
 from .cells import NOT_DONE, CellOutcome, PipelineResult, experiment_description, finished_hashes, train_job
 from .pool import run_jobs
 from .spec import Cell
@@ -47,6 +48,8 @@ class _Progress:
         self._advance(index, min(epoch / self.epochs[index], 0.99))
 
     def finished(self, outcome: CellOutcome) -> None:
+        if outcome.status == Outcome.BUSY:  # trained elsewhere: waited for, then taken up again
+            return
         self._advance(outcome.cell.index, 1.0)
         self.finished_runs += 1
         if self.lines and outcome.status not in NOT_DONE:
@@ -110,23 +113,24 @@ def run_pipeline(cells: list[Cell], name: str, tracker: Tracker | None = None, t
     if len(jobs) < len(todo):
         logger.info("%d runs as %d jobs (--stack %s)", len(todo), len(jobs), stack)
     bar = _Progress(todo, name, progress and bool(todo), stream)
+    busy: dict[int, Cell] = {}  # cells another process trains: waited for, then taken up again alone
     try:
-        if not gpus and (workers == 1 or len(jobs) <= 1):
-            for job in jobs:
-                datas = train_job(job, tracker, tags, lambda c: lambda epoch, _m: bar.epoch(c.index, epoch))
-                for cell, data in zip(job, datas):
-                    outcomes[cell.index] = _outcome(cell, data)
-                    bar.finished(outcomes[cell.index])
-        else:
-            outcomes.update(_run_pool(jobs, uri, tags, workers, bar, gpus))
+        while jobs:
+            for index, outcome in _train_jobs(jobs, tracker, tags, workers, bar, gpus).items():
+                outcomes[index] = outcome
+                busy.pop(index, None)
+                if outcome.status == Outcome.BUSY:
+                    busy[index] = outcome.cell
+            jobs = [[cell] for cell in wait_for_free(list(busy.values()))] if busy else []
     finally:
         bar.close()
     ordered = [outcomes[c.index] for c in cells]
     return PipelineResult(name, experiment, uri, ordered, time.perf_counter() - start)
 
 
-def _run_pool(jobs: list[list[Cell]], uri: str, tags: dict[str, str], workers: int, bar: _Progress,
-              gpus: tuple[str, ...] = ()) -> dict[int, CellOutcome]:
+def _train_jobs(jobs: list[list[Cell]], tracker: Tracker, tags: dict[str, str], workers: int, bar: _Progress,
+                gpus: tuple[str, ...]) -> dict[int, CellOutcome]:
+    """Train the jobs here, one after the other, or in a pool of worker processes; each cell's outcome."""
     outcomes: dict[int, CellOutcome] = {}
 
     def done(job: list[Cell], datas: list[dict[str, Any]]) -> None:
@@ -134,5 +138,9 @@ def _run_pool(jobs: list[list[Cell]], uri: str, tags: dict[str, str], workers: i
             outcomes[cell.index] = _outcome(cell, data)
             bar.finished(outcomes[cell.index])
 
-    run_jobs(jobs, uri, tags, workers, cores_share(workers), gpus, bar.epoch, done)
+    if not gpus and (workers == 1 or len(jobs) <= 1):
+        for job in jobs:
+            done(job, train_job(job, tracker, tags, lambda c: lambda epoch, _m: bar.epoch(c.index, epoch)))
+    else:
+        run_jobs(jobs, tracker.uri, tags, workers, cores_share(workers), gpus, bar.epoch, done)
     return outcomes

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import LossConfig, RunConfig, config_hash, field_names, from_flat, load_yaml, parse_override, to_flat
+from ..config import (LossConfig, RunConfig, config_hash, field_names, from_flat, load_yaml, parse_override, run_folder,
+                      to_flat)
 from ..config.resolve import resolve
 from ..errors import ConfigError
 from ..keys import AXIS_FIELDS, run_label
@@ -74,6 +75,11 @@ class Cell:
     def label(self) -> str:
         """How messages name the cell: ``digits ce none seed 0``."""
         return run_label(self.config, readable=True)
+
+    @property
+    def run_dir(self) -> Path:
+        """The cell's run folder (checkpoint, state, claim)."""
+        return run_folder(self.config, self.digest)
 
 
 # ----------------------------------------------------------------------------- parsing

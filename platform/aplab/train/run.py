@@ -25,7 +25,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..config import RunConfig, config_hash
+from ..config import RunConfig, config_hash, run_folder
 from ..distributed import SINGLE, Rank
 from ..errors import TrackingUnavailable
 from ..keys import M, T
@@ -82,7 +82,7 @@ class TrainingRun:
                  rank: Rank = SINGLE):
         digest = config_hash(cfg)
         self.ctx = RunContext(cfg, digest, tracker, tracker.uri if tracker is not None else default_uri(cfg.tracking.uri),
-                              run_dir or Path(cfg.tracking.workdir) / cfg.tracking.experiment / digest, rank)
+                              run_dir or run_folder(cfg, digest), rank)
         self.parent_run_id = parent_run_id
         self.extra_tags = extra_tags or {}
         self.progress = progress
