@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
+# A run's threads ("auto") count the cores free at its start, so on a busy machine two runs a test compares bit
+# for bit could compute with different thread counts (CI saw 1 beside 2). Pinned for the tests and their child
+# processes: every run takes all of its cores, or its worker's share; runtime.threads still wins.
+os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # tests.stack helpers
