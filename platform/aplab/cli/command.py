@@ -50,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `aplab ... | head` closed the pipe: no traceback (the recipe of Python's signal docs)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as err:  # a place the command had to write or read (no space, read-only, ...): one line
+        if err.filename is None:
+            raise
+        print(f"aplab: error: {err.filename}: {err.strerror or err} (a file or folder this command reads or "
+              "writes; choose another place or free it, then run the same command again)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..executors import PipelineLaunch, executor
     from ..pipeline.shard import parse_shard
     from ..tracking import default_uri
+    from ..writable import require_writable
 
     started = time.perf_counter()
     shard = parse_shard(args.shard) if args.shard else None
@@ -40,6 +41,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner = executor(args.executor)
     runner.check(request)
     spec, cells = pipeline_cells(args, uri)
+    for workdir in sorted({str(c.config.tracking.workdir) for c in cells}):
+        require_writable(workdir, "tracking.workdir")  # not a FAILED cell each, "re-run to retry", that never could
     status = f"aplab pipeline status {args.file}{_scale_flag(args)} --tracking-uri {uri}"
     result = runner.run_pipeline(PipelineLaunch(spec, cells, shard, uri, status, started), request)
     return 0 if result is None else _report(args, uri, result)

@@ -20,6 +20,7 @@ from ..keys import T, run_label
 from ..status import RunStatus, TrialStatus
 from ..tracking import Tracker, default_uri, make_tracker
 from ..workers.gpus import check_workers
+from ..writable import require_writable
 from .objective import OBJECTIVE_METRIC, OBJECTIVES, TrialContext, child_run_id, end_child
 from .optuna_adapter import name_objective
 from .parent import ensure_parent_run
@@ -104,6 +105,7 @@ def check_options(options: StudyOptions) -> tuple[SearchSpace, RunConfig, int | 
     if not space.is_grid and n_trials is None:
         raise ConfigError("--n-trials", n_trials, f"an integer >= 1 (the space {space.source} sets no n_trials)")
     check_workers(options.workers, options.gpus, str(resolved.tracking.uri or ""))
+    require_writable(resolved.tracking.workdir, "tracking.workdir")
     return space, resolved, n_trials
 
 

@@ -12,6 +12,7 @@ from ..processes import die_with_parent
 from ..tracking import Tracker, default_uri, make_tracker
 from .launch import launch
 from .result import RunResult
+from ..writable import require_writable
 from .run import TrainingRun
 
 ELASTIC_AGENT = "TORCHELASTIC_RUN_ID"  # set by torchrun's agent in every process it starts
@@ -30,6 +31,7 @@ def train(cfg: RunConfig, tracker: Tracker | None = None, **kwargs) -> RunResult
     one process), ``extra_tags``, ``run_dir``, ``parent_run_id`` and ``progress`` reach rank 0.
     """
     resolved = resolve(cfg)
+    require_writable(resolved.tracking.workdir, "tracking.workdir")  # before a tracker, a rank or a run folder
     rank = rank_from_environment()
     if rank is None and resolved.runtime.nproc_per_node > 1:
         uri = None if resolved.tracking.offline else (tracker.uri if tracker is not None else default_uri(
