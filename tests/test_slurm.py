@@ -475,6 +475,76 @@ def test_cells_queued_in_slurm_are_not_sent_again(slurm_cluster, tmp_path):
         slurm_cluster.run("scancel", job)
 
 
+def aplab_in_background(cwd: Path, *argv: str) -> subprocess.Popen:
+    """``aplab ARGV`` started in ``cwd`` and left running (a command that follows its Slurm job with --wait)."""
+    return subprocess.Popen(aplab_command(*argv), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=aplab_env(MLFLOW_TRACKING_URI=f"sqlite:///{cwd / 'mlflow.db'}"))
+
+
+def job_of_submission(folder: Path) -> str:
+    """The job id of the one Slurm submission a pipeline folder has recorded, once it has ("" before)."""
+    record = folder / "slurm" / "submissions.jsonl"
+    return json.loads(record.read_text())["tasks"][0].split("_")[0] if record.exists() else ""
+
+
+@pytest.mark.slow
+def test_cells_whose_tasks_are_cancelled_while_queued_are_not_started_not_failed(slurm_cluster, tmp_path):
+    later = ["--slurm-opt", "begin=now+1hour"]  # the tasks wait in the queue until they are cancelled
+    waiting = aplab_in_background(tmp_path, "pipeline", "run", str(QUICKSTART), "--scale", "smoke", *CPU_TASKS,
+                                  *later, "--wait")
+    try:
+        folder = tmp_path / "aplab_runs" / "aplab-quickstart-smoke"
+        job = wait_until("the array is submitted", lambda: job_of_submission(folder))
+        wait_until("Slurm queues its 4 tasks", lambda: len(active_tasks([job])) == 4)
+        slurm_cluster.run("scancel", job)
+        out, err = waiting.communicate(timeout=EVENT_DEADLINE_S)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 1, out + err
+    assert "4 runs: 0 trained now, 0 already finished, 0 failed, 4 not started" in out
+    lines = [line for line in out.splitlines() if line.startswith("  NOT_STARTED ")]
+    assert len(lines) == 4 and all("its task was cancelled while queued" in line for line in lines)
+
+
+ONE_POINT = "name: one_point\ngrid:\n  optim.lr: [0.01]\n"
+
+
+@pytest.mark.slow
+def test_a_study_whose_task_is_cancelled_mid_trial_exits_1_and_queues_the_point_again(slurm_cluster, tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    from aplab.study.storage import open_storage
+
+    space = tmp_path / "one_point.yaml"
+    space.write_text(ONE_POINT)
+    hold = hold_the_gated_loss(tmp_path)
+    journal = tmp_path / "optuna.journal"
+    command = ["study", "--space", str(space), "--study-name", "s", "--storage", str(journal), "--dataset", "digits",
+               "--loss", "gated_loss:Ce", "--noise", "symmetric:0.4", "--epochs", str(EPOCHS), "--set",
+               "optim.batch_size=8", "--set", "tracking.log_model=false", *CPU_TASKS, "--wait"]
+
+    def trials():
+        return optuna.load_study(study_name="s", storage=open_storage(str(journal))).get_trials() if journal.exists() else []
+
+    waiting = aplab_in_background(tmp_path, *command)
+    try:
+        wait_until("the trial runs", lambda: [t for t in trials() if t.state == TrialState.RUNNING])
+        out = slurm_cluster.run("squeue", "--noheader", "--format=%i")  # the study's one task
+        slurm_cluster.run("scancel", *out.split())
+        out, err = waiting.communicate(timeout=EVENT_DEADLINE_S)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 1, out + err  # was 0, with the trial left RUNNING
+    assert "not finished: re-run the same command to resume" in out
+    states = [t.state for t in trials()]
+    assert states == [TrialState.FAIL, TrialState.WAITING]  # the point is queued again
+    hold.unlink()
+    resumed = aplab(tmp_path, *command)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert [t.state for t in trials()] == [TrialState.FAIL, TrialState.COMPLETE]
+
+
 DISTRIBUTED_CELL = """
 name: ddp
 experiment: ddp

@@ -54,8 +54,9 @@ class CellState(StrEnum):
 class Outcome(StrEnum):
     """How one ``aplab pipeline run`` left a cell: trained now (FINISHED), found FINISHED in the store (DONE),
     found finished in its run folder by train() (SKIPPED), or not finished: FAILED, KILLED (interrupted;
-    a re-run resumes it), or BUSY (another live process trains it: the pipeline waits for its claim, then
-    takes the cell up again). FINISHED, SKIPPED, FAILED and KILLED are RunStatus's names."""
+    a re-run resumes it), BUSY (another live process trains it: the pipeline waits for its claim, then
+    takes the cell up again) or NOT_STARTED (its Slurm task ended before any run of it existed: cancelled
+    while queued, or lost at its start). FINISHED, SKIPPED, FAILED and KILLED are RunStatus's names."""
 
     FINISHED = "FINISHED"
     DONE = "DONE"
@@ -63,11 +64,12 @@ class Outcome(StrEnum):
     FAILED = "FAILED"
     KILLED = "KILLED"
     BUSY = "BUSY"
+    NOT_STARTED = "NOT_STARTED"
 
     @property
     def done(self) -> bool:
-        """Whether the cell has its results after this invocation (FAILED, KILLED and BUSY are not done)."""
-        return self not in (Outcome.FAILED, Outcome.KILLED, Outcome.BUSY)
+        """Whether the cell has its results after this invocation (FAILED, KILLED, BUSY, NOT_STARTED: not)."""
+        return self not in (Outcome.FAILED, Outcome.KILLED, Outcome.BUSY, Outcome.NOT_STARTED)
 
 
 class TrialStatus(StrEnum):

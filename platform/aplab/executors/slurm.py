@@ -45,6 +45,7 @@ class SlurmExecutor:
     def run_study(self, options, checked, request: WorkerRequest):
         """Submit the study's workers (``options.workers`` Slurm tasks sharing its storage); with --wait, follow
         them and summarise (the report), else print the job id and return None."""
+        from ..study.queue import stale_trials
         from ..study.runner import finish_study
         from .slurm_study import submit_study
 
@@ -60,7 +61,10 @@ class SlurmExecutor:
             print(f"parent run: {job.context.parent_run_id}  storage: {job.storage_url}")
             return None
         follow(task_ids, f"study {job.context.study_name}", options.progress, sys.stderr)
-        return finish_study(job, study, tracker, options, [])
+        # Slurm holds none of the tasks now: a trial still RUNNING lost its worker (a cancelled or killed task);
+        # finish_study queues its point again and the command says so and exits 1, never 0
+        dead = [reason for _, reason in stale_trials(study, job.stale_after_s)]
+        return finish_study(job, study, tracker, options, dead)
 
 
 EXECUTORS.register("slurm", SlurmExecutor())

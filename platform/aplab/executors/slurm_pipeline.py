@@ -116,10 +116,11 @@ def wait_for_pipeline(submission: Submission, cells: list[Cell], name: str, trac
             continue
         where = (f"see {task_log(submission.log_folder, tasks[cell.digest])}" if cell.digest in tasks
                  else "not trained by Slurm")
-        what = {CellState.RUNNING: "its run is still RUNNING in the store (the task was killed?)",
-                CellState.FAILED: "its run ended unfinished",
-                CellState.PENDING: "no run of it reached the store"}[state.state]
-        ending = Outcome.KILLED if state.state == CellState.RUNNING else Outcome.FAILED
+        ending, what = {
+            CellState.RUNNING: (Outcome.KILLED, "its run is still RUNNING in the store (the task was killed?)"),
+            CellState.FAILED: (Outcome.FAILED, "its run ended unfinished"),
+            CellState.PENDING: (Outcome.NOT_STARTED, "no run of it reached the store (its task was cancelled while "
+                                                     "queued, or ended before training began)")}[state.state]
         outcomes.append(CellOutcome(cell, ending, state.run_id, error=f"{what}; {where}"))
     experiment = cells[0].config.tracking.experiment
     return PipelineResult(name, experiment, tracker.uri, outcomes, seconds_before + time.perf_counter() - start)

@@ -55,6 +55,7 @@ class PipelineResult:
         late = (f"; {unsynced} not yet in the tracking store (re-run when it is reachable, or `aplab sync`)"
                 if unsynced else "")
         killed = f", {c['KILLED']} killed" if c["KILLED"] else ""
+        killed += f", {c['NOT_STARTED']} not started" if c["NOT_STARTED"] else ""
         return (f"pipeline {self.name}: {len(self.outcomes)} runs: {c['FINISHED']} trained now, "
                 f"{c['DONE'] + c['SKIPPED']} already finished, {c['FAILED']} failed{killed} "
                 f"({self.seconds:.0f} s){late}")

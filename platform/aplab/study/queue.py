@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Any
 
+from ..placement import SchedulerUnavailable, current_scheduler, current_task, task_id
 from ..processes import process_start, same_process
 from ..status import TrialStatus
 from .optuna_adapter import enqueued_params, is_finished, use_sampler
@@ -26,7 +27,7 @@ HEARTBEAT_S = 60.0
 STALE_AFTER_S = 600.0  # a RUNNING trial of another host without a heartbeat for this long is stale
 
 # Trial user attributes aplab writes (what tells a dead worker's trial, and what replaces it).
-ATTR_OWNER = "aplab.owner"  # {"host", "pid", "pid_start"}: pid_start tells a reused pid from the worker
+ATTR_OWNER = "aplab.owner"  # {"host", "pid", "pid_start", "slurm_task"}: pid_start tells a reused pid from the worker
 ATTR_HEARTBEAT = "aplab.heartbeat"  # unix time, refreshed while the trial runs
 ATTR_POINT = "aplab.point"  # the grid point an enqueued trial is to run
 ATTR_RETRY_OF = "aplab.retry_of"  # on a queued trial: the number of the FAIL it runs again
@@ -109,8 +110,10 @@ def claim_trial(study, space: SearchSpace, n_trials: int | None):
 
 def mark_owner(trial) -> None:
     """Record which process runs the trial, so a later command can tell when it died."""
+    task = current_task()
     trial.set_user_attr(ATTR_OWNER, {"host": socket.gethostname(), "pid": os.getpid(),
-                                     "pid_start": process_start(os.getpid())})
+                                     "pid_start": process_start(os.getpid()),
+                                     **({"slurm_job": task[0], "slurm_task": task_id(*task)} if task else {})})
     trial.set_user_attr(ATTR_HEARTBEAT, time.time())
 
 
@@ -118,7 +121,8 @@ def stale_reason(trial, stale_after_s: float, now: float | None = None) -> str |
     """Why a RUNNING trial's worker is dead, or None when it may be alive.
 
     On this host the recorded process is checked (gone, a zombie, or its pid reused); a trial of
-    another host is stale when its heartbeat is older than ``stale_after_s``.
+    another host is stale once the Slurm task it ran in is no longer queued or running (where Slurm can be
+    asked), or when its heartbeat is older than ``stale_after_s``.
     """
     owner = trial.user_attrs.get(ATTR_OWNER) or {}
     host, pid = owner.get("host"), owner.get("pid")
@@ -127,11 +131,29 @@ def stale_reason(trial, stale_after_s: float, now: float | None = None) -> str |
         if (process_start(int(pid)) is not None if recorded is None else same_process(int(pid), recorded, 0.01)):
             return None  # alive (and, when its start time was recorded, the very same process)
         return f"worker {host}:{pid} died while running trial {trial.number}"
+    gone = _slurm_task_gone(owner)
+    if gone is not None:
+        return f"worker {host or '?'}:{pid or '?'} is gone: {gone} (trial {trial.number})"
     beat = trial.user_attrs.get(ATTR_HEARTBEAT) or (trial.datetime_start.timestamp() if trial.datetime_start else None)
     age = (now or time.time()) - beat if beat is not None else math.inf
     if age > stale_after_s:
         return f"worker {host or '?'}:{pid or '?'} sent no heartbeat for {age:.0f} s (trial {trial.number})"
     return None
+
+
+def _slurm_task_gone(owner: dict[str, Any]) -> str | None:
+    """Why the Slurm task a trial ran in no longer runs it; None when it may (or Slurm cannot be asked)."""
+    job, task = owner.get("slurm_job"), owner.get("slurm_task")
+    scheduler, own = current_scheduler(), current_task()
+    if not job or not task or scheduler is None:
+        return None
+    if own is not None and task == task_id(*own):  # another host ran it: this task, before its requeue
+        return f"it was this Slurm task {task} before its requeue"
+    try:
+        active = scheduler.active_tasks([job])
+    except SchedulerUnavailable:
+        return None  # the heartbeat decides
+    return None if task in active else f"its Slurm task {task} is no longer queued or running"
 
 
 def fail_for_retry(study, trial, reason: str) -> bool:
