@@ -328,6 +328,9 @@ def test_sync_with_nothing_to_push_says_so_and_fails_on_an_unreachable_store(tmp
     assert main(["sync", "--tracking-uri", "http://127.0.0.1:9", "--workdir", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("aplab: error:") and "127.0.0.1:9" in err and "\n" not in err
+    store = tmp_path / "mlflow.db"
+    assert main(["sync", "--tracking-uri", f"sqlite:///{store}", "--workdir", str(tmp_path / "none")]) == 0
+    assert "nothing to push" in capsys.readouterr().out and list(tmp_path.iterdir()) == []  # no empty store made
 
 
 TRAIN = ["train", "--dataset", "digits", "--loss", "nce+rce", "--noise", "symmetric:0.4", "--epochs", "6",

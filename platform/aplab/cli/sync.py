@@ -11,13 +11,17 @@ from .flags import Subcommands
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Push run folders; exit 0 only when the store is reachable and holds everything they hold."""
-    from ..tracking import make_tracker
+    from ..tracking import default_uri, make_tracker, store_exists
     from ..train import sync
     from ..train.sync import RunOfAnotherStore
 
-    tracker = make_tracker(args.tracking_uri)
-    tracker.check()  # an unreachable or malformed URI is an error (exit 2) even with nothing to push
+    uri = default_uri(args.tracking_uri)
     folders = [Path(p) for p in args.run_dirs] or sorted(p.parent for p in Path(args.workdir).rglob("state.json"))
+    if not folders and not store_exists(uri):  # nothing to push, and no empty store made for it
+        print(f"nothing to push: no run folders under {args.workdir} (and no store at {uri} yet)")
+        return 0
+    tracker = make_tracker(uri)
+    tracker.check()  # an unreachable or malformed URI is an error (exit 2) even with nothing to push
     if not folders:
         print(f"nothing to push: no run folders under {args.workdir}; tracker {tracker.uri} is reachable")
     skipped = behind = 0
