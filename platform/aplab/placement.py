@@ -7,6 +7,7 @@ parent's. Without one a run is a plain process: no scheduler tags, and its claim
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from typing import Protocol
@@ -15,6 +16,8 @@ from .errors import AplabError
 from .keys import T
 
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
+
+log = logging.getLogger(__name__)
 
 
 class SchedulerUnavailable(AplabError):
@@ -52,6 +55,20 @@ def task_id(job: str, index: str | None) -> str:
 def current_task() -> tuple[str, str | None] | None:
     """(job, index) of the task this process runs in, under the scheduler in use; None outside one."""
     return _scheduler.current_task() if _scheduler is not None else None
+
+
+def task_gone(job: str, task: str) -> str | None:
+    """Why the scheduler no longer runs ``task`` of ``job`` (it is neither queued nor running); None while it
+    is, or where no scheduler can be asked (the caller's heartbeat then decides)."""
+    scheduler = current_scheduler()
+    if scheduler is None:
+        return None
+    try:
+        active = scheduler.active_tasks([job])
+    except SchedulerUnavailable as err:
+        log.info("%s; going by the heartbeat", err)
+        return None
+    return None if task in active else f"its Slurm task {task} is no longer queued or running"
 
 
 def scheduler_tags() -> dict[str, str]:

@@ -54,10 +54,10 @@ class PipelineResult:
         unsynced = sum(not o.synced for o in self.outcomes if o.status not in NOT_DONE)
         late = (f"; {unsynced} not yet in the tracking store (re-run when it is reachable, or `aplab sync`)"
                 if unsynced else "")
-        killed = f", {c['KILLED']} killed" if c["KILLED"] else ""
-        killed += f", {c['NOT_STARTED']} not started" if c["NOT_STARTED"] else ""
+        unfinished = "".join(f", {c[status]} {words}" for status, words in (("KILLED", "killed"),
+                             ("NOT_STARTED", "not started")) if c[status])
         return (f"pipeline {self.name}: {len(self.outcomes)} runs: {c['FINISHED']} trained now, "
-                f"{c['DONE'] + c['SKIPPED']} already finished, {c['FAILED']} failed{killed} "
+                f"{c['DONE'] + c['SKIPPED']} already finished, {c['FAILED']} failed{unfinished} "
                 f"({self.seconds:.0f} s){late}")
 
 

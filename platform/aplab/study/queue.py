@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from ..placement import SchedulerUnavailable, current_scheduler, current_task, task_id
+from ..placement import current_task, task_gone, task_id
 from ..processes import process_start, same_process
 from ..status import TrialStatus
 from .optuna_adapter import enqueued_params, is_finished, use_sampler
@@ -143,17 +143,12 @@ def stale_reason(trial, stale_after_s: float, now: float | None = None) -> str |
 
 def _slurm_task_gone(owner: dict[str, Any]) -> str | None:
     """Why the Slurm task a trial ran in no longer runs it; None when it may (or Slurm cannot be asked)."""
-    job, task = owner.get("slurm_job"), owner.get("slurm_task")
-    scheduler, own = current_scheduler(), current_task()
-    if not job or not task or scheduler is None:
+    job, task, own = owner.get("slurm_job"), owner.get("slurm_task"), current_task()
+    if not job or not task:
         return None
     if own is not None and task == task_id(*own):  # another host ran it: this task, before its requeue
         return f"it was this Slurm task {task} before its requeue"
-    try:
-        active = scheduler.active_tasks([job])
-    except SchedulerUnavailable:
-        return None  # the heartbeat decides
-    return None if task in active else f"its Slurm task {task} is no longer queued or running"
+    return task_gone(job, task)
 
 
 def fail_for_retry(study, trial, reason: str) -> bool:

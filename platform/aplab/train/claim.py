@@ -28,7 +28,7 @@ from pathlib import Path
 from ..atomic import atomic_write_bytes
 from ..errors import RunClaimed
 from ..processes import process_start, same_process
-from ..placement import SchedulerUnavailable, current_scheduler, current_task, task_id
+from ..placement import current_task, task_gone, task_id
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +132,7 @@ class RunClaim:
             return None
         if task == own_task:
             return f"it was this Slurm task {task} before its requeue"
-        scheduler = current_scheduler()
-        if scheduler is None:
-            return None
-        try:
-            active = scheduler.active_tasks([owner.slurm_job])
-        except SchedulerUnavailable as err:
-            log.info("%s; the claim of %s goes by its heartbeat", err, self.run_dir)
-            return None
-        return None if task in active else f"its Slurm task {task} is no longer queued or running"
+        return task_gone(owner.slurm_job, task)
 
     def refresh(self) -> None:
         """The owner's heartbeat (every epoch); raises RunClaimed if another host took the claim over."""
