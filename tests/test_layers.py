@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # foundations: no aplab dependency beyond each other
     ("aplab", "aplab.errors", "aplab.registry", "aplab.atomic", "aplab.locks", "aplab.processes",
      "aplab.cache", "aplab.keys", "aplab.log", "aplab.placement", "aplab.version", "aplab.distributed",
-     "aplab.status", "aplab.plotting", "aplab.config"),
+     "aplab.status", "aplab.plotting", "aplab.config", "aplab.writable"),
     # the domain: pure losses, noise, datasets, models, LR schedules
     ("aplab.losses", "aplab.noise", "aplab.data", "aplab.models", "aplab.schedules"),
     # a config checked against the domain; the tracking store
