@@ -58,8 +58,12 @@ def current_task() -> tuple[str, str | None] | None:
 
 
 def task_gone(job: str, task: str) -> str | None:
-    """Why the scheduler no longer runs ``task`` of ``job`` (it is neither queued nor running); None while it
-    is, or where no scheduler can be asked (the caller's heartbeat then decides)."""
+    """Why ``task`` of ``job`` no longer runs what it recorded: it is this process's own task, requeued (a
+    scheduler runs one instance of a task at a time), or it is neither queued nor running; None while it may,
+    or where no scheduler can be asked (the caller's heartbeat then decides)."""
+    own = current_task()
+    if own is not None and task == task_id(*own):
+        return f"it was this Slurm task {task} before its requeue"
     scheduler = current_scheduler()
     if scheduler is None:
         return None

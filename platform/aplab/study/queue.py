@@ -27,7 +27,7 @@ HEARTBEAT_S = 60.0
 STALE_AFTER_S = 600.0  # a RUNNING trial of another host without a heartbeat for this long is stale
 
 # Trial user attributes aplab writes (what tells a dead worker's trial, and what replaces it).
-ATTR_OWNER = "aplab.owner"  # {"host", "pid", "pid_start", "slurm_task"}: pid_start tells a reused pid from the worker
+ATTR_OWNER = "aplab.owner"  # {"host", "pid", "pid_start"[, "slurm_job", "slurm_task"]}: pid_start tells a reused pid
 ATTR_HEARTBEAT = "aplab.heartbeat"  # unix time, refreshed while the trial runs
 ATTR_POINT = "aplab.point"  # the grid point an enqueued trial is to run
 ATTR_RETRY_OF = "aplab.retry_of"  # on a queued trial: the number of the FAIL it runs again
@@ -143,12 +143,8 @@ def stale_reason(trial, stale_after_s: float, now: float | None = None) -> str |
 
 def _slurm_task_gone(owner: dict[str, Any]) -> str | None:
     """Why the Slurm task a trial ran in no longer runs it; None when it may (or Slurm cannot be asked)."""
-    job, task, own = owner.get("slurm_job"), owner.get("slurm_task"), current_task()
-    if not job or not task:
-        return None
-    if own is not None and task == task_id(*own):  # another host ran it: this task, before its requeue
-        return f"it was this Slurm task {task} before its requeue"
-    return task_gone(job, task)
+    job, task = owner.get("slurm_job"), owner.get("slurm_task")
+    return task_gone(job, task) if job and task else None
 
 
 def fail_for_retry(study, trial, reason: str) -> bool:

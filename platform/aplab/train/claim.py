@@ -105,7 +105,7 @@ class RunClaim:
         host = socket.gethostname()
         current = read_owner(self.run_dir)
         job, index = current_task() or (None, None)
-        gone = None if current is None else self._gone(current, host, task_id(job, index) if job else None, locked)
+        gone = None if current is None else self._gone(current, host, locked)
         if current is not None and gone is None:
             os.close(fd)
             raise self._claimed(current)
@@ -116,7 +116,7 @@ class RunClaim:
         self.owner = ClaimOwner(host, os.getpid(), process_start(os.getpid()), now, now, job, index)
         self._write()
 
-    def _gone(self, owner: ClaimOwner, host: str, own_task: str | None, locked: bool) -> str | None:
+    def _gone(self, owner: ClaimOwner, host: str, locked: bool) -> str | None:
         """Why the recorded owner no longer trains, None while it does. One of this host is gone once we hold
         the lock, or (where the file system has no flock) once its process is gone. Another host's is gone
         once its heartbeat is older than ``stale_after_s``, or before when its Slurm task is ours (we are that
@@ -130,8 +130,6 @@ class RunClaim:
         task = owner.slurm_task_id
         if task is None:
             return None
-        if task == own_task:
-            return f"it was this Slurm task {task} before its requeue"
         return task_gone(owner.slurm_job, task)
 
     def refresh(self) -> None:

@@ -10,9 +10,9 @@ from ..config.resolve import resolve
 from ..distributed import SINGLE, rank_from_environment
 from ..processes import die_with_parent
 from ..tracking import Tracker, default_uri, make_tracker
+from ..writable import require_writable
 from .launch import launch
 from .result import RunResult
-from ..writable import require_writable
 from .run import TrainingRun
 
 ELASTIC_AGENT = "TORCHELASTIC_RUN_ID"  # set by torchrun's agent in every process it starts
